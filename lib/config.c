@@ -1,0 +1,615 @@
+/*
+ * config.c - load and validate the TraceVault INI file (see config.h).
+ *
+ * Keys are described by one table per section kind (key name, type, offset
+ * into the struct, bounds).  inih calls handle_kv() once per key; we count
+ * lines in our own reader so that every error can name FILE:LINE even though
+ * Debian's inih is built without INI_HANDLER_LINENO.  The first error stops
+ * the parse and is kept in the parse state.
+ */
+#include "config.h"
+#include "lib/config.h"
+
+#include <errno.h>
+#include <ctype.h>
+#include <grp.h>
+#include <ini.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+enum key_type { K_STR, K_PATH, K_USERS, K_INT, K_EVALUATORS };
+
+struct key_def {
+    const char *name;
+    enum key_type type;
+    size_t off;
+    long min, max;          /* for K_INT */
+};
+
+#define KD(sect, field) offsetof(struct tv_config, sect.field)
+#define KP(field) offsetof(struct tv_project, field)
+
+static const struct key_def keyd_keys[] = {
+    { "socket", K_PATH, KD(keyd, socket), 0, 0 },
+    { "keystore", K_PATH, KD(keyd, keystore), 0, 0 },
+    { "master_key", K_PATH, KD(keyd, master_key), 0, 0 },
+    { "audit_log", K_PATH, KD(keyd, audit_log), 0, 0 },
+    { "vault_users", K_USERS, KD(keyd, vault_users), 0, 0 },
+    { "agent_users", K_USERS, KD(keyd, agent_users), 0, 0 },
+    { "admin_users", K_USERS, KD(keyd, admin_users), 0, 0 },
+    { "client_timeout_ms", K_INT, KD(keyd, client_timeout_ms), 10, 600000 },
+    { "max_clients", K_INT, KD(keyd, max_clients), 1, 65536 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+static const struct key_def vault_keys[] = {
+    { "backing", K_PATH, KD(vault, backing), 0, 0 },
+    { "mountpoint", K_PATH, KD(vault, mountpoint), 0, 0 },
+    { "audit_log", K_PATH, KD(vault, audit_log), 0, 0 },
+    { "dek_cache_seconds", K_INT, KD(vault, dek_cache_seconds), 0, 86400 },
+    { "threads", K_INT, KD(vault, threads), 0, 1024 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+static const struct key_def agent_keys[] = {
+    { "state_dir", K_PATH, KD(agent, state_dir), 0, 0 },
+    { "upstream", K_STR, KD(agent, upstream), 0, 0 },
+    { "ca_file", K_STR, KD(agent, ca_file), 0, 0 },
+    { "pinned_pubkey", K_STR, KD(agent, pinned_pubkey), 0, 0 },
+    { "metrics_file", K_STR, KD(agent, metrics_file), 0, 0 },
+    { "price_table", K_STR, KD(agent, price_table), 0, 0 },
+    { "batch_max_records", K_INT, KD(agent, batch_max_records), 1, 100000 },
+    { "batch_max_bytes", K_INT, KD(agent, batch_max_bytes), 1024, 64 << 20 },
+    { "batch_linger_ms", K_INT, KD(agent, batch_linger_ms), 0, 600000 },
+    { "queue_max_mb", K_INT, KD(agent, queue_max_mb), 1, 1 << 20 },
+    { "max_document_bytes", K_INT, KD(agent, max_document_bytes), 1024, 1 << 30 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+static const struct key_def retention_keys[] = {
+    { "lock_file", K_PATH, KD(retention, lock_file), 0, 0 },
+    { NULL, 0, 0, 0, 0 }
+};
+
+static const struct key_def project_keys[] = {
+    { "writers", K_USERS, KP(writers), 0, 0 },
+    { "readers", K_USERS, KP(readers), 0, 0 },
+    { "retention_days", K_INT, KP(retention_days), 0, 36500 },
+    { "evaluators", K_EVALUATORS, KP(evaluators), 0, 0 },
+    { "latency_slo_ms", K_INT, KP(latency_slo_ms), 1, 86400000 },
+    { "max_output_chars", K_INT, KP(max_output_chars), 1, INT_MAX },
+    { NULL, 0, 0, 0, 0 }
+};
+
+static const struct { const char *name; unsigned bit; } evaluator_names[] = {
+    { "latency", TV_EVAL_LATENCY }, { "tokens", TV_EVAL_TOKENS },
+    { "cost", TV_EVAL_COST }, { "errors", TV_EVAL_ERRORS },
+    { "pii", TV_EVAL_PII }, { "json_output", TV_EVAL_JSON_OUTPUT },
+    { "refusal", TV_EVAL_REFUSAL }, { "length", TV_EVAL_LENGTH },
+    { "assertions", TV_EVAL_ASSERTIONS }, { "all", TV_EVAL_ALL },
+};
+
+/* Names already seen in a section, to reject duplicate keys. */
+struct seen {
+    char *section, *key;
+};
+
+struct parse_state {
+    struct tv_config *cfg;
+    const char *path;
+    FILE *fp;
+    int line;
+    char *err;
+    size_t errlen;
+    int failed;
+    struct seen *seen;
+    size_t n_seen;
+};
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        fputs("tracevault: out of memory\n", stderr);
+        abort();
+    }
+    return d;
+}
+
+static void fail(struct parse_state *ps, const char *section, const char *key,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void fail(struct parse_state *ps, const char *section, const char *key,
+                 const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+
+    if (ps->failed)
+        return;
+    ps->failed = 1;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    if (key)
+        snprintf(ps->err, ps->errlen, "%s:%d: [%s] %s: %s", ps->path, ps->line, section, key, reason);
+    else
+        snprintf(ps->err, ps->errlen, "%s:%d: [%s]: %s", ps->path, ps->line, section, reason);
+}
+
+bool tv_project_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > TV_PROJECT_NAME_MAX || !isalnum((unsigned char)name[0]))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!isalnum(c) && c != '_' && c != '-' && c != '.')
+            return false;
+    }
+    return true;
+}
+
+void tv_userlist_release(struct tv_userlist *list)
+{
+    if (!list)
+        return;
+    free(list->e);
+    list->e = NULL;
+    list->n = 0;
+}
+
+static int all_digits(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+int tv_userlist_parse(const char *text, struct tv_userlist *list, char *err, size_t errlen)
+{
+    struct tv_userlist nl = { 0, NULL };
+    char *copy = xstrdup(text), *save = NULL, *tok;
+    int rc = 0;
+
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (!*tok)
+            continue;
+        struct tv_principal p = { false, 0 };
+        if (*tok == '@') {
+            p.is_group = true;
+            if (all_digits(tok + 1)) {
+                p.id = (uint32_t)strtoul(tok + 1, NULL, 10);
+            } else {
+                struct group *gr = getgrnam(tok + 1);
+                if (!gr) {
+                    snprintf(err, errlen, "no such group \"%s\"", tok + 1);
+                    rc = -1;
+                    break;
+                }
+                p.id = gr->gr_gid;
+            }
+        } else if (all_digits(tok)) {
+            p.id = (uint32_t)strtoul(tok, NULL, 10);
+        } else {
+            struct passwd *pw = getpwnam(tok);
+            if (!pw) {
+                snprintf(err, errlen, "no such user \"%s\"", tok);
+                rc = -1;
+                break;
+            }
+            p.id = pw->pw_uid;
+        }
+        struct tv_principal *ne = realloc(nl.e, (nl.n + 1) * sizeof(*ne));
+        if (!ne) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+        nl.e = ne;
+        nl.e[nl.n++] = p;
+    }
+    free(copy);
+    if (rc != 0) {
+        free(nl.e);
+        return rc;
+    }
+    tv_userlist_release(list);
+    *list = nl;
+    return 0;
+}
+
+bool tv_userlist_match(const struct tv_userlist *list, uid_t uid, gid_t gid,
+                       const gid_t *groups, int ngroups)
+{
+    bool want_groups = false;
+
+    for (size_t i = 0; i < list->n; i++) {
+        if (!list->e[i].is_group && list->e[i].id == uid)
+            return true;
+        if (list->e[i].is_group) {
+            if (list->e[i].id == gid)
+                return true;
+            want_groups = true;
+        }
+    }
+    if (!want_groups)
+        return false;
+
+    gid_t stackbuf[64], *gl = NULL;
+    int ng = 0;
+    if (groups && ngroups >= 0) {
+        gl = (gid_t *)groups;
+        ng = ngroups;
+    } else {
+        /* No supplementary list from the caller: ask the user database. */
+        char pwbuf[4096];
+        struct passwd pw, *res = NULL;
+        if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res)
+            return false;
+        ng = 64;
+        gl = stackbuf;
+        if (getgrouplist(pw.pw_name, pw.pw_gid, gl, &ng) < 0)
+            ng = 64;    /* truncated: the first 64 groups still count */
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        if (!list->e[i].is_group)
+            continue;
+        for (int j = 0; j < ng; j++)
+            if (gl[j] == list->e[i].id)
+                return true;
+    }
+    return false;
+}
+
+static int parse_int(const char *v, long min, long max, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0' || x < min || x > max)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_evaluators(const char *v, unsigned *out, char *bad, size_t badlen)
+{
+    unsigned bits = 0;
+    char *copy = xstrdup(v), *save = NULL, *tok;
+    int rc = 0;
+
+    for (tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+        size_t i;
+        for (i = 0; i < sizeof(evaluator_names) / sizeof(evaluator_names[0]); i++)
+            if (strcmp(tok, evaluator_names[i].name) == 0)
+                break;
+        if (i == sizeof(evaluator_names) / sizeof(evaluator_names[0])) {
+            snprintf(bad, badlen, "%s", tok);
+            rc = -1;
+            break;
+        }
+        bits |= evaluator_names[i].bit;
+    }
+    free(copy);
+    if (rc == 0)
+        *out = bits;
+    return rc;
+}
+
+/* Store VALUE into the field described by KD inside BASE. */
+static void set_key(struct parse_state *ps, const char *section, const struct key_def *kd,
+                    void *base, const char *value)
+{
+    char *field = (char *)base + kd->off;
+    char why[256];
+
+    switch (kd->type) {
+    case K_STR:
+    case K_PATH: {
+        if (kd->type == K_PATH && value[0] != '/') {
+            fail(ps, section, kd->name, "\"%s\" is not an absolute path", value);
+            return;
+        }
+        char **s = (char **)field;
+        free(*s);
+        *s = xstrdup(value);
+        break;
+    }
+    case K_USERS:
+        if (tv_userlist_parse(value, (struct tv_userlist *)field, why, sizeof(why)) != 0)
+            fail(ps, section, kd->name, "%s", why);
+        break;
+    case K_INT:
+        if (parse_int(value, kd->min, kd->max, (int *)field) != 0)
+            fail(ps, section, kd->name, "\"%s\" is not an integer in [%ld, %ld]",
+                 value, kd->min, kd->max);
+        break;
+    case K_EVALUATORS:
+        if (parse_evaluators(value, (unsigned *)field, why, sizeof(why)) != 0)
+            fail(ps, section, kd->name, "unknown evaluator \"%s\"", why);
+        break;
+    }
+}
+
+static struct tv_project *project_get(struct tv_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_projects; i++)
+        if (strcmp(cfg->projects[i].name, name) == 0)
+            return &cfg->projects[i];
+    struct tv_project *np = realloc(cfg->projects, (cfg->n_projects + 1) * sizeof(*np));
+    if (!np)
+        return NULL;
+    cfg->projects = np;
+    struct tv_project *p = &np[cfg->n_projects++];
+    memset(p, 0, sizeof(*p));
+    p->name = xstrdup(name);
+    p->retention_days = 30;
+    p->evaluators = TV_EVAL_ALL;
+    p->latency_slo_ms = 2000;
+    p->max_output_chars = 20000;
+    return p;
+}
+
+static int already_seen(struct parse_state *ps, const char *section, const char *key)
+{
+    for (size_t i = 0; i < ps->n_seen; i++)
+        if (strcmp(ps->seen[i].section, section) == 0 && strcmp(ps->seen[i].key, key) == 0)
+            return 1;
+    struct seen *ns = realloc(ps->seen, (ps->n_seen + 1) * sizeof(*ns));
+    if (!ns)
+        return 0;
+    ps->seen = ns;
+    ns[ps->n_seen].section = xstrdup(section);
+    ns[ps->n_seen].key = xstrdup(key);
+    ps->n_seen++;
+    return 0;
+}
+
+static const struct key_def *find_key(const struct key_def *tab, const char *name)
+{
+    for (; tab->name; tab++)
+        if (strcmp(tab->name, name) == 0)
+            return tab;
+    return NULL;
+}
+
+static int handle_kv(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_state *ps = user;
+    struct tv_config *cfg = ps->cfg;
+    const struct key_def *tab = NULL;
+    void *base = cfg;
+
+    if (ps->failed)
+        return 0;
+    if (!name) {            /* inih reports a new section with name == NULL only with INI_CALL_HANDLER_ON_NEW_SECTION */
+        return 1;
+    }
+    if (already_seen(ps, section, name)) {
+        fail(ps, section, name, "duplicate key");
+        return 0;
+    }
+    if (strcmp(section, "keyd") == 0)
+        tab = keyd_keys;
+    else if (strcmp(section, "vault") == 0)
+        tab = vault_keys;
+    else if (strcmp(section, "agent") == 0)
+        tab = agent_keys;
+    else if (strcmp(section, "retention") == 0)
+        tab = retention_keys;
+    else if (strncmp(section, "project.", 8) == 0) {
+        const char *pname = section + 8;
+        if (!tv_project_name_valid(pname)) {
+            fail(ps, section, NULL, "invalid project name \"%s\" (letters, digits, '.', '_', '-'; at most %d)",
+                 pname, TV_PROJECT_NAME_MAX);
+            return 0;
+        }
+        struct tv_project *p = project_get(cfg, pname);
+        if (!p) {
+            fail(ps, section, name, "out of memory");
+            return 0;
+        }
+        if (strncmp(name, "assert.", 7) == 0) {
+            if (!name[7] || !value[0]) {
+                fail(ps, section, name, "an assertion needs a name and a pattern");
+                return 0;
+            }
+            struct tv_assertion *na = realloc(p->assertions, (p->n_assertions + 1) * sizeof(*na));
+            if (!na) {
+                fail(ps, section, name, "out of memory");
+                return 0;
+            }
+            p->assertions = na;
+            na[p->n_assertions].name = xstrdup(name + 7);
+            na[p->n_assertions].pattern = xstrdup(value);
+            p->n_assertions++;
+            return 1;
+        }
+        tab = project_keys;
+        base = p;
+    } else {
+        fail(ps, section, name, "unknown section");
+        return 0;
+    }
+    const struct key_def *kd = find_key(tab, name);
+    if (!kd) {
+        fail(ps, section, name, "unknown key");
+        return 0;
+    }
+    set_key(ps, section, kd, base, value);
+    return !ps->failed;
+}
+
+/* inih reader that counts lines so errors can name them. */
+static char *counting_reader(char *str, int num, void *stream)
+{
+    struct parse_state *ps = stream;
+    char *r = fgets(str, num, ps->fp);
+    if (r)
+        ps->line++;
+    return r;
+}
+
+static void set_default(char **field, const char *value)
+{
+    if (!*field)
+        *field = xstrdup(value);
+}
+
+static void apply_defaults(struct tv_config *cfg)
+{
+    set_default(&cfg->keyd.socket, "/run/tracevault/keyd.sock");
+    set_default(&cfg->keyd.keystore, "/var/lib/tracevault/keys");
+    set_default(&cfg->keyd.master_key, "/etc/tracevault/master.key");
+    set_default(&cfg->keyd.audit_log, "/var/log/tracevault/keyd-audit.log");
+    if (cfg->keyd.client_timeout_ms == 0)
+        cfg->keyd.client_timeout_ms = 5000;
+    if (cfg->keyd.max_clients == 0)
+        cfg->keyd.max_clients = 256;
+    set_default(&cfg->vault.backing, "/var/lib/tracevault/data");
+    set_default(&cfg->vault.mountpoint, "/srv/traces");
+    set_default(&cfg->vault.audit_log, "/var/log/tracevault/vault-audit.log");
+    if (cfg->vault.dek_cache_seconds < 0)
+        cfg->vault.dek_cache_seconds = 30;
+    set_default(&cfg->agent.state_dir, "/var/lib/tracevault/agent");
+    set_default(&cfg->agent.upstream, "file:///var/lib/tracevault/outbox");
+    set_default(&cfg->agent.ca_file, "");
+    set_default(&cfg->agent.pinned_pubkey, "");
+    set_default(&cfg->agent.price_table, "");
+    if (!cfg->agent.metrics_file || !cfg->agent.metrics_file[0]) {
+        free(cfg->agent.metrics_file);
+        size_t n = strlen(cfg->agent.state_dir) + sizeof("/metrics.prom");
+        cfg->agent.metrics_file = malloc(n);
+        if (!cfg->agent.metrics_file)
+            abort();
+        snprintf(cfg->agent.metrics_file, n, "%s/metrics.prom", cfg->agent.state_dir);
+    }
+    if (cfg->agent.batch_max_records == 0)
+        cfg->agent.batch_max_records = 500;
+    if (cfg->agent.batch_max_bytes == 0)
+        cfg->agent.batch_max_bytes = 1 << 20;
+    if (cfg->agent.batch_linger_ms < 0)
+        cfg->agent.batch_linger_ms = 1000;
+    if (cfg->agent.queue_max_mb == 0)
+        cfg->agent.queue_max_mb = 1024;
+    if (cfg->agent.max_document_bytes == 0)
+        cfg->agent.max_document_bytes = 16 << 20;
+    set_default(&cfg->retention.lock_file, "/run/tracevault/retention.lock");
+}
+
+int tv_config_load(const char *path, struct tv_config **out, char *err, size_t errlen)
+{
+    struct parse_state ps;
+    struct tv_config *cfg;
+    int rc;
+
+    *out = NULL;
+    cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    cfg->path = xstrdup(path);
+    /* Sentinels: "unset" for keys whose valid range includes 0. */
+    cfg->vault.dek_cache_seconds = -1;
+    cfg->agent.batch_linger_ms = -1;
+    /* admin_users defaults to root; the other lists default to nobody (deny). */
+    cfg->keyd.admin_users.e = calloc(1, sizeof(struct tv_principal));
+    if (!cfg->keyd.admin_users.e)
+        abort();
+    cfg->keyd.admin_users.n = 1;
+
+    memset(&ps, 0, sizeof(ps));
+    ps.cfg = cfg;
+    ps.path = path;
+    ps.err = err;
+    ps.errlen = errlen;
+    ps.fp = fopen(path, "re");
+    if (!ps.fp) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        tv_config_free(cfg);
+        return -1;
+    }
+    rc = ini_parse_stream(counting_reader, &ps, handle_kv, &ps);
+    fclose(ps.fp);
+    for (size_t i = 0; i < ps.n_seen; i++) {
+        free(ps.seen[i].section);
+        free(ps.seen[i].key);
+    }
+    free(ps.seen);
+    if (!ps.failed && rc > 0)
+        snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, rc);
+    if (ps.failed || rc != 0) {
+        tv_config_free(cfg);
+        return -1;
+    }
+    apply_defaults(cfg);
+    if (strlen(cfg->keyd.socket) >= 108) {
+        snprintf(err, errlen, "%s: [keyd] socket: path longer than 107 bytes", path);
+        tv_config_free(cfg);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+const struct tv_project *tv_config_project(const struct tv_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_projects; i++)
+        if (strcmp(cfg->projects[i].name, name) == 0)
+            return &cfg->projects[i];
+    return NULL;
+}
+
+void tv_config_free(struct tv_config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->path);
+    free(cfg->keyd.socket);
+    free(cfg->keyd.keystore);
+    free(cfg->keyd.master_key);
+    free(cfg->keyd.audit_log);
+    tv_userlist_release(&cfg->keyd.vault_users);
+    tv_userlist_release(&cfg->keyd.agent_users);
+    tv_userlist_release(&cfg->keyd.admin_users);
+    free(cfg->vault.backing);
+    free(cfg->vault.mountpoint);
+    free(cfg->vault.audit_log);
+    free(cfg->agent.state_dir);
+    free(cfg->agent.upstream);
+    free(cfg->agent.ca_file);
+    free(cfg->agent.pinned_pubkey);
+    free(cfg->agent.metrics_file);
+    free(cfg->agent.price_table);
+    free(cfg->retention.lock_file);
+    for (size_t i = 0; i < cfg->n_projects; i++) {
+        struct tv_project *p = &cfg->projects[i];
+        free(p->name);
+        tv_userlist_release(&p->writers);
+        tv_userlist_release(&p->readers);
+        for (size_t j = 0; j < p->n_assertions; j++) {
+            free(p->assertions[j].name);
+            free(p->assertions[j].pattern);
+        }
+        free(p->assertions);
+    }
+    free(cfg->projects);
+    free(cfg);
+}

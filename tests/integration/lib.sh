@@ -1,0 +1,173 @@
+# tests/integration/lib.sh - shared helpers for integration tests (POSIX sh + bash ok).
+#
+# Source it, then: tv_init NAME; tv_plan N; ...; tv_ok COND-CMD "desc"; tv_done.
+# Everything a test starts is registered with tv_defer and undone by the EXIT
+# trap in reverse order, even when the test fails or is interrupted.  All state
+# lives in $T (a fresh directory under /tmp: Unix socket paths must stay short).
+#
+# Binaries are taken from $top_builddir; /usr/bin/python3 is used explicitly
+# because the python3 first on PATH may lack python3-msgpack.
+
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+KEYD="$top_builddir/keyd/tracevault-keyd"
+KEYCTL="$top_builddir/keyd/tracevault-keyctl"
+VAULT="$top_builddir/vault/tracevault"
+AGENT="$top_builddir/agent/tracevault-agent"
+RETENTION="$top_builddir/scripts/tracevault-retention"
+PY=/usr/bin/python3
+export LC_ALL=C
+
+_tv_n=0
+_tv_failed=0
+_tv_deferred=""
+
+tv_init() {
+    _tv_name=$1
+    T=$(mktemp -d "/tmp/tv-$1.XXXXXX") || exit 1
+    chmod 0755 "$T"
+    trap '_tv_cleanup' EXIT
+    trap 'exit 130' INT TERM
+}
+
+# Register a shell command to run at exit (last registered runs first).
+tv_defer() {
+    _tv_deferred="$1
+$_tv_deferred"
+}
+
+_tv_cleanup() {
+    rc=$?
+    set +e
+    printf '%s\n' "$_tv_deferred" | while IFS= read -r cmd; do
+        [ -n "$cmd" ] && eval "$cmd" >/dev/null 2>&1
+    done
+    if [ -n "${TV_KEEP:-}" ]; then
+        echo "# kept $T"
+    else
+        rm -rf "$T"
+    fi
+    exit $rc
+}
+
+tv_plan() { echo "1..$1"; }
+
+tv_skip_all() {
+    echo "1..0 # SKIP $*"
+    exit 0
+}
+
+# tv_ok "description" cmd args...   (passes when the command exits 0)
+tv_ok() {
+    desc=$1; shift
+    _tv_n=$((_tv_n + 1))
+    if "$@"; then
+        echo "ok $_tv_n - $desc"
+    else
+        echo "not ok $_tv_n - $desc"
+        _tv_failed=$((_tv_failed + 1))
+    fi
+}
+
+# tv_fails "description" cmd args...  (passes when the command exits non-zero)
+tv_fails() {
+    desc=$1; shift
+    _tv_n=$((_tv_n + 1))
+    if "$@"; then
+        echo "not ok $_tv_n - $desc (unexpectedly succeeded)"
+        _tv_failed=$((_tv_failed + 1))
+    else
+        echo "ok $_tv_n - $desc"
+    fi
+}
+
+tv_diag() { printf '# %s\n' "$@"; }
+
+tv_done() {
+    [ "$_tv_failed" -eq 0 ]
+    exit $?
+}
+
+tv_need_root() {
+    [ "$(id -u)" -eq 0 ] || tv_skip_all "needs root"
+}
+
+tv_need_fuse() {
+    [ -c /dev/fuse ] || tv_skip_all "no /dev/fuse"
+    command -v fusermount3 >/dev/null || tv_skip_all "no fusermount3"
+}
+
+# Wait up to $2 seconds (default 10) for a path to exist.
+tv_wait_for() {
+    _i=0; _max=$(( ${2:-10} * 20 ))
+    while [ ! -e "$1" ]; do
+        _i=$((_i + 1)); [ $_i -gt $_max ] && return 1
+        sleep 0.05
+    done
+}
+
+# Write $T/tv.conf with every path inside $T.  Extra INI text on stdin is appended.
+tv_write_conf() {
+    mkdir -p "$T/run" "$T/lib" "$T/log" "$T/etc" "$T/data" "$T/mnt" "$T/agent" "$T/outbox"
+    chmod 0750 "$T/run"
+    cat > "$T/tv.conf" <<CONF
+[keyd]
+socket      = $T/run/keyd.sock
+keystore    = $T/lib/keys
+master_key  = $T/etc/master.key
+audit_log   = $T/log/keyd-audit.log
+vault_users = ${TV_VAULT_USERS:-root}
+agent_users = ${TV_AGENT_USERS:-root}
+admin_users = ${TV_ADMIN_USERS:-root}
+
+[vault]
+backing     = $T/data
+mountpoint  = $T/mnt
+audit_log   = $T/log/vault-audit.log
+
+[agent]
+state_dir   = $T/agent
+upstream    = file://$T/outbox
+
+[retention]
+lock_file   = $T/run/retention.lock
+CONF
+    cat >> "$T/tv.conf"
+}
+
+# Initialise and start keyd in the background; waits for its socket.
+tv_start_keyd() {
+    [ -e "$T/etc/master.key" ] || "$KEYD" -c "$T/tv.conf" init >"$T/keyd-init.out" 2>&1 || return 1
+    "$KEYD" -c "$T/tv.conf" >>"$T/keyd.log" 2>&1 &
+    KEYD_PID=$!
+    tv_defer "kill $KEYD_PID 2>/dev/null; wait $KEYD_PID 2>/dev/null"
+    tv_wait_for "$T/run/keyd.sock" 10
+}
+
+# Mount the vault in the foreground process put in the background; waits for the mount.
+tv_start_vault() {
+    "$VAULT" -c "$T/tv.conf" -f >>"$T/vault.log" 2>&1 &
+    VAULT_PID=$!
+    tv_defer "fusermount3 -u -z '$T/mnt' 2>/dev/null; kill $VAULT_PID 2>/dev/null; wait $VAULT_PID 2>/dev/null"
+    _i=0
+    while ! mountpoint -q "$T/mnt"; do
+        _i=$((_i + 1)); [ $_i -gt 200 ] && return 1
+        kill -0 $VAULT_PID 2>/dev/null || return 1
+        sleep 0.05
+    done
+}
+
+# Create a user for the shared-host tests (removed at exit).  Prints the name.
+tv_add_user() {
+    _u="tvt$$_$1"
+    _u=$(printf '%s' "$_u" | cut -c1-31)
+    useradd -M -N -s /usr/sbin/nologin "$_u" 2>/dev/null || return 1
+    tv_defer "userdel '$_u'"
+    printf '%s\n' "$_u"
+}
+
+# Run a command as USER: tv_as USER cmd args...
+tv_as() {
+    _u=$1; shift
+    setpriv --reuid="$_u" --regid="$(id -g "$_u")" --init-groups -- "$@"
+}
