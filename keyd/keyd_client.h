@@ -1,0 +1,132 @@
+/*
+ * keyd_client.h - the client side of the tracevault-keyd protocol, linked by
+ * the vault, the agent and tracevault-keyctl (library keyd/libkeydclient.a).
+ *
+ * Protocol summary (full description: docs/KEYD.md): a Unix stream socket;
+ * each request and reply is one frame (lib/frame.h) holding a msgpack map.
+ * Requests carry "op" plus arguments; replies carry "ok" (bool) and either
+ * results or "err" (an errno name such as "ENOENT") and "msg" (a sentence
+ * naming the object and the reason).  One request is in flight per
+ * connection; a keyd_client serialises its callers with a mutex, so one
+ * client may be shared by threads (use several for parallelism).
+ *
+ * Ownership: plaintext DEKs and keys are written into buffers the caller
+ * provides, which should be sodium_malloc'd and wiped by the caller.  The
+ * client wipes its own copies (frame buffers) before freeing them.
+ *
+ * Every function returns 0 or a negative errno value:
+ *   -ECONNREFUSED  keyd is not running / socket missing (after retries)
+ *   -EACCES        the peer is not allowed this operation (audited by keyd)
+ *   -ENOENT        no such project (or no API key set)
+ *   -EEXIST        CREATE of a project that exists
+ *   -EKEYREVOKED   the project was shredded
+ *   -EKEYEXPIRED   UNWRAP/REWRAP with a retired key version
+ *   -EBADMSG       a wrapped DEK failed authentication
+ *   -EINVAL        bad argument (name, count, size)
+ *   -EIO           keyd could not write its audit record or keystore
+ *   -EPROTO        malformed reply
+ *   -ETIMEDOUT     no reply within the client's timeout
+ * keyd_client_error() returns the server's message for the last failure.
+ */
+#ifndef TV_KEYD_CLIENT_H
+#define TV_KEYD_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYD_DEK_LEN 32          /* XChaCha20-Poly1305 key */
+#define KEYD_WRAPPED_LEN 72      /* wrapped DEK: 24-byte nonce + 32 + 16-byte tag */
+#define KEYD_GEN_MAX 1024        /* DEKs per GEN_DEK request */
+#define KEYD_PSEUDONYM_KEY_LEN 32
+
+struct keyd_client;
+
+/* A client for SOCKET_PATH with a per-request TIMEOUT_MS.  The connection is
+ * made lazily and re-made after any I/O error (with a few short retries, so a
+ * keyd restart is invisible to callers).  Returns NULL only on ENOMEM. */
+struct keyd_client *keyd_client_new(const char *socket_path, int timeout_ms);
+void keyd_client_free(struct keyd_client *c);
+
+/* The server's message (or a local description) for the last failed call;
+ * valid until the next call on C.  Never contains key bytes. */
+const char *keyd_client_error(struct keyd_client *c);
+
+/* --- vault_users ------------------------------------------------------- */
+
+/* N (1..KEYD_GEN_MAX) fresh DEKs for PROJECT under its current KEK version:
+ * DEKS receives N*KEYD_DEK_LEN bytes, WRAPPED N*KEYD_WRAPPED_LEN bytes,
+ * *VERSION the KEK version they are wrapped with. */
+int keyd_gen_dek(struct keyd_client *c, const char *project, unsigned n,
+                 uint32_t *version, unsigned char *deks, unsigned char *wrapped);
+
+/* Unwrap one DEK wrapped under PROJECT's KEK VERSION into DEK. */
+int keyd_unwrap(struct keyd_client *c, const char *project, uint32_t version,
+                const unsigned char wrapped[KEYD_WRAPPED_LEN], unsigned char dek[KEYD_DEK_LEN]);
+
+/* Re-wrap a DEK to PROJECT's current version inside keyd (no plaintext out). */
+int keyd_rewrap(struct keyd_client *c, const char *project, uint32_t version,
+                const unsigned char wrapped[KEYD_WRAPPED_LEN],
+                uint32_t *new_version, unsigned char new_wrapped[KEYD_WRAPPED_LEN]);
+
+/* --- agent_users ------------------------------------------------------- */
+
+/* PROJECT's upstream API key as a NUL-terminated string in a sodium_malloc'd
+ * buffer the caller frees with sodium_free().  -ENOENT if none is set. */
+int keyd_apikey_get(struct keyd_client *c, const char *project, char **key);
+
+/* PROJECT's pseudonymisation key (random, made at CREATE, destroyed by SHRED):
+ * the agent's key for hashing session and user identifiers. */
+int keyd_pseudonym_key(struct keyd_client *c, const char *project,
+                       unsigned char key[KEYD_PSEUDONYM_KEY_LEN]);
+
+/* --- admin_users ------------------------------------------------------- */
+
+int keyd_create(struct keyd_client *c, const char *project, uint32_t *version);
+int keyd_rotate(struct keyd_client *c, const char *project, uint32_t *new_version);
+/* Versions below BELOW stop unwrapping (their KEKs are destroyed). */
+int keyd_retire(struct keyd_client *c, const char *project, uint32_t below);
+/* Destroy every KEK version, the API key and the pseudonym key of PROJECT. */
+int keyd_shred(struct keyd_client *c, const char *project);
+int keyd_apikey_set(struct keyd_client *c, const char *project, const char *key);
+
+enum keyd_version_state { KEYD_V_ACTIVE = 0, KEYD_V_RETIRED = 1, KEYD_V_SHREDDED = 2 };
+
+struct keyd_project_info {
+    char name[64];
+    uint32_t current;            /* version used for new wraps (0 if shredded) */
+    uint32_t n_versions;
+    struct { uint32_t version; enum keyd_version_state state; } *versions;
+    int has_apikey;
+    int shredded;
+};
+
+/* Every project; *OUT is an array of *N entries, freed with keyd_list_free. */
+int keyd_list(struct keyd_client *c, struct keyd_project_info **out, size_t *n);
+void keyd_list_free(struct keyd_project_info *list, size_t n);
+
+/* Verify the audit chain; *RECORDS receives the number verified.  On a broken
+ * chain returns -EBADMSG and keyd_client_error() says where and why. */
+int keyd_audit_verify(struct keyd_client *c, uint64_t *records);
+
+/* --- subscriptions (vault_users) --------------------------------------- */
+
+enum keyd_event_type { KEYD_EV_SHRED = 1, KEYD_EV_RETIRE = 2, KEYD_EV_ROTATE = 3 };
+
+struct keyd_event {
+    enum keyd_event_type type;
+    char project[64];
+    uint32_t version;            /* RETIRE: versions below this are gone; ROTATE: new version */
+};
+
+struct keyd_sub;
+
+/* Open a dedicated connection that receives events.  Returns 0 and *OUT. */
+int keyd_subscribe(const char *socket_path, struct keyd_sub **out);
+/* The connection's fd, to poll for POLLIN. */
+int keyd_sub_fd(const struct keyd_sub *s);
+/* Read one event (blocks until one arrives; poll first to avoid blocking).
+ * -ECONNRESET when keyd went away: free and subscribe again. */
+int keyd_sub_read(struct keyd_sub *s, struct keyd_event *ev);
+void keyd_sub_free(struct keyd_sub *s);
+
+#endif
