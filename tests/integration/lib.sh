@@ -161,7 +161,13 @@ tv_start_vault() {
 tv_add_user() {
     _u="tvt$$_$1"
     _u=$(printf '%s' "$_u" | cut -c1-31)
-    useradd -M -N -s /usr/sbin/nologin "$_u" 2>/dev/null || return 1
+    # useradd fails while another test holds /etc/passwd's lock: retry briefly.
+    _i=0
+    until useradd -M -N -s /usr/sbin/nologin "$_u" 2>/dev/null; do
+        _i=$((_i + 1)); [ $_i -gt 50 ] && return 1
+        id "$_u" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
     tv_defer "userdel '$_u'"
     printf '%s\n' "$_u"
 }
