@@ -81,6 +81,7 @@ static const struct key_def retention_keys[] = {
 static const struct key_def project_keys[] = {
     { "writers", K_USERS, KP(writers), 0, 0 },
     { "readers", K_USERS, KP(readers), 0, 0 },
+    { "maintainers", K_USERS, KP(maintainers), 0, 0 },
     { "retention_days", K_INT, KP(retention_days), 0, 36500 },
     { "evaluators", K_EVALUATORS, KP(evaluators), 0, 0 },
     { "latency_slo_ms", K_INT, KP(latency_slo_ms), 1, 86400000 },
@@ -363,6 +364,10 @@ static struct tv_project *project_get(struct tv_config *cfg, const char *name)
     p->evaluators = TV_EVAL_ALL;
     p->latency_slo_ms = 2000;
     p->max_output_chars = 20000;
+    p->maintainers.e = calloc(1, sizeof(struct tv_principal));   /* root */
+    if (!p->maintainers.e)
+        abort();
+    p->maintainers.n = 1;
     return p;
 }
 
@@ -604,6 +609,7 @@ void tv_config_free(struct tv_config *cfg)
         free(p->name);
         tv_userlist_release(&p->writers);
         tv_userlist_release(&p->readers);
+        tv_userlist_release(&p->maintainers);
         for (size_t j = 0; j < p->n_assertions; j++) {
             free(p->assertions[j].name);
             free(p->assertions[j].pattern);

@@ -33,7 +33,7 @@ int main(void)
     int fd = mkstemp(path);
     close(fd);
 
-    plan(24);
+    plan(26);
 
     is_int(load("[keyd]\nsocket = /x/k.sock ; inline comment\n"
                 "vault_users = root, @0\n"
@@ -49,6 +49,8 @@ int main(void)
     ok(p && p->evaluators == (TV_EVAL_LATENCY | TV_EVAL_PII), "evaluators read");
     ok(p && p->n_assertions == 1 && strcmp(p->assertions[0].name, "has_json") == 0, "assertion read");
     ok(p && tv_userlist_match(&p->writers, 0, 0, NULL, 0), "root is a writer");
+    ok(p && tv_userlist_match(&p->maintainers, 0, 0, NULL, 0), "maintainers default to root");
+    ok(p && !tv_userlist_match(&p->readers, 0, 1, NULL, 0), "root is not implicitly a reader");
     ok(p && !tv_userlist_match(&p->writers, 4242, 4242, NULL, 0), "uid 4242 is not");
     ok(tv_userlist_match(&cfg->keyd.vault_users, 4242, 0, NULL, 0), "@0 matches primary gid 0");
     gid_t g[] = { 7, 0 };
