@@ -50,7 +50,6 @@ int main(void)
     ok(p && p->n_assertions == 1 && strcmp(p->assertions[0].name, "has_json") == 0, "assertion read");
     ok(p && tv_userlist_match(&p->writers, 0, 0, NULL, 0), "root is a writer");
     ok(p && tv_userlist_match(&p->maintainers, 0, 0, NULL, 0), "maintainers default to root");
-    ok(p && !tv_userlist_match(&p->readers, 0, 1, NULL, 0), "root is not implicitly a reader");
     ok(p && !tv_userlist_match(&p->writers, 4242, 4242, NULL, 0), "uid 4242 is not");
     ok(tv_userlist_match(&cfg->keyd.vault_users, 4242, 0, NULL, 0), "@0 matches primary gid 0");
     gid_t g[] = { 7, 0 };
@@ -59,6 +58,7 @@ int main(void)
     p = tv_config_project(cfg, "search");
     ok(p && p->latency_slo_ms == 500 && p->retention_days == 30 && p->evaluators == TV_EVAL_ALL,
        "project defaults");
+    ok(p && !tv_userlist_match(&p->readers, 0, 0, NULL, 0), "root is not implicitly a reader");
     tv_config_free(cfg);
 
     is_int(load("[keyd]\nsocket = /a\nsokcet = /b\n", &cfg, err, sizeof(err)), -1, "unknown key fails");
