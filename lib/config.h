@@ -1,0 +1,127 @@
+/*
+ * config.h - the one TraceVault configuration file (DESIGN §2).
+ *
+ * INI, parsed with inih.  Every binary loads the whole file, so a typo is
+ * caught by whichever command runs first.  Invariants after a successful
+ * tv_config_load():
+ *   - every key in the file is known and well formed (otherwise the load fails
+ *     with "FILE:LINE: [section] key: reason");
+ *   - user lists are resolved to uids/gids (unknown users or groups are errors);
+ *   - every unset key holds its documented default (docs/CONFIG.md).
+ * The struct is plain data owned by the caller; free it with tv_config_free().
+ * Reloading (SIGHUP) means loading a new struct and swapping pointers.
+ */
+#ifndef TV_CONFIG_H
+#define TV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TV_DEFAULT_CONFIG "/etc/tracevault/tracevault.conf"
+#define TV_PROJECT_NAME_MAX 63
+
+/* A resolved "alice, @apps, 1001" list. */
+struct tv_userlist {
+    size_t n;
+    struct tv_principal {
+        bool is_group;
+        uint32_t id;          /* uid or gid */
+    } *e;
+};
+
+/* Evaluator bits for tv_project.evaluators. */
+enum tv_evaluator {
+    TV_EVAL_LATENCY     = 1u << 0,
+    TV_EVAL_TOKENS      = 1u << 1,   /* token usage */
+    TV_EVAL_COST        = 1u << 2,   /* cost from the price table */
+    TV_EVAL_ERRORS      = 1u << 3,
+    TV_EVAL_PII         = 1u << 4,
+    TV_EVAL_JSON_OUTPUT = 1u << 5,
+    TV_EVAL_REFUSAL     = 1u << 6,
+    TV_EVAL_LENGTH      = 1u << 7,
+    TV_EVAL_ASSERTIONS  = 1u << 8,   /* the project's assert.NAME regexes */
+    TV_EVAL_ALL         = (1u << 9) - 1,
+};
+
+/* "assert.NAME = PCRE2 pattern" in a project section: the output must match. */
+struct tv_assertion {
+    char *name;
+    char *pattern;
+};
+
+struct tv_project {
+    char *name;                    /* from [project.NAME] */
+    struct tv_userlist writers;
+    struct tv_userlist readers;
+    struct tv_userlist maintainers;  /* may list, stat, unlink, rmdir; never read
+                                        content (retention); default root */
+    int retention_days;            /* 0 = keep forever; default 30 */
+    unsigned evaluators;           /* TV_EVAL_* bits; default TV_EVAL_ALL */
+    int latency_slo_ms;            /* default 2000 */
+    int max_output_chars;          /* length evaluator limit; default 20000 */
+    struct tv_assertion *assertions;
+    size_t n_assertions;
+};
+
+struct tv_config {
+    char *path;                    /* the file loaded */
+    struct {
+        char *socket, *keystore, *master_key, *audit_log;
+        struct tv_userlist vault_users, agent_users, admin_users;
+        int client_timeout_ms;     /* per-request I/O timeout; default 5000 */
+        int max_clients;           /* concurrent connections; default 256 */
+    } keyd;
+    struct {
+        char *backing, *mountpoint, *audit_log;
+        int dek_cache_seconds;     /* how long a DEK of a closed file stays cached; default 30 */
+        int threads;               /* FUSE worker threads, 0 = libfuse default */
+    } vault;
+    struct {
+        char *state_dir, *upstream, *ca_file, *pinned_pubkey;
+        char *metrics_file;        /* Prometheus text, default STATE_DIR/metrics.prom */
+        char *price_table;         /* "" = the built-in table */
+        int batch_max_records;     /* default 500 */
+        int batch_max_bytes;       /* default 1 MiB */
+        int batch_linger_ms;       /* default 1000 */
+        int queue_max_mb;          /* disk cap of the durable queue; default 1024 */
+        int max_document_bytes;    /* larger traces are skipped; default 16 MiB */
+    } agent;
+    struct {
+        char *lock_file;           /* flock for one run at a time */
+    } retention;
+    struct tv_project *projects;
+    size_t n_projects;
+};
+
+/*
+ * Load and validate PATH.  On success returns 0 and *out owns a new config.
+ * On failure returns -1, *out is NULL and err holds one line naming the file,
+ * line, section, key and reason.
+ */
+int tv_config_load(const char *path, struct tv_config **out, char *err, size_t errlen);
+
+/* Free a config and everything it owns; NULL is fine. */
+void tv_config_free(struct tv_config *cfg);
+
+/* The project named NAME, or NULL. */
+const struct tv_project *tv_config_project(const struct tv_config *cfg, const char *name);
+
+/* True if NAME is a valid project name: [A-Za-z0-9][A-Za-z0-9._-]{0,62}, not "."/"..". */
+bool tv_project_name_valid(const char *name);
+
+/*
+ * True if the principal (uid, primary gid, supplementary groups) is on LIST.
+ * Groups may be NULL with ngroups < 0: membership is then looked up with
+ * getgrouplist() for uid's passwd entry.
+ */
+bool tv_userlist_match(const struct tv_userlist *list, uid_t uid, gid_t gid,
+                       const gid_t *groups, int ngroups);
+
+/* Parse "alice, @apps, 1001" into LIST (replacing its contents).  Returns 0, or
+ * -1 with err naming the unknown user or group. */
+int tv_userlist_parse(const char *text, struct tv_userlist *list, char *err, size_t errlen);
+void tv_userlist_release(struct tv_userlist *list);
+
+#endif
