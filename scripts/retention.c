@@ -10,7 +10,8 @@
  *   - otherwise in the backing store, [vault] backing/<project>/, where a
  *     file's mtime equals the plaintext mtime.  There every entry whose name
  *     starts with '.' is vault metadata and is never expired; removing a file
- *     X also removes its side files ".X.*" in the same directory.
+ *     X also removes its side files ".X.*" in the same directory, and a
+ *     directory emptied of traces loses its own metadata with it.
  *
  * How it walks: every directory is opened with openat(O_NOFOLLOW) relative
  * to the held descriptor of its parent, entries are examined with
@@ -241,6 +242,36 @@ static void remove_side_files(struct run *r, int dirfd, const struct names *list
 }
 
 /*
+ * Backing store: the vault keeps per-directory metadata (e.g. the directory's
+ * name IV, ".tvdir") inside each directory, so a directory whose traces all
+ * expired still holds dot files.  If the directory open at DIRFD holds
+ * nothing but regular dot files, remove them so that the caller's rmdir can
+ * succeed; if anything else is left (a trace, a subdirectory, a symlink),
+ * touch nothing.  The vault does the same when it removes a directory.
+ */
+static void drop_metadata_if_only(struct run *r, int dirfd)
+{
+    struct names list = { 0 };
+    struct stat st;
+    size_t i;
+
+    if (list_dir(dirfd, &list) != 0)
+        goto out;                  /* the rmdir will simply fail */
+    for (i = 0; i < list.n; i++) {
+        if (list.v[i][0] != '.' ||
+            fstatat(dirfd, list.v[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            goto out;
+    }
+    for (i = 0; i < list.n; i++) {
+        if (fstatat(dirfd, list.v[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            unlinkat(dirfd, list.v[i], 0) == 0)
+            r->bytes += (uint64_t)st.st_size;
+    }
+out:
+    names_release(&list);
+}
+
+/*
  * Expire what is old in the directory open at DIRFD (owned by the caller),
  * recursing into subdirectories.  r->path holds its display path.  Sets
  * *emptied when at least one entry below was removed (or would be, in a dry
@@ -299,6 +330,8 @@ static void walk(struct run *r, int dirfd, int depth, bool *emptied)
                 goto next;
             }
             walk(r, fd, depth + 1, &sub_emptied);
+            if (sub_emptied && !r->dry_run && r->mode == MODE_BACKING)
+                drop_metadata_if_only(r, fd);
             close(fd);
             r->path[plen] = '\0';
             path_push(r->path, sizeof(r->path), plen, name);

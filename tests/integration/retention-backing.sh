@@ -55,6 +55,11 @@ for age, rel in [
     (40, "data/alpha/sub/mid40.json"),
     (90, "data/alpha/emptyold/a/b/old.json"), (90, "data/alpha/.emptyold.name"),
     (90, "data/alpha/.hidden/old.json"),
+    (90, "data/alpha/.tvproject"), (90, "data/alpha/.tvdir"), (90, "data/alpha/sub/.tvdir"),
+    (90, "data/alpha/sub/deep/.tvdir"), (90, "data/alpha/emptyold/.tvdir"),
+    (90, "data/alpha/emptyold/a/.tvdir"), (90, "data/alpha/emptyold/a/b/.tvdir"),
+    (90, "data/alpha/dotsub/old.json"), (90, "data/alpha/dotsub/.tvdir"),
+    (90, "data/alpha/dotsub/.cache/x"),
     (90, "data/beta/b90.json"), (40, "data/beta/b40.json"), (10, "data/beta/b10.json"),
     (90, "data/keep/k90.json"), (90, "data/gamma/g90.json"), (10, "data/gamma/g10.json"),
     (90, "outside/victim.json"), (90, "outside/dir/victim2.json"),
@@ -124,21 +129,24 @@ snapshot > "$T/after"
 tv_ok "dry run exits 0 (got $rc)" test "$rc" -eq 0
 tv_ok "dry run changes nothing (names, sizes, mtimes)" cmp -s "$T/before" "$T/after"
 adry=$(grep '^project=alpha ' "$T/dry.out")
-tv_ok "dry run counts alpha's 8 expired files and says dry_run ($adry)" \
-    sh -c 'test "$(echo "$1" | grep -c "dry_run=yes files=8 ")" -eq 1' _ "$adry"
+tv_ok "dry run counts alpha's 9 expired files and says dry_run ($adry)" \
+    sh -c 'test "$(echo "$1" | grep -c "dry_run=yes files=9 ")" -eq 1' _ "$adry"
 
 # --- one project ------------------------------------------------------------
 expect_bytes=$(sizes data/alpha/mid.json data/alpha/old.json "data/alpha/sp ace 40.json" \
     'data/alpha/nl\nname.jsonl' "data/alpha/-rf 90.json" data/alpha/sub/deep/old90.json \
     data/alpha/sub/mid40.json data/alpha/emptyold/a/b/old.json \
-    data/alpha/.mid.json.name "data/alpha/.mid.json.x y" data/alpha/.emptyold.name)
+    data/alpha/dotsub/old.json \
+    data/alpha/.mid.json.name "data/alpha/.mid.json.x y" data/alpha/.emptyold.name \
+    data/alpha/sub/deep/.tvdir data/alpha/emptyold/.tvdir data/alpha/emptyold/a/.tvdir \
+    data/alpha/emptyold/a/b/.tvdir)
 "$RETENTION" -c "$C" --project alpha --no-syslog -v >"$T/a.out" 2>"$T/a.err"; rc=$?
 tv_ok "--project alpha exits 0 (got $rc)" test "$rc" -eq 0
 tv_ok "--project alpha prints exactly one summary line" \
     test "$(grep -c '^project=' "$T/a.out")" -eq 1
 aline=$(grep '^project=alpha ' "$T/a.out")
-tv_ok "summary: 8 files, 4 directories, 0 errors, via backing ($aline)" \
-    sh -c 'echo "$1" | grep -q "^project=alpha via=backing retention_days=30 files=8 bytes=[0-9]* dirs=4 errors=0$"' _ "$aline"
+tv_ok "summary: 9 files, 4 directories, 0 errors, via backing ($aline)" \
+    sh -c 'echo "$1" | grep -q "^project=alpha via=backing retention_days=30 files=9 bytes=[0-9]* dirs=4 errors=0$"' _ "$aline"
 tv_ok "summary bytes = files + side files removed ($expect_bytes)" \
     test "$(field bytes "$aline")" = "$expect_bytes"
 cat > "$T/alpha.expect" <<'EOF'
@@ -148,17 +156,24 @@ cat > "$T/alpha.expect" <<'EOF'
 '.meta'
 '.mid.jsonX'
 '.new.json.name'
+'.tvdir'
+'.tvproject'
+'dotsub'
+'dotsub/.cache'
+'dotsub/.cache/x'
+'dotsub/.tvdir'
 'fresh-empty'
 'link-dir'
 'link-file.json'
 'new.json'
 'sub'
+'sub/.tvdir'
 'sub/link-up'
 'sub/new10.json'
 EOF
 # (.emptyold.name went with its directory: it is that directory's side file.)
 listing "$D/alpha" > "$T/alpha.got"
-tv_ok "alpha holds exactly the young files, dot metadata, links and untouched dirs" \
+tv_ok "alpha holds exactly the young files, dot metadata of kept dirs, links and untouched dirs" \
     cmp -s "$T/alpha.expect" "$T/alpha.got"
 [ -n "${TV_VERBOSE:-}" ] && diff "$T/alpha.expect" "$T/alpha.got" | sed 's/^/# /'
 tv_ok "the newline name is reported escaped in -v output" grep -q 'removed alpha/nl\\012name.jsonl' "$T/a.out"
