@@ -129,4 +129,12 @@ int keyd_sub_fd(const struct keyd_sub *s);
 int keyd_sub_read(struct keyd_sub *s, struct keyd_event *ev);
 void keyd_sub_free(struct keyd_sub *s);
 
+/* --- extensions (compatible additions) --------------------------------- */
+
+/* Unwrap N (1..KEYD_GEN_MAX) DEKs, all wrapped under PROJECT's KEK VERSION,
+ * in one round trip: WRAPPED holds N*KEYD_WRAPPED_LEN bytes, DEKS receives
+ * N*KEYD_DEK_LEN.  All or nothing: -EBADMSG if any one fails. */
+int keyd_unwrap_many(struct keyd_client *c, const char *project, uint32_t version,
+                     unsigned n, const unsigned char *wrapped, unsigned char *deks);
+
 #endif

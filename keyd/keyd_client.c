@@ -1,0 +1,779 @@
+/*
+ * keyd_client.c - see keyd_client.h.
+ *
+ * Layout: connection handling (lazy connect with retries, one blocking
+ * socket per client), one generic round trip (rpc) that packs nothing and
+ * knows nothing about operations, then one small function per operation that
+ * packs its arguments and picks its results out of the reply map.  Buffers
+ * that may hold key bytes (request and reply frames) are wiped before free.
+ */
+#include "config.h"
+#include "keyd/keyd_client.h"
+#include "keyd/proto.h"
+#include "lib/frame.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONNECT_TRIES 6
+
+struct keyd_client {
+    pthread_mutex_t mu;
+    char *path;
+    int timeout_ms;
+    int fd;
+    char err[256];
+};
+
+struct keyd_sub {
+    int fd;
+};
+
+/* A decoded reply: the frame body (wiped at release) and its msgpack view. */
+struct reply {
+    void *body;
+    size_t len;
+    msgpack_unpacked up;
+    const msgpack_object *map;
+};
+
+static void set_err(struct keyd_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_err(struct keyd_client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Connect to PATH with a few short retries (keyd may be restarting).
+ * Returns the fd or -ECONNREFUSED / -ENAMETOOLONG / -errno. */
+static int connect_path(const char *path, int timeout_ms)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int delay = 25;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    for (int i = 0; i < CONNECT_TRIES; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            if (timeout_ms > 0) {
+                /* Bound blocking sends too: a stuck keyd must not hang callers. */
+                struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+            }
+            return fd;
+        }
+        int e = errno;
+        close(fd);
+        if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN && e != EINTR)
+            return -e;
+        if (i + 1 < CONNECT_TRIES)
+            sleep_ms(delay);
+        delay *= 2;
+    }
+    return -ECONNREFUSED;
+}
+
+struct keyd_client *keyd_client_new(const char *socket_path, int timeout_ms)
+{
+    /* sodium_malloc (API keys) aborts before sodium_init; it is idempotent. */
+    if (sodium_init() < 0)
+        return NULL;
+    struct keyd_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->path = strdup(socket_path);
+    if (!c->path) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->timeout_ms = timeout_ms;
+    c->fd = -1;
+    return c;
+}
+
+void keyd_client_free(struct keyd_client *c)
+{
+    if (!c)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    pthread_mutex_destroy(&c->mu);
+    free(c->path);
+    free(c);
+}
+
+const char *keyd_client_error(struct keyd_client *c)
+{
+    return c ? c->err : "no client";
+}
+
+static void drop_conn(struct keyd_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+static void reply_release(struct reply *r)
+{
+    if (r->body) {
+        sodium_memzero(r->body, r->len);
+        free(r->body);
+        r->body = NULL;
+    }
+    msgpack_unpacked_destroy(&r->up);
+}
+
+/*
+ * One round trip: send the packed request REQ and decode the reply into R
+ * (caller releases R on success).  IDEMPOTENT requests are re-sent once on a
+ * fresh connection when the old one turns out to be dead after sending;
+ * others only when the failure happened before anything was sent.  A reply
+ * with ok=false becomes its errno, with the server's message in c->err.
+ * Called with c->mu held.
+ */
+static int rpc(struct keyd_client *c, const msgpack_sbuffer *req, int idempotent,
+               struct reply *r)
+{
+    int rc = 0;
+
+    memset(r, 0, sizeof(*r));
+    msgpack_unpacked_init(&r->up);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fresh = 0, wrote = 0;
+        if (c->fd < 0) {
+            int fd = connect_path(c->path, c->timeout_ms);
+            if (fd < 0) {
+                set_err(c, "keyd: socket %s: %s", c->path, strerror(-fd));
+                rc = fd == -ENOENT ? -ECONNREFUSED : fd;
+                goto fail;
+            }
+            c->fd = fd;
+            fresh = 1;
+        }
+        rc = frame_write(c->fd, req->data, req->size);
+        if (rc == 0) {
+            wrote = 1;
+            rc = frame_read(c->fd, KEYD_REPLY_MAX, c->timeout_ms, &r->body, &r->len);
+        }
+        if (rc == 0)
+            break;
+        drop_conn(c);
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+            rc = -ETIMEDOUT;
+        if (rc == -ETIMEDOUT) {
+            set_err(c, "keyd: socket %s: no reply within %d ms", c->path, c->timeout_ms);
+            goto fail;
+        }
+        /* A stale connection (keyd restarted) fails at once; retry once. */
+        /* A request that reached keyd is repeated only if repeating is harmless. */
+        if (fresh || (!idempotent && wrote) || attempt == 1) {
+            set_err(c, "keyd: socket %s: %s", c->path, strerror(-rc));
+            if (rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN)
+                rc = -ECONNREFUSED;
+            goto fail;
+        }
+    }
+    if (mp_decode(r->body, r->len, 8, r->len + 16, &r->up) != 0 ||
+        r->up.data.type != MSGPACK_OBJECT_MAP) {
+        drop_conn(c);
+        set_err(c, "keyd: malformed reply");
+        rc = -EPROTO;
+        goto fail;
+    }
+    r->map = &r->up.data;
+    int okv = 0;
+    if (mp_get_bool(r->map, "ok", &okv) != 0) {
+        set_err(c, "keyd: reply without \"ok\"");
+        rc = -EPROTO;
+        goto fail;
+    }
+    if (!okv) {
+        const char *e = NULL, *m = NULL;
+        size_t el = 0, ml = 0;
+        int err = EPROTO;
+        if (mp_get_str(r->map, "err", &e, &el) == 0)
+            err = keyd_errno_parse(e, el);
+        if (mp_get_str(r->map, "msg", &m, &ml) == 0)
+            set_err(c, "%.*s", (int)(ml > 250 ? 250 : ml), m);
+        else
+            set_err(c, "keyd: %s", strerror(err));
+        rc = -err;
+        goto fail;
+    }
+    c->err[0] = '\0';
+    return 0;
+fail:
+    reply_release(r);
+    return rc;
+}
+
+/* Pack {"op": OP, "project": PROJECT (if non-NULL)} plus EXTRA more pairs
+ * that the caller packs next. */
+static void pack_head(msgpack_packer *pk, enum keyd_op op, const char *project, unsigned extra)
+{
+    msgpack_pack_map(pk, 1 + (project ? 1 : 0) + extra);
+    mp_pack_cstr(pk, "op");
+    mp_pack_cstr(pk, keyd_op_name(op));
+    if (project) {
+        mp_pack_cstr(pk, "project");
+        mp_pack_cstr(pk, project);
+    }
+}
+
+static void pack_uint(msgpack_packer *pk, const char *key, uint64_t v)
+{
+    mp_pack_cstr(pk, key);
+    msgpack_pack_uint64(pk, v);
+}
+
+static void pack_bin(msgpack_packer *pk, const char *key, const void *p, size_t n)
+{
+    mp_pack_cstr(pk, key);
+    msgpack_pack_bin(pk, n);
+    msgpack_pack_bin_body(pk, p, n);
+}
+
+static void sbuf_wipe(msgpack_sbuffer *sb)
+{
+    if (sb->data)
+        sodium_memzero(sb->data, sb->alloc);
+    msgpack_sbuffer_destroy(sb);
+}
+
+static int valid_project(struct keyd_client *c, const char *project)
+{
+    size_t n = project ? strlen(project) : 0;
+    if (n == 0 || n > 63) {
+        set_err(c, "keyd: project name must be 1..63 bytes");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Fetch bin KEY of exactly WANT bytes from a reply. */
+static int get_bin_exact(struct keyd_client *c, const struct reply *r, const char *key,
+                         size_t want, const void **p)
+{
+    size_t n = 0;
+    if (mp_get_bin(r->map, key, p, &n) != 0 || n != want) {
+        set_err(c, "keyd: reply field \"%s\" missing or of the wrong size", key);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static int get_u32(struct keyd_client *c, const struct reply *r, const char *key, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (mp_get_uint(r->map, key, &v) != 0 || v > UINT32_MAX) {
+        set_err(c, "keyd: reply field \"%s\" missing or out of range", key);
+        return -EPROTO;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int keyd_gen_dek(struct keyd_client *c, const char *project, unsigned n,
+                 uint32_t *version, unsigned char *deks, unsigned char *wrapped)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct reply r;
+    const void *p;
+    uint32_t v = 0;
+    int rc;
+
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    if (n == 0 || n > KEYD_GEN_MAX) {
+        set_err(c, "keyd: GEN_DEK count %u outside 1..%u", n, KEYD_GEN_MAX);
+        return -EINVAL;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, KEYD_OP_GEN_DEK, project, 1);
+    pack_uint(&pk, "n", n);
+    pthread_mutex_lock(&c->mu);
+    rc = rpc(c, &sb, 1, &r);
+    if (rc == 0) {
+        if ((rc = get_u32(c, &r, "version", &v)) == 0 &&
+            (rc = get_bin_exact(c, &r, "deks", (size_t)n * KEYD_DEK_LEN, &p)) == 0) {
+            memcpy(deks, p, (size_t)n * KEYD_DEK_LEN);
+            if ((rc = get_bin_exact(c, &r, "wrapped", (size_t)n * KEYD_WRAPPED_LEN, &p)) == 0) {
+                memcpy(wrapped, p, (size_t)n * KEYD_WRAPPED_LEN);
+                *version = v;
+            } else {
+                sodium_memzero(deks, (size_t)n * KEYD_DEK_LEN);
+            }
+        }
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int keyd_unwrap_many(struct keyd_client *c, const char *project, uint32_t version,
+                     unsigned n, const unsigned char *wrapped, unsigned char *deks)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct reply r;
+    const void *p;
+    int rc;
+
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    if (n == 0 || n > KEYD_GEN_MAX) {
+        set_err(c, "keyd: UNWRAP count %u outside 1..%u", n, KEYD_GEN_MAX);
+        return -EINVAL;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, KEYD_OP_UNWRAP, project, 2);
+    pack_uint(&pk, "version", version);
+    pack_bin(&pk, "wrapped", wrapped, (size_t)n * KEYD_WRAPPED_LEN);
+    pthread_mutex_lock(&c->mu);
+    rc = rpc(c, &sb, 1, &r);
+    if (rc == 0) {
+        if ((rc = get_bin_exact(c, &r, "dek", (size_t)n * KEYD_DEK_LEN, &p)) == 0)
+            memcpy(deks, p, (size_t)n * KEYD_DEK_LEN);
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int keyd_unwrap(struct keyd_client *c, const char *project, uint32_t version,
+                const unsigned char wrapped[KEYD_WRAPPED_LEN], unsigned char dek[KEYD_DEK_LEN])
+{
+    return keyd_unwrap_many(c, project, version, 1, wrapped, dek);
+}
+
+int keyd_rewrap(struct keyd_client *c, const char *project, uint32_t version,
+                const unsigned char wrapped[KEYD_WRAPPED_LEN],
+                uint32_t *new_version, unsigned char new_wrapped[KEYD_WRAPPED_LEN])
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct reply r;
+    const void *p;
+    uint32_t v = 0;
+    int rc;
+
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, KEYD_OP_REWRAP, project, 2);
+    pack_uint(&pk, "version", version);
+    pack_bin(&pk, "wrapped", wrapped, KEYD_WRAPPED_LEN);
+    pthread_mutex_lock(&c->mu);
+    rc = rpc(c, &sb, 1, &r);
+    if (rc == 0) {
+        if ((rc = get_u32(c, &r, "version", &v)) == 0 &&
+            (rc = get_bin_exact(c, &r, "wrapped", KEYD_WRAPPED_LEN, &p)) == 0) {
+            memcpy(new_wrapped, p, KEYD_WRAPPED_LEN);
+            *new_version = v;
+        }
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* Shared shape of the requests {op, project} -> {key: bin}. */
+static int get_key_bin(struct keyd_client *c, enum keyd_op op, const char *project,
+                       const void **p, size_t *n, struct reply *r)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int rc;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, op, project, 0);
+    rc = rpc(c, &sb, 1, r);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0)
+        return rc;
+    if (mp_get_bin(r->map, "key", p, n) != 0) {
+        set_err(c, "keyd: reply without \"key\"");
+        reply_release(r);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+int keyd_apikey_get(struct keyd_client *c, const char *project, char **key)
+{
+    struct reply r;
+    const void *p;
+    size_t n;
+    int rc;
+
+    *key = NULL;
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    rc = get_key_bin(c, KEYD_OP_APIKEY_GET, project, &p, &n, &r);
+    if (rc == 0) {
+        char *k = n <= KEYD_APIKEY_MAX ? sodium_malloc(n + 1) : NULL;
+        if (!k) {
+            set_err(c, "keyd: API key too large or out of memory");
+            rc = n <= KEYD_APIKEY_MAX ? -ENOMEM : -EPROTO;
+        } else {
+            memcpy(k, p, n);
+            k[n] = '\0';
+            *key = k;
+        }
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int keyd_pseudonym_key(struct keyd_client *c, const char *project,
+                       unsigned char key[KEYD_PSEUDONYM_KEY_LEN])
+{
+    struct reply r;
+    const void *p;
+    size_t n;
+    int rc;
+
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    rc = get_key_bin(c, KEYD_OP_PSEUDONYM_KEY, project, &p, &n, &r);
+    if (rc == 0) {
+        if (n == KEYD_PSEUDONYM_KEY_LEN) {
+            memcpy(key, p, n);
+        } else {
+            set_err(c, "keyd: pseudonym key of the wrong size");
+            rc = -EPROTO;
+        }
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Admin requests {op, project [, extra uint]} -> optional {"version": n}. */
+static int admin_call(struct keyd_client *c, enum keyd_op op, const char *project,
+                      const char *ukey, uint64_t uval, uint32_t *version)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct reply r;
+    int rc;
+
+    if (project && (rc = valid_project(c, project)) != 0)
+        return rc;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, op, project, ukey ? 1 : 0);
+    if (ukey)
+        pack_uint(&pk, ukey, uval);
+    pthread_mutex_lock(&c->mu);
+    rc = rpc(c, &sb, 0, &r);
+    if (rc == 0) {
+        if (version)
+            rc = get_u32(c, &r, "version", version);
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int keyd_create(struct keyd_client *c, const char *project, uint32_t *version)
+{
+    uint32_t v;
+    return admin_call(c, KEYD_OP_CREATE, project, NULL, 0, version ? version : &v);
+}
+
+int keyd_rotate(struct keyd_client *c, const char *project, uint32_t *new_version)
+{
+    uint32_t v;
+    return admin_call(c, KEYD_OP_ROTATE, project, NULL, 0, new_version ? new_version : &v);
+}
+
+int keyd_retire(struct keyd_client *c, const char *project, uint32_t below)
+{
+    return admin_call(c, KEYD_OP_RETIRE, project, "below", below, NULL);
+}
+
+int keyd_shred(struct keyd_client *c, const char *project)
+{
+    return admin_call(c, KEYD_OP_SHRED, project, NULL, 0, NULL);
+}
+
+int keyd_apikey_set(struct keyd_client *c, const char *project, const char *key)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct reply r;
+    size_t n = key ? strlen(key) : 0;
+    int rc;
+
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    if (n == 0 || n > KEYD_APIKEY_MAX) {
+        set_err(c, "keyd: API key must be 1..%d bytes", KEYD_APIKEY_MAX);
+        return -EINVAL;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, KEYD_OP_APIKEY_SET, project, 1);
+    pack_bin(&pk, "key", key, n);
+    pthread_mutex_lock(&c->mu);
+    rc = rpc(c, &sb, 1, &r);
+    if (rc == 0)
+        reply_release(&r);
+    pthread_mutex_unlock(&c->mu);
+    sbuf_wipe(&sb);
+    return rc;
+}
+
+static int state_parse(const msgpack_object *o, enum keyd_version_state *st)
+{
+    if (o->type != MSGPACK_OBJECT_STR)
+        return -EPROTO;
+    static const char *names[] = { "active", "retired", "shredded" };
+    for (int i = 0; i < 3; i++)
+        if (o->via.str.size == strlen(names[i]) &&
+            memcmp(o->via.str.ptr, names[i], o->via.str.size) == 0) {
+            *st = (enum keyd_version_state)i;
+            return 0;
+        }
+    return -EPROTO;
+}
+
+/* One LIST entry {name, current, versions: [[v, state]...], apikey, shredded}. */
+static int list_entry(const msgpack_object *e, struct keyd_project_info *pi)
+{
+    const char *name;
+    size_t nl;
+    uint64_t cur;
+    int b;
+
+    if (mp_get_str(e, "name", &name, &nl) != 0 || nl == 0 || nl >= sizeof(pi->name) ||
+        mp_get_uint(e, "current", &cur) != 0 || cur > UINT32_MAX)
+        return -EPROTO;
+    memcpy(pi->name, name, nl);
+    pi->name[nl] = '\0';
+    pi->current = (uint32_t)cur;
+    pi->has_apikey = mp_get_bool(e, "apikey", &b) == 0 && b;
+    pi->shredded = mp_get_bool(e, "shredded", &b) == 0 && b;
+    const msgpack_object *vs = mp_map_get(e, "versions");
+    if (!vs || vs->type != MSGPACK_OBJECT_ARRAY)
+        return -EPROTO;
+    pi->n_versions = vs->via.array.size;
+    pi->versions = calloc(pi->n_versions ? pi->n_versions : 1, sizeof(*pi->versions));
+    if (!pi->versions)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < pi->n_versions; i++) {
+        const msgpack_object *pair = &vs->via.array.ptr[i];
+        if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
+            pair->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            pair->via.array.ptr[0].via.u64 > UINT32_MAX ||
+            state_parse(&pair->via.array.ptr[1], &pi->versions[i].state) != 0)
+            return -EPROTO;
+        pi->versions[i].version = (uint32_t)pair->via.array.ptr[0].via.u64;
+    }
+    return 0;
+}
+
+int keyd_list(struct keyd_client *c, struct keyd_project_info **out, size_t *n)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct reply r;
+    struct keyd_project_info *list = NULL;
+    size_t count = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, KEYD_OP_LIST, NULL, 0);
+    pthread_mutex_lock(&c->mu);
+    rc = rpc(c, &sb, 1, &r);
+    if (rc == 0) {
+        const msgpack_object *ps = mp_map_get(r.map, "projects");
+        if (!ps || ps->type != MSGPACK_OBJECT_ARRAY) {
+            rc = -EPROTO;
+        } else {
+            list = calloc(ps->via.array.size ? ps->via.array.size : 1, sizeof(*list));
+            if (!list)
+                rc = -ENOMEM;
+            for (uint32_t i = 0; rc == 0 && i < ps->via.array.size; i++) {
+                rc = list_entry(&ps->via.array.ptr[i], &list[i]);
+                count = i + 1;
+            }
+        }
+        if (rc == -EPROTO)
+            set_err(c, "keyd: malformed LIST reply");
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0) {
+        keyd_list_free(list, count);
+        return rc;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+void keyd_list_free(struct keyd_project_info *list, size_t n)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(list[i].versions);
+    free(list);
+}
+
+int keyd_audit_verify(struct keyd_client *c, uint64_t *records)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct reply r;
+    int rc;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, KEYD_OP_AUDIT_VERIFY, NULL, 0);
+    pthread_mutex_lock(&c->mu);
+    rc = rpc(c, &sb, 1, &r);
+    if (rc == 0) {
+        if (mp_get_uint(r.map, "records", records) != 0) {
+            set_err(c, "keyd: reply without \"records\"");
+            rc = -EPROTO;
+        }
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* --- subscriptions ------------------------------------------------------ */
+
+int keyd_subscribe(const char *socket_path, struct keyd_sub **out)
+{
+    struct keyd_client *c = keyd_client_new(socket_path, 5000);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct reply r;
+    int rc;
+
+    *out = NULL;
+    if (!c)
+        return -ENOMEM;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, KEYD_OP_SUBSCRIBE, NULL, 0);
+    rc = rpc(c, &sb, 0, &r);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc == 0) {
+        reply_release(&r);
+        struct keyd_sub *s = malloc(sizeof(*s));
+        if (!s) {
+            rc = -ENOMEM;
+        } else {
+            /* Events may be far apart: no send timeout on a subscription. */
+            struct timeval tv = { 0, 0 };
+            setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+            s->fd = c->fd;
+            c->fd = -1;
+            *out = s;
+        }
+    }
+    keyd_client_free(c);
+    return rc;
+}
+
+int keyd_sub_fd(const struct keyd_sub *s)
+{
+    return s ? s->fd : -1;
+}
+
+int keyd_sub_read(struct keyd_sub *s, struct keyd_event *ev)
+{
+    void *body = NULL;
+    size_t len = 0;
+    msgpack_unpacked up;
+    const char *t, *p;
+    size_t tl, pl;
+    uint64_t v = 0;
+    int rc;
+
+    memset(ev, 0, sizeof(*ev));
+    rc = frame_read(s->fd, KEYD_REQ_MAX, -1, &body, &len);
+    if (rc != 0)
+        return rc == -EMSGSIZE ? -EPROTO : -ECONNRESET;
+    msgpack_unpacked_init(&up);
+    rc = -EPROTO;
+    if (mp_decode(body, len, 4, 64, &up) != 0 ||
+        mp_get_str(&up.data, "event", &t, &tl) != 0 ||
+        mp_get_str(&up.data, "project", &p, &pl) != 0 || pl == 0 || pl >= sizeof(ev->project))
+        goto out;
+    mp_get_uint(&up.data, "version", &v);
+    if (tl == 5 && memcmp(t, "SHRED", 5) == 0)
+        ev->type = KEYD_EV_SHRED;
+    else if (tl == 6 && memcmp(t, "RETIRE", 6) == 0)
+        ev->type = KEYD_EV_RETIRE;
+    else if (tl == 6 && memcmp(t, "ROTATE", 6) == 0)
+        ev->type = KEYD_EV_ROTATE;
+    else
+        goto out;
+    memcpy(ev->project, p, pl);
+    ev->version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    rc = 0;
+out:
+    msgpack_unpacked_destroy(&up);
+    free(body);
+    return rc;
+}
+
+void keyd_sub_free(struct keyd_sub *s)
+{
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s);
+}

@@ -1,0 +1,546 @@
+/*
+ * keystore.c - see keystore.h.  Layout: memory helpers, mutations,
+ * serialisation (save), parsing (load).
+ */
+#include "config.h"
+#include "keyd/keystore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "keyd/proto.h"
+#include "keyd/seal.h"
+#include "lib/config.h"
+#include "lib/frame.h"
+#include "lib/util.h"
+
+#define KS_MAGIC "TVKS\x01"
+#define KS_MAGIC_LEN 5
+#define KS_FILE_MAX (64u * 1024u * 1024u)
+#define SEALED_KEY_LEN (SEAL_KEY_LEN + SEAL_OVERHEAD)
+
+static unsigned char *key_new(void)
+{
+    return sodium_malloc(SEAL_KEY_LEN);
+}
+
+static void key_free(unsigned char **k)
+{
+    if (*k)
+        sodium_free(*k);     /* sodium_free wipes before unmapping */
+    *k = NULL;
+}
+
+static void project_release(struct ks_project *p)
+{
+    for (size_t i = 0; i < p->nv; i++)
+        key_free(&p->v[i].kek);
+    free(p->v);
+    p->v = NULL;
+    p->nv = 0;
+    key_free(&p->pseudonym);
+    if (p->apikey)
+        sodium_free(p->apikey);
+    p->apikey = NULL;
+}
+
+void ks_free(struct keystore *ks)
+{
+    if (!ks)
+        return;
+    for (size_t i = 0; i < ks->np; i++)
+        project_release(&ks->p[i]);
+    free(ks->p);
+    free(ks->path);
+    free(ks->pending);
+    key_free(&ks->file_key);
+    key_free(&ks->kek_key);
+    free(ks);
+}
+
+int ks_new(const char *path, const unsigned char *master, struct keystore **out)
+{
+    struct keystore *ks = calloc(1, sizeof(*ks));
+    int r = -ENOMEM;
+
+    *out = NULL;
+    if (!ks)
+        return -ENOMEM;
+    if (!(ks->path = strdup(path)) || !(ks->file_key = key_new()) || !(ks->kek_key = key_new()))
+        goto fail;
+    if ((r = seal_derive(master, SEAL_SUB_KEYSTORE, ks->file_key)) != 0 ||
+        (r = seal_derive(master, SEAL_SUB_KEK, ks->kek_key)) != 0)
+        goto fail;
+    ks->gen = 1;
+    *out = ks;
+    return 0;
+fail:
+    ks_free(ks);
+    return r;
+}
+
+struct ks_project *ks_find(struct keystore *ks, const char *name)
+{
+    for (size_t i = 0; i < ks->np; i++)
+        if (strcmp(ks->p[i].name, name) == 0)
+            return &ks->p[i];
+    return NULL;
+}
+
+struct ks_version *ks_version(struct ks_project *p, uint32_t v)
+{
+    /* Versions are dense from 1, so index directly; check anyway. */
+    if (v == 0 || v > p->nv || p->v[v - 1].version != v)
+        return NULL;
+    return p->v[v - 1].state == KEYD_V_ACTIVE ? &p->v[v - 1] : NULL;
+}
+
+/* Append a fresh random ACTIVE version to P. */
+static int add_version(struct ks_project *p, uint32_t *version)
+{
+    if (p->nv >= KS_MAX_VERSIONS)
+        return -EINVAL;
+    struct ks_version *nv = realloc(p->v, (p->nv + 1) * sizeof(*nv));
+    if (!nv)
+        return -ENOMEM;
+    p->v = nv;
+    struct ks_version *v = &p->v[p->nv];
+    v->kek = key_new();
+    if (!v->kek)
+        return -ENOMEM;
+    randombytes_buf(v->kek, SEAL_KEY_LEN);
+    v->version = (uint32_t)p->nv + 1;
+    v->state = KEYD_V_ACTIVE;
+    p->nv++;
+    p->current = v->version;
+    *version = v->version;
+    return 0;
+}
+
+int ks_create(struct keystore *ks, const char *name, uint32_t *version)
+{
+    struct ks_project *np, *p;
+    int r;
+
+    if (!tv_project_name_valid(name))
+        return -EINVAL;
+    if (ks_find(ks, name))
+        return -EEXIST;
+    np = realloc(ks->p, (ks->np + 1) * sizeof(*np));
+    if (!np)
+        return -ENOMEM;
+    ks->p = np;
+    p = &ks->p[ks->np];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    if (!(p->pseudonym = key_new())) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    randombytes_buf(p->pseudonym, SEAL_KEY_LEN);
+    if ((r = add_version(p, version)) != 0)
+        goto fail;
+    ks->np++;
+    ks->gen++;
+    return 0;
+fail:
+    project_release(p);
+    return r;
+}
+
+int ks_rotate(struct keystore *ks, struct ks_project *p, uint32_t *version)
+{
+    int r;
+    if (p->shredded)
+        return -EKEYREVOKED;
+    if ((r = add_version(p, version)) != 0)
+        return r;
+    ks->gen++;
+    return 0;
+}
+
+int ks_retire(struct keystore *ks, struct ks_project *p, uint32_t below, unsigned *changed)
+{
+    *changed = 0;
+    if (p->shredded)
+        return -EKEYREVOKED;
+    if (below > p->current)
+        return -EINVAL;        /* would retire the version used for new wraps */
+    for (size_t i = 0; i < p->nv; i++) {
+        if (p->v[i].version < below && p->v[i].state == KEYD_V_ACTIVE) {
+            key_free(&p->v[i].kek);
+            p->v[i].state = KEYD_V_RETIRED;
+            (*changed)++;
+        }
+    }
+    if (*changed)
+        ks->gen++;
+    return 0;
+}
+
+int ks_shred(struct keystore *ks, struct ks_project *p)
+{
+    if (p->shredded)
+        return -EKEYREVOKED;
+    for (size_t i = 0; i < p->nv; i++) {
+        key_free(&p->v[i].kek);
+        p->v[i].state = KEYD_V_SHREDDED;
+    }
+    key_free(&p->pseudonym);
+    if (p->apikey)
+        sodium_free(p->apikey);
+    p->apikey = NULL;
+    p->apikey_len = 0;
+    p->current = 0;
+    p->shredded = 1;
+    ks->gen++;
+    return 0;
+}
+
+int ks_apikey_set(struct keystore *ks, struct ks_project *p, const char *key, size_t len)
+{
+    if (p->shredded)
+        return -EKEYREVOKED;
+    if (len == 0 || len > KEYD_APIKEY_MAX)
+        return -EINVAL;
+    char *k = sodium_malloc(len + 1);
+    if (!k)
+        return -ENOMEM;
+    memcpy(k, key, len);
+    k[len] = '\0';
+    if (p->apikey)
+        sodium_free(p->apikey);
+    p->apikey = k;
+    p->apikey_len = len;
+    ks->gen++;
+    return 0;
+}
+
+/* --- save ---------------------------------------------------------------- */
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+    mp_pack_cstr(pk, s);
+}
+
+/* Pack a sealed copy of LEN bytes at KEY under AAD for (KIND, name, v, state). */
+static int pk_sealed(msgpack_packer *pk, const struct keystore *ks, enum seal_kind kind,
+                     const char *name, uint32_t v, uint8_t state, const void *key, size_t len)
+{
+    unsigned char aad[SEAL_AAD_MAX];
+    unsigned char *out = malloc(len + SEAL_OVERHEAD);
+    if (!out)
+        return -ENOMEM;
+    size_t al = seal_aad(aad, kind, name, v, state);
+    seal_seal(ks->kek_key, aad, al, key, len, out);
+    msgpack_pack_bin(pk, len + SEAL_OVERHEAD);
+    msgpack_pack_bin_body(pk, out, len + SEAL_OVERHEAD);
+    free(out);
+    return 0;
+}
+
+static const char *state_name(enum keyd_version_state s)
+{
+    return s == KEYD_V_ACTIVE ? "active" : s == KEYD_V_RETIRED ? "retired" : "shredded";
+}
+
+static int pack_body(const struct keystore *ks, msgpack_packer *pk)
+{
+    int r = 0;
+
+    msgpack_pack_map(pk, 5);
+    pk_str(pk, "gen");
+    msgpack_pack_uint64(pk, ks->gen);
+    pk_str(pk, "head_seq");
+    msgpack_pack_uint64(pk, ks->head_seq);
+    pk_str(pk, "head_mac");
+    msgpack_pack_bin(pk, AUDIT_MAC_LEN);
+    msgpack_pack_bin_body(pk, ks->head_mac, AUDIT_MAC_LEN);
+    pk_str(pk, "pending");
+    if (ks->pending)
+        pk_str(pk, ks->pending);
+    else
+        msgpack_pack_nil(pk);
+    pk_str(pk, "projects");
+    msgpack_pack_array(pk, ks->np);
+    for (size_t i = 0; r == 0 && i < ks->np; i++) {
+        const struct ks_project *p = &ks->p[i];
+        msgpack_pack_map(pk, 6);
+        pk_str(pk, "name");
+        pk_str(pk, p->name);
+        pk_str(pk, "current");
+        msgpack_pack_uint32(pk, p->current);
+        pk_str(pk, "shredded");
+        p->shredded ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        pk_str(pk, "versions");
+        msgpack_pack_array(pk, p->nv);
+        for (size_t j = 0; r == 0 && j < p->nv; j++) {
+            const struct ks_version *v = &p->v[j];
+            msgpack_pack_map(pk, 3);
+            pk_str(pk, "v");
+            msgpack_pack_uint32(pk, v->version);
+            pk_str(pk, "state");
+            pk_str(pk, state_name(v->state));
+            pk_str(pk, "kek");
+            if (v->kek)
+                r = pk_sealed(pk, ks, SEAL_KIND_KEK, p->name, v->version, (uint8_t)v->state,
+                              v->kek, SEAL_KEY_LEN);
+            else
+                msgpack_pack_nil(pk);
+        }
+        pk_str(pk, "pseudonym");
+        if (r == 0 && p->pseudonym)
+            r = pk_sealed(pk, ks, SEAL_KIND_PSEUDONYM, p->name, 0, 0, p->pseudonym,
+                          SEAL_KEY_LEN);
+        else
+            msgpack_pack_nil(pk);
+        pk_str(pk, "apikey");
+        if (r == 0 && p->apikey)
+            r = pk_sealed(pk, ks, SEAL_KIND_APIKEY, p->name, 0, 0, p->apikey, p->apikey_len);
+        else
+            msgpack_pack_nil(pk);
+    }
+    return r;
+}
+
+int ks_save(struct keystore *ks)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    unsigned char *file = NULL;
+    size_t flen = 0;
+    int r;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if ((r = pack_body(ks, &pk)) != 0)
+        goto out;
+    flen = KS_MAGIC_LEN + sb.size + SEAL_OVERHEAD;
+    if (!(file = malloc(flen))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    memcpy(file, KS_MAGIC, KS_MAGIC_LEN);
+    seal_seal(ks->file_key, file, KS_MAGIC_LEN, (const unsigned char *)sb.data, sb.size,
+              file + KS_MAGIC_LEN);
+    r = tv_write_atomic(AT_FDCWD, ks->path, file, flen, 0600);
+out:
+    free(file);
+    if (sb.data)
+        sodium_memzero(sb.data, sb.alloc);
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+/* --- load ---------------------------------------------------------------- */
+
+/* Open a sealed key blob O (bin or nil) into a new guarded buffer *OUT.
+ * EXACT, if non-zero, is the required plaintext length. */
+static int open_sealed(const struct keystore *ks, const msgpack_object *o, enum seal_kind kind,
+                       const char *name, uint32_t v, uint8_t state, size_t exact,
+                       unsigned char **out, size_t *outlen)
+{
+    unsigned char aad[SEAL_AAD_MAX];
+    *out = NULL;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size < SEAL_OVERHEAD + 1 ||
+        o->via.bin.size > SEAL_OVERHEAD + KEYD_APIKEY_MAX ||
+        (exact && o->via.bin.size != exact + SEAL_OVERHEAD))
+        return -EBADMSG;
+    size_t n = o->via.bin.size - SEAL_OVERHEAD;
+    unsigned char *k = sodium_malloc(n + 1);
+    if (!k)
+        return -ENOMEM;
+    size_t al = seal_aad(aad, kind, name, v, state);
+    if (seal_open(ks->kek_key, aad, al, (const unsigned char *)o->via.bin.ptr, o->via.bin.size,
+                  k) != 0) {
+        sodium_free(k);
+        return -EBADMSG;
+    }
+    k[n] = 0;
+    *out = k;
+    if (outlen)
+        *outlen = n;
+    return 0;
+}
+
+static int parse_state(const msgpack_object *o, enum keyd_version_state *st)
+{
+    static const char *names[] = { "active", "retired", "shredded" };
+    if (!o || o->type != MSGPACK_OBJECT_STR)
+        return -EBADMSG;
+    for (int i = 0; i < 3; i++)
+        if (o->via.str.size == strlen(names[i]) &&
+            memcmp(o->via.str.ptr, names[i], o->via.str.size) == 0) {
+            *st = (enum keyd_version_state)i;
+            return 0;
+        }
+    return -EBADMSG;
+}
+
+static int parse_project(struct keystore *ks, const msgpack_object *m, struct ks_project *p)
+{
+    const char *s;
+    size_t sl;
+    uint64_t cur;
+    int shredded = 0, r;
+    const msgpack_object *vs;
+
+    if (mp_get_str(m, "name", &s, &sl) != 0 || sl == 0 || sl >= sizeof(p->name))
+        return -EBADMSG;
+    memcpy(p->name, s, sl);
+    p->name[sl] = '\0';
+    if (!tv_project_name_valid(p->name) || mp_get_uint(m, "current", &cur) != 0 ||
+        mp_get_bool(m, "shredded", &shredded) != 0)
+        return -EBADMSG;
+    vs = mp_map_get(m, "versions");
+    if (!vs || vs->type != MSGPACK_OBJECT_ARRAY || vs->via.array.size > KS_MAX_VERSIONS)
+        return -EBADMSG;
+    p->shredded = shredded;
+    p->current = (uint32_t)cur;
+    p->v = calloc(vs->via.array.size ? vs->via.array.size : 1, sizeof(*p->v));
+    if (!p->v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < vs->via.array.size; i++) {
+        const msgpack_object *e = &vs->via.array.ptr[i];
+        struct ks_version *v = &p->v[i];
+        uint64_t vn;
+        p->nv = i + 1;
+        if (mp_get_uint(e, "v", &vn) != 0 || vn != i + 1 ||
+            parse_state(mp_map_get(e, "state"), &v->state) != 0)
+            return -EBADMSG;
+        v->version = (uint32_t)vn;
+        r = open_sealed(ks, mp_map_get(e, "kek"), SEAL_KIND_KEK, p->name, v->version,
+                        (uint8_t)v->state, SEAL_KEY_LEN, &v->kek, NULL);
+        if (r != 0)
+            return r;
+        /* Exactly the active versions carry a KEK. */
+        if ((v->state == KEYD_V_ACTIVE) != (v->kek != NULL))
+            return -EBADMSG;
+    }
+    if (shredded ? cur != 0 : (cur == 0 || cur > p->nv || !ks_version(p, (uint32_t)cur)))
+        return -EBADMSG;
+    if ((r = open_sealed(ks, mp_map_get(m, "pseudonym"), SEAL_KIND_PSEUDONYM, p->name, 0, 0,
+                         SEAL_KEY_LEN, &p->pseudonym, NULL)) != 0)
+        return r;
+    if (!shredded && !p->pseudonym)
+        return -EBADMSG;
+    unsigned char *ak = NULL;
+    if ((r = open_sealed(ks, mp_map_get(m, "apikey"), SEAL_KIND_APIKEY, p->name, 0, 0, 0, &ak,
+                         &p->apikey_len)) != 0)
+        return r;
+    p->apikey = (char *)ak;
+    return 0;
+}
+
+static int parse_body(struct keystore *ks, const msgpack_object *m)
+{
+    const void *mac;
+    size_t ml;
+    const msgpack_object *pend, *ps;
+    int r;
+
+    if (m->type != MSGPACK_OBJECT_MAP || mp_get_uint(m, "gen", &ks->gen) != 0 ||
+        mp_get_uint(m, "head_seq", &ks->head_seq) != 0 ||
+        mp_get_bin(m, "head_mac", &mac, &ml) != 0 || ml != AUDIT_MAC_LEN)
+        return -EBADMSG;
+    memcpy(ks->head_mac, mac, AUDIT_MAC_LEN);
+    pend = mp_map_get(m, "pending");
+    if (pend && pend->type == MSGPACK_OBJECT_STR) {
+        if ((r = mp_strdup(pend, &ks->pending)) != 0)
+            return r;
+    } else if (pend && pend->type != MSGPACK_OBJECT_NIL) {
+        return -EBADMSG;
+    }
+    ps = mp_map_get(m, "projects");
+    if (!ps || ps->type != MSGPACK_OBJECT_ARRAY)
+        return -EBADMSG;
+    ks->p = calloc(ps->via.array.size ? ps->via.array.size : 1, sizeof(*ks->p));
+    if (!ks->p)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < ps->via.array.size; i++) {
+        ks->np = i + 1;
+        if ((r = parse_project(ks, &ps->via.array.ptr[i], &ks->p[i])) != 0)
+            return r;
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(ks->p[j].name, ks->p[i].name) == 0)
+                return -EBADMSG;
+    }
+    return 0;
+}
+
+int ks_load(const char *path, const unsigned char *master, struct keystore **out, char *err,
+            size_t errlen)
+{
+    struct keystore *ks = NULL;
+    struct stat st;
+    char *file = NULL;
+    unsigned char *body = NULL;
+    size_t flen = 0, blen = 0;
+    msgpack_unpacked up;
+    int r;
+
+    *out = NULL;
+    msgpack_unpacked_init(&up);
+    if (stat(path, &st) != 0) {
+        r = -errno;
+        snprintf(err, errlen, "keystore %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        r = -EPERM;
+        snprintf(err, errlen, "keystore %s: mode %04o gives access to group or others "
+                 "(must be 0600)", path, (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    if ((r = tv_read_file(path, KS_FILE_MAX, &file, &flen)) != 0) {
+        snprintf(err, errlen, "keystore %s: %s", path, strerror(-r));
+        goto out;
+    }
+    if ((r = ks_new(path, master, &ks)) != 0) {
+        snprintf(err, errlen, "keystore %s: %s", path, strerror(-r));
+        goto out;
+    }
+    r = -EBADMSG;
+    if (flen < KS_MAGIC_LEN + SEAL_OVERHEAD + 1 || memcmp(file, KS_MAGIC, KS_MAGIC_LEN) != 0) {
+        snprintf(err, errlen, "keystore %s: not a TraceVault keystore", path);
+        goto out;
+    }
+    blen = flen - KS_MAGIC_LEN - SEAL_OVERHEAD;
+    if (!(body = malloc(blen))) {
+        r = -ENOMEM;
+        snprintf(err, errlen, "keystore %s: out of memory", path);
+        goto out;
+    }
+    if (seal_open(ks->file_key, (unsigned char *)file, KS_MAGIC_LEN,
+                  (unsigned char *)file + KS_MAGIC_LEN, flen - KS_MAGIC_LEN, body) != 0) {
+        snprintf(err, errlen, "keystore %s: does not authenticate under this master key "
+                 "(wrong key or damaged file)", path);
+        goto out;
+    }
+    if (mp_decode(body, blen, 8, blen + 16, &up) != 0 || (r = parse_body(ks, &up.data)) != 0) {
+        if (r == -EBADMSG || r == 0)
+            r = -EBADMSG;
+        snprintf(err, errlen, "keystore %s: malformed contents", path);
+        goto out;
+    }
+    *out = ks;
+    ks = NULL;
+    r = 0;
+out:
+    msgpack_unpacked_destroy(&up);
+    if (body) {
+        sodium_memzero(body, blen);
+        free(body);
+    }
+    free(file);
+    ks_free(ks);
+    return r;
+}

@@ -1,0 +1,343 @@
+/*
+ * main.c - tracevault-keyd: `init` creates the master key, an empty keystore
+ * and the first audit record; without a command it serves in the
+ * foreground.  Start-up order: harden the process, load the configuration
+ * and the master key, lock the keystore, load it, reconcile it with the
+ * audit log (repair a crash between keystore save and log flush, refuse a
+ * restored older keystore or a broken log), bind, tell systemd, serve.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "keyd/audit.h"
+#include "keyd/keystore.h"
+#include "keyd/ops.h"
+#include "keyd/seal.h"
+#include "keyd/server.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define PROG "tracevault-keyd"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " PROG " [-c CONF] [-v] [init]\n"
+            "  init        create the master key (0400), an empty keystore and the audit log;\n"
+            "              refuses to overwrite any of them\n"
+            "  (no command) run the key daemon in the foreground (sd_notify under systemd)\n"
+            "  -c CONF     configuration file (default " TV_DEFAULT_CONFIG ")\n"
+            "  -v          debug logging\n"
+            "  --help, --version\n");
+}
+
+/* Create the parent directory of PATH with MODE if missing. */
+static int parent_dir(const char *path, mode_t mode)
+{
+    char *d = strdup(path);
+    int r = 0;
+    if (!d)
+        return -ENOMEM;
+    char *slash = strrchr(d, '/');
+    if (slash && slash != d) {
+        *slash = '\0';
+        r = tv_mkdir_p(d, mode);
+    }
+    free(d);
+    return r;
+}
+
+/* Exclusive lock on KEYSTORE.lock: one keyd (or init) per keystore. */
+static int lock_keystore(const char *ks)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s.lock", ks);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        fprintf(stderr, PROG ": lock %s: %s\n", p, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, PROG ": keystore %s: in use by another tracevault-keyd\n", ks);
+        close(fd);
+        return -1;
+    }
+    return fd;     /* held until exit */
+}
+
+static int cmd_init(const struct tv_config *cfg)
+{
+    struct stat st;
+    struct keystore *ks = NULL;
+    struct audit *a = NULL;
+    unsigned char *master = NULL, *akey = NULL;
+    const char *from;
+    char err[512], line[AUDIT_LINE_MAX];
+    int r, rc = 1, lockfd = -1;
+
+    if (stat(cfg->keyd.master_key, &st) == 0) {
+        fprintf(stderr, PROG ": master key %s: exists; refusing to overwrite it\n",
+                cfg->keyd.master_key);
+        return 1;
+    }
+    if (stat(cfg->keyd.keystore, &st) == 0) {
+        fprintf(stderr, PROG ": keystore %s: exists; refusing to overwrite it\n",
+                cfg->keyd.keystore);
+        return 1;
+    }
+    if (stat(cfg->keyd.audit_log, &st) == 0 && st.st_size > 0) {
+        fprintf(stderr, PROG ": audit log %s: exists and is not empty; refusing to start a "
+                "new chain in it\n", cfg->keyd.audit_log);
+        return 1;
+    }
+    if ((r = parent_dir(cfg->keyd.master_key, 0700)) != 0 ||
+        (r = parent_dir(cfg->keyd.keystore, 0700)) != 0 ||
+        (r = parent_dir(cfg->keyd.audit_log, 0750)) != 0) {
+        fprintf(stderr, PROG ": cannot create a directory for the key files: %s\n",
+                strerror(-r));
+        return 1;
+    }
+    if ((lockfd = lock_keystore(cfg->keyd.keystore)) < 0)
+        return 1;
+    if ((r = seal_master_create(cfg->keyd.master_key)) != 0) {
+        fprintf(stderr, PROG ": master key %s: %s\n", cfg->keyd.master_key, strerror(-r));
+        goto out;
+    }
+    /* Load it back the way the daemon will (checks mode and size). */
+    unsetenv("CREDENTIALS_DIRECTORY");
+    if (seal_master_load(cfg->keyd.master_key, &master, &from, err, sizeof(err)) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        goto out;
+    }
+    akey = sodium_malloc(AUDIT_MAC_LEN);
+    if (!akey || seal_derive(master, SEAL_SUB_AUDIT, akey) != 0 ||
+        ks_new(cfg->keyd.keystore, master, &ks) != 0) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto out;
+    }
+    if ((r = audit_open(cfg->keyd.audit_log, akey, 1, &a)) != 0) {
+        fprintf(stderr, PROG ": audit log %s: %s\n", cfg->keyd.audit_log, strerror(-r));
+        goto out;
+    }
+    struct audit_rec rec = { .gen = ks->gen, .uid = getuid(), .pid = getpid(), .op = "INIT",
+                             .result = "ok" };
+    if ((r = audit_add(a, &rec, line)) != 0 || !(ks->pending = strdup(line))) {
+        fprintf(stderr, PROG ": audit log %s: cannot format the first record\n",
+                cfg->keyd.audit_log);
+        goto out;
+    }
+    audit_head(a, &ks->head_seq, ks->head_mac);
+    if ((r = ks_save(ks)) != 0) {
+        fprintf(stderr, PROG ": keystore %s: %s\n", cfg->keyd.keystore, strerror(-r));
+        goto out;
+    }
+    if ((r = audit_flush(a)) != 0) {
+        fprintf(stderr, PROG ": audit log %s: %s\n", cfg->keyd.audit_log, strerror(-r));
+        goto out;
+    }
+    printf(PROG ": created master key %s, keystore %s, audit log %s\n", cfg->keyd.master_key,
+           cfg->keyd.keystore, cfg->keyd.audit_log);
+    rc = 0;
+out:
+    audit_close(a);
+    ks_free(ks);
+    if (akey)
+        sodium_free(akey);
+    if (master)
+        sodium_free(master);
+    if (lockfd >= 0)
+        close(lockfd);
+    return rc;
+}
+
+/*
+ * Check the audit log against the keystore and open it for appending.
+ * Accepts: the log ends at the keystore's chain head, or goes on from it
+ * (records of requests after the last key change), or stops exactly one
+ * record short with that record pending in the keystore (crash between the
+ * keystore save and the log flush: the record is appended now).  Refuses: a
+ * broken chain, a log without the head (truncated or replaced), a record of
+ * a later keystore generation than the keystore's (an older keystore was
+ * restored: shredded keys would come back).
+ */
+static int reconcile(struct keyd_state *st, char *err, size_t errlen)
+{
+    struct keystore *ks = st->ks;
+    struct audit_scan sc;
+    char verr[400];
+    int r;
+
+    r = audit_verify_file(st->audit_path, st->audit_key, ks->head_seq, ks->head_mac, &sc, verr,
+                          sizeof(verr));
+    if (r == -ENOENT && ks->head_seq == 0)
+        memset(&sc, 0, sizeof(sc));
+    else if (r != 0) {
+        snprintf(err, errlen, "%s; refusing to start (fail closed)", verr);
+        return -EBADMSG;
+    }
+    if ((r = audit_open(st->audit_path, st->audit_key, 1, &st->audit)) != 0) {
+        snprintf(err, errlen, "audit log %s: %s", st->audit_path, strerror(-r));
+        return r;
+    }
+    audit_set_head(st->audit, sc.last_seq, sc.last_mac);
+    if (ks->head_seq == sc.last_seq + 1 && ks->pending) {
+        uint64_t pseq, pgen;
+        size_t pl = strlen(ks->pending);
+        unsigned char mac[AUDIT_MAC_LEN];
+        if (audit_line_ids(ks->pending, pl, &pseq, &pgen) == 0 && pseq == ks->head_seq &&
+            pl > 70) {
+            audit_line_mac(st->audit_key, sc.last_mac, ks->pending, pl - 70, mac);
+            if (sodium_memcmp(mac, ks->head_mac, AUDIT_MAC_LEN) == 0 &&
+                audit_append_line(st->audit, ks->pending) == 0) {
+                log_warn("audit log %s: restored record %" PRIu64 " from the keystore "
+                         "(keyd stopped between saving the keystore and the log)",
+                         st->audit_path, pseq);
+                sc.last_seq = pseq;
+                memcpy(sc.last_mac, mac, AUDIT_MAC_LEN);
+                sc.head_found = 1;
+                if (pgen > sc.max_gen)
+                    sc.max_gen = pgen;
+            }
+        }
+    }
+    if (ks->head_seq > 0 && !sc.head_found) {
+        snprintf(err, errlen, "audit log %s: does not hold the keystore's chain head (record "
+                 "%" PRIu64 "; the log ends at %" PRIu64 "): log truncated or replaced; "
+                 "refusing to start", st->audit_path, ks->head_seq, sc.last_seq);
+        return -EBADMSG;
+    }
+    if (sc.max_gen > ks->gen) {
+        snprintf(err, errlen, "keystore %s: generation %" PRIu64 " is older than the audit log "
+                 "(which records generation %" PRIu64 "): a restored old keystore could bring "
+                 "back retired or shredded keys; refusing to start", ks->path, ks->gen,
+                 sc.max_gen);
+        return -ESTALE;
+    }
+    return 0;
+}
+
+static int serve(const char *conf_path, struct tv_config *cfg)
+{
+    /* Paths are copied: a SIGHUP reload replaces (and frees) CFG. */
+    struct keyd_state st = { .cfg = cfg, .audit_path = strdup(cfg->keyd.audit_log) };
+    struct keyd_server *srv = NULL;
+    unsigned char *master = NULL;
+    const char *from;
+    char err[768];
+    int r, rc = 1, lockfd;
+
+    if (!st.audit_path)
+        return 1;
+    if ((r = tv_harden_process()) != 0)
+        log_warn("cannot disable core dumps / ptrace: %s", strerror(-r));
+    if ((lockfd = lock_keystore(cfg->keyd.keystore)) < 0)
+        return 1;
+    if (seal_master_load(cfg->keyd.master_key, &master, &from, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (ops_init(&st, master) != 0 ||
+        ks_load(cfg->keyd.keystore, master, &st.ks, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (reconcile(&st, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (server_new(&st, conf_path, &srv, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("serving %s (keystore %s generation %" PRIu64 ", %zu projects, master key %s)",
+             cfg->keyd.socket, cfg->keyd.keystore, st.ks->gen, st.ks->np, from);
+    sd_notify(0, "READY=1");
+    r = server_run(srv);
+    sd_notify(0, "STOPPING=1");
+    /* Record the chain head so truncation across the restart is caught. */
+    if (audit_flush(st.audit) == 0) {
+        audit_head(st.audit, &st.ks->head_seq, st.ks->head_mac);
+        free(st.ks->pending);
+        st.ks->pending = NULL;
+        if (ks_save(st.ks) != 0)
+            log_warn("keystore %s: cannot record the audit chain head at exit", st.ks->path);
+    }
+    log_info("stopped after %" PRIu64 " requests (%" PRIu64 " denied)", st.requests, st.denied);
+    rc = r == 0 ? 0 : 1;
+out:
+    server_free(srv);
+    audit_close(st.audit);
+    ks_free(st.ks);
+    /* st.cfg may have been replaced by a SIGHUP reload. */
+    if (st.cfg != cfg)
+        tv_config_free((struct tv_config *)st.cfg);
+    else
+        tv_config_free(cfg);
+    ops_release(&st);
+    free((char *)st.audit_path);
+    if (master)
+        sodium_free(master);
+    close(lockfd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { "config", required_argument, NULL, 'c' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *conf = TV_DEFAULT_CONFIG;
+    struct tv_config *cfg = NULL;
+    char err[512];
+    int opt, verbose = 0;
+
+    while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf(PROG " (tracevault) " PACKAGE_VERSION "\n"); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    int init = 0;
+    if (optind < argc) {
+        if (strcmp(argv[optind], "init") != 0 || optind + 1 != argc) {
+            fprintf(stderr, PROG ": unknown command or extra argument \"%s\"\n", argv[optind]);
+            usage(stderr);
+            return 2;
+        }
+        init = 1;
+    }
+    log_init(PROG, 0, verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    if (sodium_init() < 0) {
+        fprintf(stderr, PROG ": libsodium failed to initialise\n");
+        return 1;
+    }
+    if (tv_config_load(conf, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 1;
+    }
+    if (init) {
+        int rc = cmd_init(cfg);
+        tv_config_free(cfg);
+        return rc;
+    }
+    return serve(conf, cfg);
+}

@@ -1,0 +1,79 @@
+/*
+ * ops.h - keyd's request dispatcher: one request frame in, one reply map
+ * out, one audit record staged (docs/KEYD.md "Operations").
+ *
+ * The dispatcher owns no socket: the server (server.c) hands it a decoded
+ * peer and a frame body and gets back the reply bytes, whether the peer
+ * asked to subscribe, and any event for subscribers.  Replies of ordinary
+ * requests must not be released before audit_flush() succeeds (the record
+ * is only staged); operations that change key material flush and save
+ * inside the call, in the order keystore-then-log that start-up recovery
+ * relies on.  This split is also what the fuzz target drives.
+ */
+#ifndef TV_KEYD_OPS_H
+#define TV_KEYD_OPS_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "keyd/audit.h"
+#include "keyd/keystore.h"
+
+#define KEYD_PEER_GROUPS 64
+
+struct tv_config;
+
+struct keyd_peer {
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+    int ngroups;                  /* < 0: unknown, look up with getgrouplist */
+    gid_t groups[KEYD_PEER_GROUPS];
+};
+
+struct keyd_event_out {
+    int type;                     /* enum keyd_event_type, 0 = none */
+    char project[64];
+    uint32_t version;
+};
+
+struct keyd_state {
+    const struct tv_config *cfg;  /* the user lists */
+    struct keystore *ks;
+    struct audit *audit;
+    const char *audit_path;
+    const unsigned char *master;  /* to reload the keystore after a failed save */
+    unsigned char *audit_key;     /* sodium_malloc'd audit MAC subkey */
+    unsigned char *dek_scratch;   /* sodium_malloc'd, KEYD_GEN_MAX DEKs */
+    uint64_t requests, denied;    /* counters for the log */
+};
+
+/* Prepare ST's scratch and audit key from MASTER (the rest is set by the
+ * caller).  Returns 0 or -ENOMEM. */
+int ops_init(struct keyd_state *st, const unsigned char *master);
+void ops_release(struct keyd_state *st);
+
+/*
+ * Handle one request body (untrusted bytes).  Appends exactly one reply map
+ * to OUT.  *SUBSCRIBE is set to 1 if the peer became a subscriber; EV->type
+ * is non-zero if subscribers must be told something.  Returns 0, or -EIO
+ * when keyd can no longer keep its promises (audit or keystore unwritable
+ * after a key change): the caller must stop serving.
+ */
+int ops_handle(struct keyd_state *st, const struct keyd_peer *peer, const void *body,
+               size_t len, msgpack_sbuffer *out, int *subscribe, struct keyd_event_out *ev);
+
+/* Record (audit) and answer a frame that could not be taken as a request at
+ * all (e.g. oversized, -EMSGSIZE): an error reply for ERR is appended to OUT. */
+void ops_reject(struct keyd_state *st, const struct keyd_peer *peer, int err, const char *msg,
+                msgpack_sbuffer *out);
+
+/* Append an error reply {ok: false, err, msg} to OUT. */
+void ops_error_reply(msgpack_sbuffer *out, int err, const char *msg);
+
+/* Pack an event frame body for EV into OUT. */
+void ops_event_pack(msgpack_sbuffer *out, const struct keyd_event_out *ev);
+
+#endif
