@@ -112,12 +112,12 @@ if command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/n
         _eg=0; [ "$4" = root ] || _eg=$(gid "$4")
         test "$(stat -c '%a %u %g' "$S$1")" = "$2 $_eu $_eg"
     }
-    tv_ok "keystore 0700 tracevault-keyd" own /var/lib/tracevault/keys 700 tracevault-keyd tracevault-keyd
+    tv_ok "keystore directory 0700 tracevault-keyd" own /var/lib/tracevault/keyd 700 tracevault-keyd tracevault-keyd
     tv_ok "backing store 0700 tracevault" own /var/lib/tracevault/data 700 tracevault tracevault
     tv_ok "agent state 0700 tracevault-agent" own /var/lib/tracevault/agent 700 tracevault-agent tracevault-agent
     tv_ok "socket directory 0750 tracevault-keyd:tracevault-clients" own /run/tracevault 750 tracevault-keyd tracevault-clients
     tv_ok "audit logs pre-created 0600 for their daemons" \
-        sh -c 'test "$(stat -c "%a %U" "$1/var/log/tracevault/keyd-audit.log")" = "600 $(stat -c %U "$1/var/lib/tracevault/keys")" && test "$(stat -c "%a %U" "$1/var/log/tracevault/vault-audit.log")" = "600 $(stat -c %U "$1/var/lib/tracevault/data")"' _ "$S"
+        sh -c 'test "$(stat -c "%a %U" "$1/var/log/tracevault/keyd-audit.log")" = "600 $(stat -c %U "$1/var/lib/tracevault/keyd")" && test "$(stat -c "%a %U" "$1/var/log/tracevault/vault-audit.log")" = "600 $(stat -c %U "$1/var/lib/tracevault/data")"' _ "$S"
     tv_ok "mountpoint /srv/traces exists" test -d "$S/srv/traces"
 else
     i=0; while [ $i -lt 10 ]; do _tv_n=$((_tv_n + 1)); echo "ok $_tv_n # SKIP no systemd-sysusers/tmpfiles"; i=$((i + 1)); done
