@@ -1,0 +1,304 @@
+/*
+ * fsck.c - tracevault fsck and tracevault rewrap (see fsck.h).
+ *
+ * Both walk BACKING/P recursively with *at calls on held directory fds and
+ * O_NOFOLLOW, skipping metadata (names starting with '.').
+ */
+#include "config.h"
+#include "vault/fsck.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "vault/blockcrypt.h"
+#include "vault/keys.h"
+#include "vault/meta.h"
+#include "vault/names.h"
+
+struct walk {
+    struct keys *keys;
+    const char *project;
+    struct names_keys *nk;      /* sodium_malloc'd */
+    int rewrap;
+    uint32_t newest;
+    unsigned long files, dirs, damaged, rewrapped, errors;
+};
+
+static void damaged(struct walk *w, const char *path, const char *why)
+{
+    printf("%s: damaged: %s\n", path, why);
+    w->damaged++;
+}
+
+/* Authenticate every block of the open backing file FD. */
+static int check_file(struct walk *w, int fd, const char *path)
+{
+    unsigned char hdr[BC_HDR], cb[BC_CBLOCK], plain[BC_BLOCK];
+    struct bc_header h;
+    struct stat st;
+    off_t size;
+    int rc;
+
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (meta_pread_full(fd, hdr, BC_HDR, 0) < 0 || bc_header_parse(hdr, BC_HDR, &h) < 0) {
+        damaged(w, path, "bad header");
+        return 0;
+    }
+    if (bc_plain_size(st.st_size, &size) < 0) {
+        damaged(w, path, "impossible size (truncated?)");
+        return 0;
+    }
+    unsigned char *dek = sodium_malloc(BC_DEK);
+    if (!dek)
+        return -ENOMEM;
+    rc = keys_unwrap(w->keys, w->project, h.kek_version, h.wrapped, dek);
+    if (rc == -EBADMSG) {
+        damaged(w, path, "wrapped key fails authentication");
+        rc = 0;
+        goto out;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "tracevault fsck: %s: cannot unwrap its key: %s\n", path,
+                keys_error(w->keys));
+        w->errors++;
+        rc = 0;
+        goto out;
+    }
+    uint64_t nb = bc_nblocks(size);
+    for (uint64_t i = 0; i < nb; i++) {
+        size_t len = bc_block_len(size, i) + BC_OVERHEAD;
+        if (meta_pread_full(fd, cb, len, bc_block_offset(i)) < 0 ||
+            bc_open(plain, cb, len, dek, w->project, h.file_id, i, i == nb - 1) < 0) {
+            char why[64];
+            snprintf(why, sizeof why, "block %llu fails authentication", (unsigned long long)i);
+            damaged(w, path, why);
+            break;
+        }
+    }
+    sodium_memzero(plain, sizeof plain);
+out:
+    sodium_free(dek);
+    return rc;
+}
+
+/* Re-wrap the header of FD if it is older than the newest version. */
+static int rewrap_file(struct walk *w, int fd, const char *path)
+{
+    unsigned char hdr[BC_HDR];
+    struct bc_header h;
+    uint32_t nv;
+
+    if (meta_pread_full(fd, hdr, BC_HDR, 0) < 0 || bc_header_parse(hdr, BC_HDR, &h) < 0) {
+        damaged(w, path, "bad header");
+        return 0;
+    }
+    if (h.kek_version == w->newest)
+        return 0;
+    unsigned char nw[BC_WRAPPED];
+    int rc = keys_rewrap(w->keys, w->project, h.kek_version, h.wrapped, &nv, nw);
+    if (rc < 0) {
+        fprintf(stderr, "tracevault rewrap: %s: %s\n", path, keys_error(w->keys));
+        w->errors++;
+        return 0;
+    }
+    h.kek_version = nv;
+    memcpy(h.wrapped, nw, BC_WRAPPED);
+    bc_header_encode(&h, hdr);
+    if (pwrite(fd, hdr, BC_HDR, 0) != (ssize_t)BC_HDR || fdatasync(fd) < 0)
+        return -errno;
+    w->rewrapped++;
+    return 0;
+}
+
+static int walk_dir(struct walk *w, int dfd, const char *path)
+{
+    unsigned char iv[NAMES_IV];
+    char enc[NAMES_ENC_MAX], plain[NAMES_PLAIN_MAX + 1], sub[PATH_MAX];
+    int rc = meta_dir_iv(dfd, 0, iv);
+
+    w->dirs++;
+    if (rc < 0) {
+        damaged(w, path, "directory IV missing or damaged");
+        return 0;
+    }
+    int lfd = dup(dfd);
+    DIR *dp = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (!dp)
+        return -errno;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        const char *e = de->d_name;
+        if (e[0] == '.')
+            continue;
+        if (names_is_long(e) && meta_long_read(dfd, e, enc) < 0) {
+            snprintf(sub, sizeof sub, "%s/<backing %s>", path, de->d_name);
+            damaged(w, sub, "long name side file missing or damaged");
+            continue;
+        }
+        if (names_is_long(e))
+            e = enc;
+        if (names_decrypt(w->nk, iv, e, plain) < 0) {
+            snprintf(sub, sizeof sub, "%s/<backing %s>", path, de->d_name);
+            damaged(w, sub, "name fails authentication");
+            continue;
+        }
+        snprintf(sub, sizeof sub, "%s/%s", path, plain);
+        int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            fprintf(stderr, "tracevault: %s: %s\n", sub, strerror(errno));
+            w->errors++;
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            rc = walk_dir(w, fd, sub);
+        } else if (S_ISREG(st.st_mode)) {
+            w->files++;
+            if (w->rewrap) {
+                close(fd);
+                fd = openat(dfd, de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+                rc = fd < 0 ? -errno : rewrap_file(w, fd, sub);
+            } else {
+                rc = check_file(w, fd, sub);
+            }
+        } else {
+            damaged(w, sub, "not a regular file or directory");
+            rc = 0;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (rc < 0) {
+            fprintf(stderr, "tracevault: %s: %s\n", sub, strerror(-rc));
+            w->errors++;
+        }
+    }
+    closedir(dp);
+    return 0;
+}
+
+/* Open BACKING/P and load its name key; returns the dir fd or -errno. */
+static int open_project(const struct tv_config *cfg, struct walk *w, const char *p)
+{
+    int root = open(cfg->vault.backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) {
+        fprintf(stderr, "tracevault: backing directory \"%s\": %s\n", cfg->vault.backing,
+                strerror(errno));
+        return -errno;
+    }
+    int dfd = openat(root, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(root);
+    if (dfd < 0)
+        return -e;
+    unsigned char *key = sodium_malloc(NAMES_KEY);
+    if (!key) {
+        close(dfd);
+        return -ENOMEM;
+    }
+    int rc = meta_project_key(dfd, w->keys, p, 0, key);
+    if (rc < 0) {
+        fprintf(stderr, "tracevault: project \"%s\": cannot load its name key: %s\n", p,
+                rc == -EBADMSG ? "damaged .tvproject" : (keys_error(w->keys)[0] ? keys_error(w->keys) : strerror(-rc)));
+        sodium_free(key);
+        close(dfd);
+        return rc;
+    }
+    names_derive(w->nk, key);
+    sodium_free(key);
+    return dfd;
+}
+
+static int run(const struct tv_config *cfg, const char *project, int rewrap)
+{
+    struct walk w = { 0 };
+    int status = 0;
+
+    w.keys = keys_new(cfg->keyd.socket, cfg->keyd.client_timeout_ms);
+    w.nk = sodium_malloc(sizeof *w.nk);
+    w.rewrap = rewrap;
+    if (!w.keys || !w.nk) {
+        status = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->n_projects; i++) {
+        const char *p = cfg->projects[i].name;
+        if (project && strcmp(project, p) != 0)
+            continue;
+        w.project = p;
+        if (rewrap) {
+            /* learn the newest version: one fresh DEK, discarded */
+            unsigned char *dek = sodium_malloc(BC_DEK), wr[BC_WRAPPED];
+            int rc = dek ? keys_new_dek(w.keys, p, dek, wr, &w.newest) : -ENOMEM;
+            sodium_free(dek);
+            if (rc < 0) {
+                fprintf(stderr, "tracevault rewrap: project \"%s\": %s\n", p, keys_error(w.keys));
+                status = 1;
+                continue;
+            }
+        }
+        int dfd = open_project(cfg, &w, p);
+        if (dfd == -ENOENT && !rewrap)
+            continue;                 /* never mounted: nothing to check */
+        if (dfd < 0) {
+            status = 1;
+            continue;
+        }
+        if (rewrap) {
+            unsigned char buf[META_PROJECT_LEN], nw[BC_WRAPPED], wr[BC_WRAPPED];
+            uint32_t v, nv;
+            int fd = openat(dfd, META_PROJECT, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0 && meta_pread_full(fd, buf, sizeof buf, 0) == 0 &&
+                meta_project_parse(buf, sizeof buf, &v, wr) == 0 && v != w.newest &&
+                keys_rewrap(w.keys, p, v, wr, &nv, nw) == 0) {
+                meta_project_encode(nv, nw, buf);
+                if (tv_write_atomic(dfd, META_PROJECT, buf, sizeof buf, 0600) == 0)
+                    w.rewrapped++;
+                else
+                    w.errors++;
+            }
+            if (fd >= 0)
+                close(fd);
+        }
+        walk_dir(&w, dfd, p);
+        close(dfd);
+    }
+    if (project && !tv_config_project(cfg, project)) {
+        fprintf(stderr, "tracevault: project \"%s\": not in the configuration\n", project);
+        status = 1;
+    }
+    if (rewrap)
+        printf("rewrap: %lu files, %lu headers re-wrapped, %lu errors\n", w.files, w.rewrapped,
+               w.errors);
+    else
+        printf("fsck: %lu files in %lu directories checked, %lu damaged, %lu errors\n", w.files,
+               w.dirs, w.damaged, w.errors);
+    if (w.damaged || w.errors)
+        status = 1;
+out:
+    sodium_free(w.nk);
+    keys_free(w.keys);
+    return status;
+}
+
+int vault_fsck(const struct tv_config *cfg, const char *project)
+{
+    return run(cfg, project, 0);
+}
+
+int vault_rewrap(const struct tv_config *cfg, const char *project)
+{
+    return run(cfg, project, 1);
+}

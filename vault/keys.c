@@ -1,0 +1,262 @@
+/*
+ * keys.c - keyd client, DEK pool and event subscription (see keys.h).
+ *
+ * Layout: a small table of per-project pools (created on first use, never
+ * removed; a project count is small), each with its own mutex so one
+ * project's refill does not stall another's creates; one keyd_client per
+ * purpose (pool refills, unwraps) because a client serialises its callers.
+ */
+#include "config.h"
+#include "vault/keys.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "keyd/keyd_client.h"
+#include "lib/log.h"
+
+#define POOL_BATCH 64u
+#define MAX_POOLS 256
+
+struct pool {
+    char project[64];
+    pthread_mutex_t lock;
+    unsigned n;                 /* DEKs left: entries [0, n) */
+    uint32_t version;
+    unsigned char *deks;        /* sodium_malloc: POOL_BATCH * 32 */
+    unsigned char wrapped[POOL_BATCH * BC_WRAPPED];
+};
+
+struct keys {
+    char *socket;
+    struct keyd_client *gen, *unwrap;
+    pthread_mutex_t tlock;      /* protects pools[] growth */
+    struct pool *pools[MAX_POOLS];
+    int npools;
+    pthread_mutex_t nlock;      /* protects down and err */
+    int down;                   /* last call failed to reach keyd: log recovery */
+    char err[256];
+    keys_event_fn fn;
+    void *fnarg;
+    pthread_t ev_thread;
+    int ev_started;
+    volatile int stopping;
+};
+
+struct keys *keys_new(const char *socket, int timeout_ms)
+{
+    struct keys *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->socket = strdup(socket);
+    k->gen = keyd_client_new(socket, timeout_ms);
+    k->unwrap = keyd_client_new(socket, timeout_ms);
+    pthread_mutex_init(&k->tlock, NULL);
+    pthread_mutex_init(&k->nlock, NULL);
+    if (!k->socket || !k->gen || !k->unwrap) {
+        keys_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void keys_free(struct keys *k)
+{
+    if (!k)
+        return;
+    k->stopping = 1;
+    if (k->ev_started) {
+        pthread_cancel(k->ev_thread);
+        pthread_join(k->ev_thread, NULL);
+    }
+    for (int i = 0; i < k->npools; i++) {
+        sodium_free(k->pools[i]->deks);
+        pthread_mutex_destroy(&k->pools[i]->lock);
+        free(k->pools[i]);
+    }
+    keyd_client_free(k->gen);
+    keyd_client_free(k->unwrap);
+    free(k->socket);
+    free(k);
+}
+
+const char *keys_error(struct keys *k)
+{
+    return k->err;
+}
+
+static int unreachable(int rc)
+{
+    return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE;
+}
+
+/* Remember the outcome of a keyd call for logging: one line when keyd goes
+ * away, one when it is back. */
+static void note(struct keys *k, struct keyd_client *c, const char *project, int rc)
+{
+    if (rc == 0 && !k->down)
+        return;
+    pthread_mutex_lock(&k->nlock);
+    if (rc == 0) {
+        if (k->down) {
+            k->down = 0;
+            log_info("vault: keyd is reachable again; opening files works again");
+        }
+        goto out;
+    }
+    snprintf(k->err, sizeof k->err, "%s", keyd_client_error(c));
+    if (unreachable(rc)) {
+        if (!k->down)
+            log_error("vault: keyd unavailable (%s): new opens fail until it returns; "
+                      "open files keep working", k->err);
+        k->down = 1;
+    } else {
+        log_warn("vault: project \"%s\": keyd refused: %s", project, k->err);
+    }
+out:
+    pthread_mutex_unlock(&k->nlock);
+}
+
+static struct pool *pool_of(struct keys *k, const char *project)
+{
+    struct pool *p = NULL;
+    pthread_mutex_lock(&k->tlock);
+    for (int i = 0; i < k->npools; i++)
+        if (strcmp(k->pools[i]->project, project) == 0) {
+            p = k->pools[i];
+            goto out;
+        }
+    if (k->npools == MAX_POOLS)
+        goto out;
+    p = calloc(1, sizeof *p);
+    if (!p)
+        goto out;
+    p->deks = sodium_malloc(POOL_BATCH * BC_DEK);
+    if (!p->deks) {
+        free(p);
+        p = NULL;
+        goto out;
+    }
+    snprintf(p->project, sizeof p->project, "%s", project);
+    pthread_mutex_init(&p->lock, NULL);
+    k->pools[k->npools++] = p;
+out:
+    pthread_mutex_unlock(&k->tlock);
+    return p;
+}
+
+int keys_new_dek(struct keys *k, const char *project, unsigned char *dek,
+                 unsigned char wrapped[BC_WRAPPED], uint32_t *version)
+{
+    struct pool *p = pool_of(k, project);
+    int rc = 0;
+
+    if (!p)
+        return -ENOMEM;
+    pthread_mutex_lock(&p->lock);
+    if (p->n == 0) {
+        rc = keyd_gen_dek(k->gen, project, POOL_BATCH, &p->version, p->deks, p->wrapped);
+        note(k, k->gen, project, rc);
+        if (rc < 0)
+            goto out;
+        p->n = POOL_BATCH;
+    }
+    p->n--;
+    memcpy(dek, p->deks + p->n * BC_DEK, BC_DEK);
+    sodium_memzero(p->deks + p->n * BC_DEK, BC_DEK);
+    memcpy(wrapped, p->wrapped + p->n * BC_WRAPPED, BC_WRAPPED);
+    *version = p->version;
+out:
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int keys_unwrap(struct keys *k, const char *project, uint32_t version,
+                const unsigned char wrapped[BC_WRAPPED], unsigned char *dek)
+{
+    int rc = keyd_unwrap(k->unwrap, project, version, wrapped, dek);
+    note(k, k->unwrap, project, rc);
+    return rc;
+}
+
+int keys_rewrap(struct keys *k, const char *project, uint32_t version,
+                const unsigned char wrapped[BC_WRAPPED], uint32_t *new_version,
+                unsigned char new_wrapped[BC_WRAPPED])
+{
+    int rc = keyd_rewrap(k->unwrap, project, version, wrapped, new_version, new_wrapped);
+    note(k, k->unwrap, project, rc);
+    return rc;
+}
+
+void keys_purge(struct keys *k, const char *project)
+{
+    struct pool *p = pool_of(k, project);
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    sodium_memzero(p->deks, POOL_BATCH * BC_DEK);
+    p->n = 0;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Subscriber: (re)connect, deliver events, back off 0.2 s .. 2 s while keyd
+ * is away.  Runs until the process exits. */
+static void *events_main(void *arg)
+{
+    struct keys *k = arg;
+    int delay_ms = 200, warned = 0;
+
+    while (!k->stopping) {
+        struct keyd_sub *s = NULL;
+        int rc = keyd_subscribe(k->socket, &s);
+        if (rc < 0) {
+            if (!warned)
+                log_warn("vault: keyd event subscription failed (%s); retrying", strerror(-rc));
+            warned = 1;
+            usleep((useconds_t)delay_ms * 1000);
+            if (delay_ms < 2000)
+                delay_ms *= 2;
+            continue;
+        }
+        if (warned)
+            log_info("vault: keyd event subscription re-established");
+        warned = 0;
+        delay_ms = 200;
+        for (;;) {
+            struct pollfd pfd = { .fd = keyd_sub_fd(s), .events = POLLIN };
+            if (poll(&pfd, 1, -1) < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;
+            }
+            struct keyd_event ev;
+            rc = keyd_sub_read(s, &ev);
+            if (rc < 0)
+                break;
+            if (ev.type == KEYD_EV_SHRED || ev.type == KEYD_EV_ROTATE)
+                keys_purge(k, ev.project);
+            if (k->fn)
+                k->fn(k->fnarg, (int)ev.type, ev.project, ev.version);
+        }
+        keyd_sub_free(s);
+        log_warn("vault: keyd event subscription lost; reconnecting");
+        warned = 1;
+    }
+    return NULL;
+}
+
+int keys_start_events(struct keys *k, keys_event_fn fn, void *arg)
+{
+    k->fn = fn;
+    k->fnarg = arg;
+    int rc = pthread_create(&k->ev_thread, NULL, events_main, k);
+    if (rc != 0)
+        return -rc;
+    k->ev_started = 1;
+    return 0;
+}

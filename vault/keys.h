@@ -1,0 +1,53 @@
+/*
+ * keys.h - the vault's side of key management: a keyd client, a pool of
+ * fresh DEKs per project (GEN_DEK in batches, so creating a file costs no
+ * round trip), UNWRAP of existing files' DEKs, and the event subscription
+ * that reports SHRED (and others) from keyd.
+ *
+ * Every plaintext DEK handed out is written into caller memory which must be
+ * sodium_malloc'd; the pool itself lives in sodium_malloc'd memory and is
+ * wiped on purge and on free.  Functions return 0 or a negative errno
+ * (see keyd_client.h); failures to reach keyd are logged once per outage
+ * with a clear line and the vault keeps serving already-open files.
+ */
+#ifndef TV_VAULT_KEYS_H
+#define TV_VAULT_KEYS_H
+
+#include <stdint.h>
+
+#include "vault/blockcrypt.h"
+
+struct keys;
+
+/* Event callback: TYPE is a keyd_event_type, run on the subscriber thread. */
+typedef void (*keys_event_fn)(void *arg, int type, const char *project, uint32_t version);
+
+/* A key manager for keyd at SOCKET with TIMEOUT_MS per request; NULL on ENOMEM. */
+struct keys *keys_new(const char *socket, int timeout_ms);
+void keys_free(struct keys *k);
+
+/* One fresh DEK for PROJECT: DEK (32 bytes, guarded memory), WRAPPED (72) and
+ * *VERSION.  Refills the project's pool from keyd when empty. */
+int keys_new_dek(struct keys *k, const char *project, unsigned char *dek,
+                 unsigned char wrapped[BC_WRAPPED], uint32_t *version);
+
+/* Unwrap a file's DEK into DEK (guarded memory). */
+int keys_unwrap(struct keys *k, const char *project, uint32_t version,
+                const unsigned char wrapped[BC_WRAPPED], unsigned char *dek);
+
+/* Re-wrap under PROJECT's newest KEK version (no plaintext leaves keyd). */
+int keys_rewrap(struct keys *k, const char *project, uint32_t version,
+                const unsigned char wrapped[BC_WRAPPED], uint32_t *new_version,
+                unsigned char new_wrapped[BC_WRAPPED]);
+
+/* Wipe PROJECT's pooled DEKs (after SHRED or ROTATE). */
+void keys_purge(struct keys *k, const char *project);
+
+/* Start a thread that subscribes to keyd events and calls FN for each;
+ * it reconnects by itself when keyd restarts. */
+int keys_start_events(struct keys *k, keys_event_fn fn, void *arg);
+
+/* The last keyd error message (for logs); never key bytes. */
+const char *keys_error(struct keys *k);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * main.c - tracevault: mount the vault, or run its offline tools.
+ *
+ *   tracevault -c CONF [-f] [-d] [--no-writeback] [BACKING MOUNTPOINT]
+ *   tracevault fsck -c CONF [PROJECT]
+ *   tracevault rewrap -c CONF PROJECT
+ *
+ * Wires the modules: config (lib/config), key manager (keys.c), audit log
+ * (audit.c), the filesystem (fs.c) on a multithreaded libfuse session, and
+ * the offline checker (fsck.c).  SIGTERM/SIGINT unmount cleanly (libfuse's
+ * handlers); SIGHUP reloads the config through a small thread, since a
+ * signal handler may only post a semaphore.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "vault/audit.h"
+#include "vault/fs.h"
+#include "vault/fsck.h"
+#include "vault/keys.h"
+
+static sem_t hup_sem;
+static struct vfs *the_fs;
+static const char *conf_path = TV_DEFAULT_CONFIG;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tracevault [-c CONF] [-f] [-d] [--no-writeback] [BACKING MOUNTPOINT]\n"
+            "       tracevault fsck [-c CONF] [PROJECT]\n"
+            "       tracevault rewrap [-c CONF] PROJECT\n"
+            "Mount the TraceVault encrypted filesystem (daemonizes unless -f), check\n"
+            "every block of every file (fsck), or re-wrap file keys to the newest KEK\n"
+            "version after keyctl rotate (rewrap).\n");
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    sem_post(&hup_sem);
+}
+
+static void *hup_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        while (sem_wait(&hup_sem) < 0)
+            ;
+        char err[512];
+        struct tv_config *cfg = NULL;
+        if (tv_config_load(conf_path, &cfg, err, sizeof err) < 0) {
+            log_error("vault: reload failed, keeping the old policy: %s", err);
+            continue;
+        }
+        vfs_reload(the_fs, cfg);
+    }
+    return NULL;
+}
+
+static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt, int fg,
+                     int debug, int writeback)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    struct fuse_session *se = NULL;
+    struct keys *keys = NULL;
+    struct fuse_loop_config *lc = NULL;
+    int rc = 1;
+
+    if (fuse_opt_add_arg(&args, "tracevault") != 0 ||
+        fuse_opt_add_arg(&args, "-oallow_other,fsname=tracevault,subtype=tracevault") != 0 ||
+        (debug && fuse_opt_add_arg(&args, "-d") != 0))
+        goto out;
+    if (audit_open(cfg->vault.audit_log) < 0) {
+        log_error("vault: audit log \"%s\": %s", cfg->vault.audit_log, strerror(errno));
+        goto out;
+    }
+    keys = keys_new(cfg->keyd.socket, cfg->keyd.client_timeout_ms);
+    if (!keys)
+        goto out;
+    int threads = cfg->vault.threads;
+    the_fs = vfs_new(cfg, keys, backing, writeback);
+    cfg = NULL;                       /* owned by the vfs now */
+    if (!the_fs)
+        goto out;
+    se = fuse_session_new(&args, vfs_ops(), sizeof(struct fuse_lowlevel_ops), the_fs);
+    if (!se)
+        goto out;
+    if (fuse_set_signal_handlers(se) != 0)
+        goto out;
+    if (fuse_session_mount(se, mnt) != 0) {
+        log_error("vault: cannot mount on \"%s\"", mnt);
+        goto out_handlers;
+    }
+    vfs_set_session(the_fs, se);
+    if (fuse_daemonize(fg) != 0)
+        goto out_unmount;
+    if (!fg)
+        log_init("tracevault", 1, LOG_LVL_INFO);
+    /* after daemonizing: threads do not survive fork */
+    sem_init(&hup_sem, 0, 0);
+    pthread_t t;
+    struct sigaction sa = { .sa_handler = on_hup };
+    sigemptyset(&sa.sa_mask);
+    if (pthread_create(&t, NULL, hup_main, NULL) != 0 || sigaction(SIGHUP, &sa, NULL) != 0)
+        goto out_unmount;
+    pthread_detach(t);
+    if (vfs_start_threads(the_fs) < 0)
+        goto out_unmount;
+    log_info("vault: mounted %s on %s", backing, mnt);
+    lc = fuse_loop_cfg_create();
+    if (!lc)
+        goto out_unmount;
+    fuse_loop_cfg_set_clone_fd(lc, 1);
+    fuse_loop_cfg_set_max_threads(lc, threads > 0 ? (unsigned)threads : 16);
+    fuse_loop_cfg_set_idle_threads(lc, 4);
+    rc = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
+    log_info("vault: unmounting %s", mnt);
+out_unmount:
+    fuse_session_unmount(se);
+out_handlers:
+    fuse_remove_signal_handlers(se);
+out:
+    if (lc)
+        fuse_loop_cfg_destroy(lc);
+    if (se)
+        fuse_session_destroy(se);
+    tv_config_free(cfg);
+    /* the vfs is not freed: detached threads may still reference it */
+    audit_close();
+    fuse_opt_free_args(&args);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "foreground", no_argument, NULL, 'f' },
+        { "debug", no_argument, NULL, 'd' },
+        { "no-writeback", no_argument, NULL, 'W' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *tool = NULL;
+    int fg = 0, debug = 0, writeback = 1, opt;
+    char err[512];
+
+    if (argc > 1 && (strcmp(argv[1], "fsck") == 0 || strcmp(argv[1], "rewrap") == 0)) {
+        tool = argv[1];
+        argv++;
+        argc--;
+    }
+    while ((opt = getopt_long(argc, argv, "c:fdhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': conf_path = optarg; break;
+        case 'f': fg = 1; break;
+        case 'd': debug = 1; fg = 1; break;
+        case 'W': writeback = 0; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("tracevault (tracevault) %s\n", PACKAGE_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    log_init("tracevault", 0, LOG_LVL_INFO);
+    if (sodium_init() < 0)
+        log_fatal("vault: libsodium failed to initialise");
+    tv_harden_process();
+    struct tv_config *cfg = NULL;
+    if (tv_config_load(conf_path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "tracevault: %s\n", err);
+        return 1;
+    }
+    int nargs = argc - optind;
+    if (tool) {
+        int rc;
+        if (strcmp(tool, "fsck") == 0) {
+            if (nargs > 1) {
+                usage(stderr);
+                tv_config_free(cfg);
+                return 2;
+            }
+            rc = vault_fsck(cfg, nargs ? argv[optind] : NULL);
+        } else {
+            if (nargs != 1) {
+                usage(stderr);
+                tv_config_free(cfg);
+                return 2;
+            }
+            rc = vault_rewrap(cfg, argv[optind]);
+        }
+        tv_config_free(cfg);
+        return rc;
+    }
+    if (nargs != 0 && nargs != 2) {
+        usage(stderr);
+        tv_config_free(cfg);
+        return 2;
+    }
+    const char *backing = nargs ? argv[optind] : cfg->vault.backing;
+    const char *mnt = nargs ? argv[optind + 1] : cfg->vault.mountpoint;
+    char *b = strdup(backing), *m = strdup(mnt);
+    if (!b || !m)
+        return 1;
+    int rc = run_mount(cfg, b, m, fg, debug, writeback);
+    free(b);
+    free(m);
+    return rc;
+}
