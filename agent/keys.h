@@ -1,0 +1,36 @@
+/*
+ * keys.h - the agent's secrets from keyd: each project's pseudonymisation key
+ * (for session and user id hashes) and its upstream API key.
+ *
+ * Pseudonym keys are cached for the agent's lifetime in sodium_malloc'd
+ * memory; API keys are fetched per delivery attempt (so `keyctl apikey-set`
+ * takes effect at the next retry) and wiped after use.
+ *
+ * Development fallback: when the configured keyd socket does not exist at
+ * all (a plain directory, no keyd), a random per-project key is kept in
+ * STATE_DIR/pseudonym-<project>.key (0600) and a warning is logged; its
+ * key_version starts with "local-".  A socket that exists but does not answer
+ * is an error (the caller retries): hashes never silently change keys.
+ */
+#ifndef TV_AGENT_KEYS_H
+#define TV_AGENT_KEYS_H
+
+struct keys;
+struct tv_config;
+
+int keys_new(const struct tv_config *cfg, struct keys **out);
+void keys_free(struct keys *k);
+
+/* PROJECT's pseudonym key (32 bytes, owned by K) and its short version
+ * string.  0, or a negative errno (keyd unreachable, project unknown). */
+int keys_pseudonym(struct keys *k, const char *project, const unsigned char **key,
+                   const char **version);
+
+/* PROJECT's API key in a sodium_malloc'd string the caller sodium_free()s.
+ * -ENOENT if none is set. */
+int keys_apikey(struct keys *k, const char *project, char **key);
+
+/* The last keyd error text (never key bytes). */
+const char *keys_error(struct keys *k);
+
+#endif

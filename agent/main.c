@@ -1,0 +1,276 @@
+/*
+ * main.c - tracevault-agent: wires discovery, ingest, the queue and delivery.
+ *
+ *   tracevault-agent -c CONF            follow the mount (default)
+ *   tracevault-agent -c CONF --once     ship everything pending, then exit
+ *   tracevault-agent dump FILE          print a file:// batch as JSON lines
+ *
+ * One thread, one loop: poll the inotify descriptor with a timeout that is
+ * the next due time (batch linger, retry, deferred file, metrics), read
+ * events, do a bounded amount of reading, ship what is due.  SIGTERM/SIGINT
+ * set a flag; the loop finishes the batch in flight, commits and exits.
+ */
+#include "config.h"
+#include "agent/ingest.h"
+#include "agent/keys.h"
+#include "agent/metrics.h"
+#include "agent/price.h"
+#include "agent/queue.h"
+#include "agent/ship.h"
+#include "agent/upstream.h"
+#include "agent/watch.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WORK_BUDGET 2000            /* documents/lines per loop turn */
+#define METRICS_PERIOD_MS 1000
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tracevault-agent [-c CONF] [--once] [-v]\n"
+            "       tracevault-agent dump FILE\n"
+            "  -c, --config CONF  configuration file (default " TV_DEFAULT_CONFIG ")\n"
+            "      --once         process everything not yet shipped, deliver it, exit 0\n"
+            "                     only when all of it is acknowledged\n"
+            "  -v, --verbose      debug logging\n"
+            "  -h, --help         this text\n"
+            "  -V, --version      print the version\n");
+}
+
+struct agent {
+    struct tv_config *cfg;
+    struct price_table *prices;
+    struct queue *q;
+    struct keys *keys;
+    struct upstream *up;
+    struct ingest *in;
+    struct shipper *ship;
+    struct watch *w;
+    struct metrics m;
+    uint64_t next_metrics;
+};
+
+static void write_metrics(struct agent *a, int force)
+{
+    uint64_t now = tv_now_ms();
+    int r;
+
+    if (!force && now < a->next_metrics)
+        return;
+    a->next_metrics = now + METRICS_PERIOD_MS;
+    a->m.queue_depth = queue_depth(a->q);
+    a->m.queue_bytes = queue_bytes(a->q);
+    if ((r = metrics_write(&a->m, a->cfg->agent.metrics_file)) != 0)
+        log_warn("metrics file %s: %s", a->cfg->agent.metrics_file, strerror(-r));
+}
+
+static void agent_release(struct agent *a)
+{
+    watch_free(a->w);
+    shipper_free(a->ship);
+    ingest_free(a->in);
+    upstream_free(a->up);
+    keys_free(a->keys);
+    queue_close(a->q);
+    price_table_free(a->prices);
+    tv_config_free(a->cfg);
+}
+
+static int run_once(struct agent *a, const char *root)
+{
+    uint64_t next;
+    int r;
+
+    watch_scan(root, a->in, 0);
+    while (!stop_requested) {
+        r = ingest_work(a->in, WORK_BUDGET, &next);
+        if (r < 0)
+            return 1;
+        if (r == 0 && next == 0 && !ingest_paused(a->in))
+            break;
+        if ((r = shipper_run(a->ship, 1, &next)) < 0)
+            return 1;
+        if (r == 0 && ingest_paused(a->in)) {
+            uint64_t now = tv_now_ms();
+            if (next > now)
+                poll(NULL, 0, (int)(next - now));
+        } else if (r == 0 && next) {
+            uint64_t now = tv_now_ms();
+            if (next > now)
+                poll(NULL, 0, (int)(next - now > 200 ? 200 : next - now));
+        }
+        write_metrics(a, 0);
+    }
+    while (!stop_requested && queue_depth(a->q) > 0) {
+        if ((r = shipper_run(a->ship, 1, &next)) < 0)
+            return 1;
+        if (r == 0 && next) {
+            uint64_t now = tv_now_ms();
+            if (next > now)
+                poll(NULL, 0, (int)(next - now));
+        }
+        write_metrics(a, 0);
+    }
+    write_metrics(a, 1);
+    if (queue_depth(a->q) > 0) {
+        log_error("stopped with %llu records not yet acknowledged",
+                  (unsigned long long)queue_depth(a->q));
+        return 1;
+    }
+    if (shipper_dead(a->ship) > 0) {
+        log_error("%llu records were rejected by the upstream (dead-letter table)",
+                  (unsigned long long)shipper_dead(a->ship));
+        return 1;
+    }
+    return 0;
+}
+
+static int run_follow(struct agent *a, const char *root)
+{
+    uint64_t next_in = 0, next_ship = 0, next_scan = 0;
+    int r, busy = 0;
+
+    if ((r = watch_new(root, a->in, &a->m, &a->w)) != 0)
+        return 1;
+    a->m.rescans++;
+    watch_scan(root, a->in, 1);
+    log_info("following %s", root);
+    while (!stop_requested) {
+        uint64_t now = tv_now_ms(), due = now + METRICS_PERIOD_MS;
+        int timeout;
+        if (busy)
+            due = now;
+        if (next_in && next_in < due)
+            due = next_in;
+        if (next_ship && next_ship < due)
+            due = next_ship;
+        if (next_scan && next_scan < due)
+            due = next_scan;
+        timeout = due > now ? (int)(due - now) : 0;
+        struct pollfd pfd = { .fd = watch_fd(a->w), .events = POLLIN };
+        if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
+            log_error("poll: %s", strerror(errno));
+            return 1;
+        }
+        if (stop_requested)
+            break;
+        watch_drain(a->w);
+        next_scan = watch_maintain(a->w);
+        if ((r = ingest_work(a->in, WORK_BUDGET, &next_in)) < 0)
+            return 1;
+        busy = r == 1;
+        if ((r = shipper_run(a->ship, 0, &next_ship)) < 0)
+            return 1;
+        write_metrics(a, 0);
+    }
+    log_info("stopping: %llu records queued for the next start",
+             (unsigned long long)queue_depth(a->q));
+    write_metrics(a, 1);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, 'o' },
+        { "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
+    };
+    const char *conf = TV_DEFAULT_CONFIG;
+    struct agent a;
+    char err[512];
+    int c, once = 0, verbose = 0, rc = 1, r;
+
+    memset(&a, 0, sizeof(a));
+    while ((c = getopt_long(argc, argv, "+c:vhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': conf = optarg; break;
+        case 'o': once = 1; break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("tracevault-agent (tracevault) %s\n", PACKAGE_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    log_init("tracevault-agent", 0, verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    if (optind < argc) {
+        if (!strcmp(argv[optind], "dump") && optind + 2 == argc && !once) {
+            if (upstream_dump(argv[optind + 1], err, sizeof(err)) != 0) {
+                fprintf(stderr, "tracevault-agent: dump: %s\n", err);
+                return 1;
+            }
+            return 0;
+        }
+        usage(stderr);
+        return 2;
+    }
+    /* Trace content passes through this process's memory. */
+    tv_harden_process();
+    if (tv_config_load(conf, &a.cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tracevault-agent: %s\n", err);
+        return 1;
+    }
+    const char *root = a.cfg->vault.mountpoint;
+    struct stat st;
+    if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        log_error("root %s: %s", root, stat(root, &st) != 0 ? strerror(errno) : "not a directory");
+        goto out;
+    }
+    if ((r = tv_mkdir_p(a.cfg->agent.state_dir, 0700)) != 0) {
+        log_error("state directory %s: %s", a.cfg->agent.state_dir, strerror(-r));
+        goto out;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (price_table_load(a.cfg->agent.price_table, &a.prices, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (queue_open(a.cfg->agent.state_dir, &a.q) != 0)
+        goto out;
+    if (keys_new(a.cfg, &a.keys) != 0) {
+        log_error("out of memory");
+        goto out;
+    }
+    if (upstream_new(a.cfg, a.keys, &a.up, err, sizeof(err)) != 0 ||
+        ingest_new(a.cfg, root, a.q, a.keys, a.prices, &a.m, &a.in, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (shipper_new(a.cfg, a.q, a.up, &a.m, &a.ship) != 0)
+        goto out;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = once ? run_once(&a, root) : run_follow(&a, root);
+out:
+    agent_release(&a);
+    return rc;
+}
