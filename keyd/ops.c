@@ -443,7 +443,8 @@ static void parse_req(struct req *rq, const msgpack_object *map)
     rq->map = map;
     if (mp_get_str(map, "op", &s, &sl) == 0)
         rq->op = keyd_op_parse(s, sl);
-    if (mp_get_str(map, "project", &s, &sl) == 0 && sl > 0 && sl < sizeof(rq->project)) {
+    if (mp_get_str(map, "project", &s, &sl) == 0 && sl > 0 && sl < sizeof(rq->project) &&
+        !memchr(s, '\0', sl)) {
         memcpy(rq->project, s, sl);
         rq->project[sl] = '\0';
         if (!tv_project_name_valid(rq->project))

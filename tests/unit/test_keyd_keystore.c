@@ -1,0 +1,119 @@
+/*
+ * test_keyd_keystore.c - the sealed keystore: save/load round trip keeps
+ * projects, versions, states, API keys and the chain head; retired and
+ * shredded versions come back without key bytes; another master key, a
+ * flipped byte, a loose file mode each refuse to load; no KEK, API key or
+ * pseudonym key appears in the file in clear.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyd/keystore.h"
+#include "lib/util.h"
+#include "tests/unit/tap.h"
+
+static int file_has(const char *path, const void *needle, size_t n)
+{
+    char *buf;
+    size_t len;
+    int found = 0;
+    if (tv_read_file(path, 1 << 24, &buf, &len) != 0)
+        return -1;
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(buf + i, needle, n) == 0)
+            found = 1;
+    free(buf);
+    return found;
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/tv-ks.XXXXXX", path[256], err[256];
+    unsigned char master[32], other[32], kek1[32], kek3[32], pseudo[32];
+    struct keystore *ks = NULL, *ks2 = NULL;
+    struct ks_project *p;
+    uint32_t v;
+    unsigned changed;
+    const char *apikey = "sk-CANARY-apikey-0123456789";
+
+    plan(26);
+    ok(sodium_init() >= 0 && mkdtemp(dir) != NULL, "set-up");
+    snprintf(path, sizeof(path), "%s/keys", dir);
+    randombytes_buf(master, 32);
+    randombytes_buf(other, 32);
+
+    is_int(ks_new(path, master, &ks), 0, "new keystore");
+    is_int(ks_create(ks, "checkout", &v), 0, "create checkout");
+    is_int(v, 1, "first version is 1");
+    is_int(ks_create(ks, "checkout", &v), -EEXIST, "create twice: EEXIST");
+    is_int(ks_create(ks, "../etc", &v), -EINVAL, "invalid name: EINVAL");
+    ks_create(ks, "search", &v);
+    p = ks_find(ks, "checkout");
+    ks_rotate(ks, p, &v);
+    ks_rotate(ks, p, &v);
+    is_int(v, 3, "two rotations: version 3");
+    memcpy(kek1, ks_version(p, 1)->kek, 32);
+    memcpy(kek3, ks_version(p, 3)->kek, 32);
+    memcpy(pseudo, p->pseudonym, 32);
+    ok(memcmp(kek1, kek3, 32) != 0, "versions have distinct random KEKs");
+    is_int(ks_retire(ks, p, 2, &changed), 0, "retire below 2");
+    is_int(changed, 1, "one version retired");
+    ok(ks_version(p, 1) == NULL && p->v[0].kek == NULL, "retired KEK destroyed in memory");
+    is_int(ks_retire(ks, p, 4, &changed), -EINVAL, "retiring the current version refused");
+    is_int(ks_apikey_set(ks, p, apikey, strlen(apikey)), 0, "API key set");
+    is_int(ks_shred(ks, ks_find(ks, "search")), 0, "shred search");
+    uint64_t gen = ks->gen;
+    ks->head_seq = 77;
+    memset(ks->head_mac, 0xab, 32);
+    is_int(ks_save(ks), 0, "save");
+    struct stat st;
+    stat(path, &st);
+    is_int(st.st_mode & 0777, 0600, "keystore written 0600");
+    ok(file_has(path, kek3, 32) == 0 && file_has(path, pseudo, 32) == 0 &&
+       file_has(path, apikey, strlen(apikey)) == 0 && file_has(path, "checkout", 8) == 0,
+       "no KEK, pseudonym key, API key or project name in clear in the file");
+
+    is_int(ks_load(path, master, &ks2, err, sizeof(err)), 0, "load");
+    p = ks2 ? ks_find(ks2, "checkout") : NULL;
+    ok(p && p->current == 3 && p->nv == 3 && p->v[0].state == KEYD_V_RETIRED &&
+       !p->v[0].kek && ks_version(p, 3) && memcmp(ks_version(p, 3)->kek, kek3, 32) == 0 &&
+       memcmp(p->pseudonym, pseudo, 32) == 0 && p->apikey && !strcmp(p->apikey, apikey),
+       "checkout comes back: versions, states, KEKs, pseudonym and API key");
+    p = ks2 ? ks_find(ks2, "search") : NULL;
+    ok(p && p->shredded && p->current == 0 && !p->pseudonym && p->v[0].state == KEYD_V_SHREDDED &&
+       !p->v[0].kek, "shredded project comes back without any key");
+    ok(ks2 && ks2->gen == gen && ks2->head_seq == 77 && ks2->head_mac[5] == 0xab,
+       "generation and chain head preserved");
+    ks_free(ks2);
+    ks2 = NULL;
+
+    is_int(ks_load(path, other, &ks2, err, sizeof(err)), -EBADMSG, "another master key: refused");
+    char *buf;
+    size_t len;
+    tv_read_file(path, 1 << 24, &buf, &len);
+    buf[len / 2] ^= 0x20;
+    tv_write_atomic(AT_FDCWD, path, buf, len, 0600);
+    is_int(ks_load(path, master, &ks2, err, sizeof(err)), -EBADMSG, "flipped byte: refused");
+    buf[len / 2] ^= 0x20;
+    tv_write_atomic(AT_FDCWD, path, buf, len, 0600);
+    free(buf);
+    chmod(path, 0644);
+    is_int(ks_load(path, master, &ks2, err, sizeof(err)), -EPERM, "world-readable keystore refused");
+    chmod(path, 0640);
+    is_int(ks_load(path, master, &ks2, err, sizeof(err)), -EPERM, "group-readable keystore refused");
+    chmod(path, 0600);
+    is_int(ks_load(path, master, &ks2, err, sizeof(err)), 0, "restored bytes load again");
+    ks_free(ks2);
+    ks_free(ks);
+    unlink(path);
+    rmdir(dir);
+    return done();
+}
