@@ -7,7 +7,7 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 tv_init ops-units
 command -v systemd-analyze >/dev/null || tv_skip_all "no systemd-analyze"
-tv_plan 31
+tv_plan 34
 
 R="$T/root"
 make -s -C "$top_builddir" install DESTDIR="$R" >"$T/install.log" 2>&1; rc=$?
@@ -65,7 +65,7 @@ has() {  # has UNIT LINE...: the unit contains each of these exact lines
     for _l in "$@"; do grep -qxF "$_l" "$unitdir/$_u" || { tv_diag "$_u lacks $_l"; return 1; }; done
 }
 keyd_basics() {
-    has tracevault-keyd.service Type=notify User=tracevault-keyd &&
+    has tracevault-keyd.service User=tracevault-keyd &&
         grep -q '^LoadCredential=master.key:/' "$unitdir/tracevault-keyd.service"
 }
 vault_basics() {
@@ -76,16 +76,26 @@ vault_basics() {
 no_namespace() {
     ! grep -qE '^(ProtectSystem|PrivateTmp|ProtectHome|ReadWritePaths|ReadOnlyPaths|PrivateDevices|PrivateMounts|PrivateNetwork|ProtectKernel[A-Za-z]*|ProtectControlGroups|TemporaryFileSystem|BindPaths)=' "$unitdir/$1"
 }
-tv_ok "keyd: Type=notify, own user, master key by LoadCredential" keyd_basics
+tv_ok "keyd: own user, master key by LoadCredential" keyd_basics
 tv_ok "keyd: PrivateNetwork, ProtectSystem=strict, PrivateTmp, NoNewPrivileges, no capabilities" \
     has tracevault-keyd.service PrivateNetwork=yes ProtectSystem=strict PrivateTmp=yes \
         NoNewPrivileges=yes CapabilityBoundingSet=
 tv_ok "vault: /dev/fuse, only CAP_SYS_ADMIN, NoNewPrivileges, unmounts on stop" vault_basics
 tv_ok "vault: no mount-namespace option (the mount must be visible on the host)" \
     no_namespace tracevault.service
-tv_ok "agent: Type=notify, own user, ProtectSystem=strict, PrivateTmp, NoNewPrivileges, no capabilities" \
-    has tracevault-agent.service Type=notify User=tracevault-agent ProtectSystem=strict \
+tv_ok "agent: own user, ProtectSystem=strict, PrivateTmp, NoNewPrivileges, no capabilities" \
+    has tracevault-agent.service User=tracevault-agent ProtectSystem=strict \
         PrivateTmp=yes NoNewPrivileges=yes CapabilityBoundingSet=
+# Type=notify for a daemon that never calls sd_notify would time out at
+# start; Type=exec for one that does would start dependants too early.
+type_matches() {  # type_matches UNIT BINARY
+    [ -x "$2" ] || { tv_diag "$(basename "$2") not built: cannot check Type="; return 0; }
+    if grep -q sd_notify "$2"; then has "$1" Type=notify; else has "$1" Type=exec; fi
+}
+tv_ok "keyd: Type= matches whether the binary calls sd_notify" type_matches tracevault-keyd.service "$KEYD"
+tv_ok "agent: Type= matches whether the binary calls sd_notify" type_matches tracevault-agent.service "$AGENT"
+tv_ok "vault: Type=forking (it forks once mounted) unless it calls sd_notify" sh -c '
+    if grep -q sd_notify "$1"; then grep -qx Type=notify "$2"; else grep -qx Type=forking "$2"; fi' _ "$VAULT" "$unitdir/tracevault.service"
 retention_basics() {
     has tracevault-retention.service Type=oneshot SuccessExitStatus=3 NoNewPrivileges=yes &&
         no_namespace tracevault-retention.service &&
