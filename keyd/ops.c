@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keyd/keyd_client.h"
 #include "keyd/proto.h"
@@ -288,6 +289,11 @@ static int commit_change(struct keyd_state *st, const struct keyd_peer *peer, st
         fail(rq, EIO, "keyd: keystore %s: cannot save", fresh->path);
         return -EIO;
     }
+    /* Fault injection for the crash-recovery test: die in the one window
+     * where the keystore is ahead of the log. */
+    const char *crash = getenv("TRACEVAULT_KEYD_TEST_CRASH");
+    if (crash && strcmp(crash, "after-keystore-save") == 0)
+        _exit(137);
     if (audit_flush(st->audit) != 0) {
         log_error("audit log %s: cannot write after a key change; stopping (the record is "
                   "kept in the keystore and written at the next start)", st->audit_path);
