@@ -252,7 +252,10 @@ static void classify_number(const char *s, size_t n, uint32_t counts[PII_KINDS])
         counts[PII_SSN]++;
         return;
     }
-    if (nd >= 13 && nd <= 19 && !dots && !other_sep && !plus && eval_luhn(digits, nd)) {
+    /* Card numbers start with 2-6 (Mastercard, Amex, Visa, Discover...): bare
+     * 13-digit epoch-millisecond timestamps (1...) are not cards. */
+    if (nd >= 13 && nd <= 19 && !dots && !other_sep && !plus && digits[0] >= '2' &&
+        digits[0] <= '6' && eval_luhn(digits, nd)) {
         counts[PII_CARD]++;
         return;
     }

@@ -315,31 +315,48 @@ static void set_tokens(int64_t *dst, json_t *v)
         *dst = x;
 }
 
-/* An error type from an error string: the class name before ':' when it
- * looks like one ("RateLimitError: ..."), else "error".  The message after
- * the colon is content and is never kept. */
+/* True if WORD looks like an exception class: ends in Error, Exception,
+ * Timeout or Warning ("RateLimitError", "asyncio.TimeoutError"). */
+static int class_like(const char *w, size_t n)
+{
+    static const char *const ends[] = { "Error", "Exception", "Timeout", "Warning" };
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+        size_t k = strlen(ends[i]);
+        if (n >= k && memcmp(w + n - k, ends[i], k) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* An error type from an error string: the class name before ':' (or the
+ * whole string) when it looks like one ("RateLimitError: ..."), else
+ * "error".  The message is content and is never kept. */
 static void error_type_from_string(char *dst, const char *s)
 {
     char word[EV_WORD_MAX + 1];
-    size_t n = 0;
-
     const char *colon = strchr(s, ':');
-    if (colon) {
-        n = (size_t)(colon - s);
-    } else {
-        n = strlen(s);
-        if (!(n > 5 && (strcmp(s + n - 5, "Error") == 0 ||
-                        (n > 9 && strcmp(s + n - 9, "Exception") == 0))))
-            n = 0;
-    }
-    if (n > 0 && n <= EV_WORD_MAX && (isalpha((unsigned char)s[0]) || s[0] == '_')) {
+    size_t n = colon ? (size_t)(colon - s) : strlen(s);
+
+    dst[0] = '\0';
+    if (n > 0 && n <= EV_WORD_MAX && (isalpha((unsigned char)s[0]) || s[0] == '_') &&
+        class_like(s, n)) {
         memcpy(word, s, n);
         word[n] = '\0';
         copy_checked(dst, EV_WORD_MAX, word, "._");
-        if (dst[0])
-            return;
     }
-    strcpy(dst, "error");
+    if (!dst[0])
+        strcpy(dst, "error");
+}
+
+/* An error type given as a field (error.type, exception.type, {"type": ..}):
+ * a short class-like identifier, else "error". */
+static void error_type_field(char *dst, const char *s)
+{
+    dst[0] = '\0';
+    if (s)
+        copy_checked(dst, EV_WORD_MAX, s, "._");
+    if (!dst[0])
+        strcpy(dst, "error");
 }
 
 static void event_init(struct agent_event *e, enum ev_format f)
@@ -453,9 +470,7 @@ static int honeyhive_event(json_t *o, struct agent_event *e)
             json_t *t = json_object_get(err, "type");
             if (!t)
                 t = json_object_get(err, "name");
-            copy_checked(e->error_type, EV_WORD_MAX, json_string_value(t), "._");
-            if (!e->error_type[0])
-                strcpy(e->error_type, "error");
+            error_type_field(e->error_type, json_string_value(t));
             if ((r = gather(&e->other, err)) != 0)
                 return r;
         } else
@@ -569,9 +584,8 @@ static int otlp_attribute(struct agent_event *e, const char *key, json_t *val, i
                !strcmp(key, "gen_ai.response.finish_reason")) {
         copy_checked(e->finish_reason, 32, s, "_");
     } else if (!strcmp(key, "error.type") || !strcmp(key, "exception.type")) {
-        copy_checked(e->error_type, EV_WORD_MAX, s, "._");
-        if (!e->error_type[0] && s)
-            strcpy(e->error_type, "error");
+        if (s)
+            error_type_field(e->error_type, s);
     } else if (!strcmp(key, "gen_ai.conversation.id") || !strcmp(key, "session.id")) {
         copy_person(e->session_id, v);
     } else if (!strcmp(key, "user.id") || !strcmp(key, "enduser.id")) {
@@ -711,7 +725,7 @@ int parse_document(const char *buf, size_t len, const struct parse_limits *lim,
     }
     if ((out->skip = prescan((const unsigned char *)buf, len, lim)) != SKIP_NONE)
         return 0;
-    doc = json_loadb(buf, len, 0, &jerr);
+    doc = json_loadb(buf, len, JSON_DECODE_ANY, &jerr);
     if (!doc) {
         out->skip = json_error_code(&jerr) == json_error_premature_end_of_input
                         ? SKIP_TRUNCATED : SKIP_MALFORMED;
