@@ -1,0 +1,86 @@
+#!/bin/sh
+# The README's run command, from a clean copy: scripts/tracevault-demo builds
+# the tree, starts keyd, the vault and the agent, drops traces of every
+# accepted shape and ends with their metadata shipped to the file://
+# outbox; no plaintext (a canary) lands anywhere but the mount; a second run
+# is safe; `stop` leaves no mount and no process behind.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+tv_init demo-run
+tv_need_root
+tv_need_fuse
+tv_plan 19
+
+S="$T/src"
+D="$T/demo"
+DEMO="$S/scripts/tracevault-demo"
+# Whatever happens, stop what the demo started.
+tv_defer "TV_DEMO_DIR='$D' '$DEMO' stop; fusermount3 -u -z '$D/traces'"
+
+# A clean copy: a clone of the repository's HEAD when there is one (what a
+# newcomer gets), else (a release tarball, make distcheck) a copy.
+if [ -d "$top_srcdir/.git" ]; then
+    git clone -q "$top_srcdir" "$S" 2>"$T/clone.err"; rc=$?
+else
+    mkdir -p "$S" && cp -R "$top_srcdir/." "$S/" && chmod -R u+w "$S"; rc=$?
+fi
+tv_ok "clean copy of the source tree (rc $rc)" test "$rc" -eq 0
+tv_ok "the copy has no build products" sh -c '! test -e "$1/keyd/tracevault-keyd" && ! test -e "$1/vault/tracevault"' _ "$S"
+
+TV_DEMO_DIR="$D" "$DEMO" >"$T/run1.out" 2>"$T/run1.err"; rc=$?
+tv_ok "the demo runs to the end (exit $rc)" test "$rc" -eq 0
+if [ "$rc" -ne 0 ]; then
+    tail -15 "$T/run1.out" | sed 's/^/# out: /'; tail -15 "$T/run1.err" | sed 's/^/# err: /'
+    [ -f "$D/log/build.log" ] && tail -15 "$D/log/build.log" | sed 's/^/# build: /'
+fi
+tv_ok "it built the tree it was run from" test -x "$S/vault/tracevault"
+tv_ok "it reports 12 records shipped" grep -q '^shipped: 12 records' "$T/run1.out"
+tv_ok "the vault is mounted and the daemons run" \
+    sh -c 'TV_DEMO_DIR="$1" "$2" status | grep -c "running\|mounted at" | grep -qx 4' _ "$D" "$DEMO"
+
+# What the outbox holds, decoded by the agent.
+find "$D/outbox" -name '*.msgpack' -type f | while IFS= read -r f; do
+    "$S/agent/tracevault-agent" dump "$f"
+done > "$T/records.jsonl"
+tv_ok "the outbox holds 12 records" test "$(wc -l < "$T/records.jsonl")" -eq 12
+summary=$($PY - "$T/records.jsonl" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+print(" ".join(sorted({r.get("project", "?") + ":" + r.get("format", "?") for r in recs})))
+PY
+)
+tv_ok "records of both projects and all three shapes ($summary)" \
+    test "$summary" = "checkout:honeyhive support:honeyhive support:openinference support:otlp"
+tv_ok "every record has a record_id and no prompt text" \
+    $PY -c 'import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+bad = [r for r in recs if len(r.get("record_id", "")) != 32 or "trail stove" in json.dumps(r)]
+sys.exit(1 if bad or not recs else 0)' "$T/records.jsonl"
+
+canary=$(sed -n 's/^==> Where the canary \(TVDEMO-CANARY-[0-9a-f]*\) is$/\1/p' "$T/run1.out")
+tv_ok "the demo names its canary" test -n "$canary"
+tv_ok "the canary is readable through the mount (6 files)" \
+    test "$(grep -rlF "${canary:-none}" "$D/traces" | wc -l)" -eq 6
+tv_ok "no file outside the mount holds the canary or any prompt text" \
+    sh -c '! grep -rlF -e "$1" -e "trail stove" "$2/data" "$2/lib" "$2/outbox" "$2/log" "$2/etc" "$2/tracevault.conf"' _ "${canary:-none}" "$D"
+tv_ok "the keyd audit chain verified" grep -q '^audit log OK: ' "$T/run1.out"
+
+pids1=$(cat "$D/run/keyd.pid" "$D/run/vault.pid" "$D/run/agent.pid" | tr '\n' ' ')
+TV_DEMO_DIR="$D" "$DEMO" >"$T/run2.out" 2>"$T/run2.err"; rc=$?
+pids2=$(cat "$D/run/keyd.pid" "$D/run/vault.pid" "$D/run/agent.pid" | tr '\n' ' ')
+tv_ok "running it twice is safe: exit $rc, the same processes ($pids2)" \
+    sh -c 'test "$1" -eq 0 && test "$2" = "$3" && grep -q "^shipped: 12 records (outbox total 24)" "$4"' _ "$rc" "$pids1" "$pids2" "$T/run2.out"
+
+TV_DEMO_DIR="$D" "$DEMO" stop >"$T/stop.out" 2>&1; rc=$?
+tv_ok "stop exits 0 (got $rc)" test "$rc" -eq 0
+tv_ok "no mount is left" sh -c '! grep -qF " $1 " /proc/self/mountinfo' _ "$D/traces"
+left=""
+for p in /proc/[0-9]*; do
+    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qF "$D/tracevault.conf"; then
+        left="$left ${p#/proc/}"
+    fi
+done
+tv_ok "no process of the demo is left${left:+ (left:$left)}" test -z "$left"
+tv_ok "its pid files are gone" sh -c '! ls "$1"/run/*.pid >/dev/null 2>&1' _ "$D"
+TV_DEMO_DIR="$D" "$DEMO" stop >/dev/null 2>&1; rc=$?
+tv_ok "stop again is harmless (exit $rc)" test "$rc" -eq 0
+tv_done
