@@ -361,8 +361,9 @@ void ingest_scanned(struct ingest *in, const char *path, int settle)
     if (!t)
         return;
     if (t->kind == FK_JSON && settle && stat(path, &st) == 0) {
-        uint64_t age_ms = (tv_wall_ns() - ((uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-                                          (uint64_t)st.st_mtim.tv_nsec)) / 1000000ull;
+        uint64_t now_ns = tv_wall_ns();
+        uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+        uint64_t age_ms = now_ns > mt ? (now_ns - mt) / 1000000ull : 0;
         if (age_ms < SETTLE_MS && !t->take) {
             defer(in, t, tv_now_ms() + SETTLE_MS - age_ms);
             return;

@@ -1,0 +1,122 @@
+# tests/integration/agent-lib.sh - helpers for the agent's integration tests.
+# Source after lib.sh and tv_init.
+
+# agent_conf [UPSTREAM]: $T/tv.conf with project "checkout" (and "billing"),
+# short batch linger, the upstream given (default file://$T/outbox).  Extra
+# INI text on stdin is appended.
+agent_conf() {
+    _extra=$(cat)
+    tv_write_conf <<CONF
+[agent]
+batch_linger_ms = ${AGENT_LINGER_MS:-100}
+batch_max_records = ${AGENT_BATCH_MAX:-500}
+
+[project.checkout]
+writers = root
+readers = root
+latency_slo_ms = 2000
+
+[project.billing]
+writers = root
+readers = root
+$_extra
+CONF
+    [ -n "${1:-}" ] && sed -i "s|^upstream .*|upstream    = $1|" "$T/tv.conf"
+    mkdir -p "$T/mnt/checkout" "$T/mnt/billing"
+}
+
+# Start the agent in the background (follow mode); AGENT_PID, log in $T/agent.log.
+agent_start() {
+    rm -f "$T/agent/metrics.prom"
+    "$AGENT" -c "$T/tv.conf" "$@" >>"$T/agent.log" 2>&1 &
+    AGENT_PID=$!
+    tv_defer "kill -9 $AGENT_PID 2>/dev/null"
+    # Ready once the first metrics file is written (after the initial scan).
+    tv_wait_for "$T/agent/metrics.prom" 10
+}
+
+# Stop the agent with SIGTERM; returns its exit status.
+agent_stop() {
+    kill -TERM "$AGENT_PID" 2>/dev/null
+    wait "$AGENT_PID"
+}
+
+# Every record in the file:// outbox, one JSON line each (sorted, may repeat
+# across re-sent batches).
+agent_outbox() {
+    find "$T/outbox" -name '*.msgpack' 2>/dev/null | sort | while read -r f; do
+        "$AGENT" dump "$f"
+    done
+}
+
+# Number of distinct record_ids in the outbox.
+agent_outbox_ids() {
+    agent_outbox | sed -n 's/.*"record_id":"\([0-9a-f]*\)".*/\1/p' | sort -u | wc -l
+}
+
+# Wait until CMD prints a number >= N (timeout $3 s, default 20).
+agent_wait_count() {
+    _n=$1; _cmd=$2; _max=$(( ${3:-20} * 10 )); _i=0
+    while :; do
+        _c=$(eval "$_cmd" 2>/dev/null); _c=${_c:-0}
+        [ "$_c" -ge "$_n" ] && return 0
+        _i=$((_i + 1)); [ $_i -gt $_max ] && { tv_diag "waited for $_n, have $_c"; return 1; }
+        sleep 0.1
+    done
+}
+
+# A metric's value from the agent's metrics file.
+agent_metric() {
+    awk -v m="tracevault_agent_$1" '$1 == m { print $2 }' "$T/agent/metrics.prom"
+}
+
+# A self-signed CA and a server certificate for 127.0.0.1/localhost in $T/tls;
+# a second, unrelated CA in $T/tls/other-ca.pem; the server key's pin in
+# $T/tls/pin (sha256//BASE64).
+agent_make_tls() {
+    mkdir -p "$T/tls"
+    (
+        cd "$T/tls" || exit 1
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tv test CA" \
+            -keyout ca.key -out ca.pem 2>/dev/null &&
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=other CA" \
+            -keyout other-ca.key -out other-ca.pem 2>/dev/null &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout server.key -out server.csr 2>/dev/null &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile ext -out server.pem 2>/dev/null &&
+        openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform der 2>/dev/null |
+            openssl dgst -sha256 -binary | base64 | sed 's|^|sha256//|' > pin
+    )
+}
+
+# Start the TLS test upstream; its state is in $T/up; port in UP_PORT.
+agent_start_upstream() {
+    mkdir -p "$T/up"
+    "$PY" "$top_srcdir/tests/integration/agent-upstream.py" --cert "$T/tls/server.pem" \
+        --key "$T/tls/server.key" --dir "$T/up" >>"$T/up.log" 2>&1 &
+    UP_PID=$!
+    tv_defer "kill $UP_PID 2>/dev/null"
+    tv_wait_for "$T/up/port" 10 || return 1
+    UP_PORT=$(cat "$T/up/port")
+}
+
+# Distinct records accepted by the test upstream.
+agent_up_records() {
+    [ -f "$T/up/records.jsonl" ] && grep -c '' "$T/up/records.jsonl" || echo 0
+}
+
+# Start keyd, create PROJECTS and give each the API key "key-PROJECT-s3cret".
+agent_keyd_projects() {
+    tv_start_keyd || return 1
+    for _p in "$@"; do
+        "$KEYCTL" -c "$T/tv.conf" create "$_p" >/dev/null || return 1
+        printf 'key-%s-s3cret\n' "$_p" | "$KEYCTL" -c "$T/tv.conf" apikey-set "$_p" >/dev/null || return 1
+    done
+}
+
+# A HoneyHive event line with event_id $1 (and optional session $2).
+agent_event() {
+    printf '{"event_id":"%s","session_id":"%s","event_type":"model","event_name":"n","start_time":1763790000000,"duration":120,"config":{"model":"gpt-4o","provider":"openai"},"inputs":{"q":"hello"},"outputs":{"content":"hi"},"metrics":{"prompt_tokens":10,"completion_tokens":5}}\n' "$1" "${2:-s-1}"
+}
