@@ -69,8 +69,9 @@ keyd_basics() {
         grep -q '^LoadCredential=master.key:/' "$unitdir/tracevault-keyd.service"
 }
 vault_basics() {
-    has tracevault.service "DeviceAllow=/dev/fuse rw" CapabilityBoundingSet=CAP_SYS_ADMIN \
-        AmbientCapabilities=CAP_SYS_ADMIN NoNewPrivileges=yes &&
+    has tracevault.service "DeviceAllow=/dev/fuse rw" \
+        "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER" \
+        "AmbientCapabilities=CAP_SYS_ADMIN CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER" NoNewPrivileges=yes &&
         grep -q '^ExecStopPost=.*fusermount3 -u' "$unitdir/tracevault.service"
 }
 no_namespace() {
@@ -80,7 +81,7 @@ tv_ok "keyd: own user, master key by LoadCredential" keyd_basics
 tv_ok "keyd: PrivateNetwork, ProtectSystem=strict, PrivateTmp, NoNewPrivileges, no capabilities" \
     has tracevault-keyd.service PrivateNetwork=yes ProtectSystem=strict PrivateTmp=yes \
         NoNewPrivileges=yes CapabilityBoundingSet=
-tv_ok "vault: /dev/fuse, only CAP_SYS_ADMIN, NoNewPrivileges, unmounts on stop" vault_basics
+tv_ok "vault: /dev/fuse, four capabilities (mount, chown, dac_override, fowner), NoNewPrivileges, unmounts on stop" vault_basics
 tv_ok "vault: no mount-namespace option (the mount must be visible on the host)" \
     no_namespace tracevault.service
 tv_ok "agent: own user, ProtectSystem=strict, PrivateTmp, NoNewPrivileges, no capabilities" \

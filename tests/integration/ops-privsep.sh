@@ -1,0 +1,131 @@
+#!/bin/sh
+# The privilege separation the systemd units set up, reproduced with setpriv
+# (no systemd needed): keyd as its own user with the master key handed over
+# as a credential, the vault as its own user with only the unit's four
+# capabilities (ambient) and no_new_privs, forking once mounted (Type=forking), the agent as a third
+# user with no capabilities, a writer as a fourth.  Traces flow end to end;
+# each daemon holds exactly the privileges the unit gives it; the vault user
+# cannot read the keystore; the unit's stop commands leave no mount.
+# The unit runs the vault unprivileged, which relies on /dev/fuse being 0666
+# (Debian's udev rule).  Where it is not (a container without udev), run this
+# test in a private mount namespace with a 0666 node bound over /dev/fuse;
+# nothing of it is visible outside the namespace.
+if [ -z "${TV_PRIVSEP_NS:-}" ] && [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ] &&
+   [ "$(stat -c %a /dev/fuse)" != 666 ] && command -v unshare >/dev/null; then
+    TV_PRIVSEP_NS=1 exec unshare -m sh "$0" "$@"
+fi
+FUSEDEV=""
+if [ -n "${TV_PRIVSEP_NS:-}" ]; then
+    FUSEDEV=$(mktemp -d /tmp/tv-fusedev.XXXXXX)
+    mknod -m 0666 "$FUSEDEV/fuse" c 10 229 && mount --bind "$FUSEDEV/fuse" /dev/fuse ||
+        { echo "1..0 # SKIP /dev/fuse is not 0666 and cannot be replaced in a namespace"; exit 0; }
+fi
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+tv_init ops-privsep
+[ -n "$FUSEDEV" ] && tv_defer "umount /dev/fuse; rm -rf '$FUSEDEV'"
+tv_need_root
+tv_need_fuse
+for b in "$KEYD" "$KEYCTL" "$VAULT" "$AGENT"; do
+    [ -x "$b" ] || tv_skip_all "$(basename "$b") not built"
+done
+command -v setpriv >/dev/null || tv_skip_all "no setpriv"
+setpriv --help 2>&1 | grep -q -- --ambient-caps || tv_skip_all "setpriv without --ambient-caps"
+tv_plan 16
+
+K=$(tv_add_user kd) && V=$(tv_add_user vt) && A=$(tv_add_user ag) && W=$(tv_add_user wr) ||
+    tv_skip_all "cannot add test users"
+G=$(id -gn "$V")     # tv_add_user's users share one primary group
+TV_VAULT_USERS=$V TV_AGENT_USERS=$A tv_write_conf <<CONF
+[project.app]
+writers = $W
+readers = $A
+CONF
+chmod 0644 "$T/tv.conf"
+M="$T/mnt"
+
+# As the runbook (docs/OPERATIONS.md): init as root, then hand the key files
+# to the keyd user; directories and audit logs as the tmpfiles.d file makes them.
+"$KEYD" -c "$T/tv.conf" init >/dev/null 2>"$T/init.err"
+chown "$K" "$T/lib" "$T/lib/keys" "$T/lib/keys.lock" "$T/log/keyd-audit.log"
+chown "$K:$G" "$T/run"; chmod 0750 "$T/run"
+chown "$V" "$T/data"; chmod 0700 "$T/data"
+: > "$T/log/vault-audit.log"; chown "$V" "$T/log/vault-audit.log"; chmod 0600 "$T/log/vault-audit.log"
+chown "$A" "$T/agent" "$T/outbox"
+# LoadCredential=: systemd copies the key, readable by the service user only.
+mkdir -p "$T/cred" && install -m 0400 -o "$K" "$T/etc/master.key" "$T/cred/master.key"
+chown "$K" "$T/cred"; chmod 0500 "$T/cred"
+
+# keyd: User=, CapabilityBoundingSet= (empty), NoNewPrivileges=yes.
+CREDENTIALS_DIRECTORY="$T/cred" setpriv --reuid="$K" --regid="$G" --init-groups --no-new-privs \
+    --bounding-set=-all --inh-caps=-all "$KEYD" -c "$T/tv.conf" >>"$T/keyd.log" 2>&1 &
+KPID=$!
+tv_defer "kill $KPID 2>/dev/null; wait $KPID 2>/dev/null"
+tv_wait_for "$T/run/keyd.sock" 10
+tv_ok "keyd runs as its own user from the credential copy of the master key" \
+    sh -c 'test -S "$1/run/keyd.sock" && test "$(stat -c %U /proc/$2)" = "$3"' _ "$T" "$KPID" "$K"
+[ -S "$T/run/keyd.sock" ] || sed 's/^/# /' "$T/keyd.log"
+capeff() { sed -n 's/^CapEff:[[:space:]]*//p' "/proc/$1/status"; }
+nnp() { sed -n 's/^NoNewPrivs:[[:space:]]*//p' "/proc/$1/status"; }
+tv_ok "keyd has no capabilities and no_new_privs ($(capeff $KPID), $(nnp $KPID))" \
+    test "$(capeff $KPID)" = 0000000000000000 -a "$(nnp $KPID)" = 1
+"$KEYCTL" -c "$T/tv.conf" create app >/dev/null 2>"$T/create.err"
+tv_ok "root (admin_users) creates the project through the socket" test ! -s "$T/create.err"
+
+# vault: User=, AmbientCapabilities= and CapabilityBoundingSet= SYS_ADMIN CHOWN
+# DAC_OVERRIDE FOWNER, NoNewPrivileges=yes, Type=forking (no -f): the command
+# returns once mounted.
+VCAPS=+sys_admin,+chown,+dac_override,+fowner
+start_vault() {
+    setpriv --reuid="$V" --regid="$G" --init-groups --no-new-privs \
+        --inh-caps=-all,$VCAPS --ambient-caps=-all,$VCAPS --bounding-set=-all,$VCAPS \
+        "$VAULT" -c "$T/tv.conf" >>"$T/vault.log" 2>&1
+}
+start_vault; rc=$?
+mounted_now=no; mountpoint -q "$M" && mounted_now=yes
+VPID=$(pgrep -u "$V" -f "tracevault -c $T/tv.conf" | head -1)
+tv_defer "fusermount3 -u -z '$M'; [ -n '$VPID' ] && kill $VPID"
+tv_ok "the vault forks only once it is mounted (exit $rc, mounted: $mounted_now)" \
+    test "$rc" -eq 0 -a "$mounted_now" = yes
+[ "$mounted_now" = yes ] || sed 's/^/# /' "$T/vault.log"
+tv_ok "the vault runs as its own user with exactly its four capabilities and no_new_privs" \
+    sh -c 'test -n "$1" && test "$(stat -c %U /proc/$1)" = "$2" && test "$3" = 000000000020000b && test "$4" = 1' \
+    _ "$VPID" "$V" "$(capeff "${VPID:-0}" 2>/dev/null)" "$(nnp "${VPID:-0}" 2>/dev/null)"
+tv_ok "the mount is fuse.tracevault with allow_other, owned by the vault user" \
+    grep -q " $M .* - fuse.tracevault tracevault .*user_id=$(id -u "$V"),.*allow_other" /proc/self/mountinfo
+tv_fails "the vault user cannot read the keystore" setpriv --reuid="$V" --regid="$G" --init-groups cat "$T/lib/keys"
+tv_fails "the vault user cannot read the master key" setpriv --reuid="$V" --regid="$G" --init-groups cat "$T/etc/master.key"
+
+# A writer drops a trace; the agent (no capabilities) ships its metadata.
+tv_as "$W" sh -c 'printf "%s\n" "{\"event_id\":\"p-1\",\"event_type\":\"model\",\"event_name\":\"x\",\"start_time\":1763790000000,\"duration\":10,\"inputs\":{\"q\":\"PRIVSEP-CANARY\"},\"outputs\":{\"a\":\"ok\"}}" > "$1/app/.t.tmp" && mv "$1/app/.t.tmp" "$1/app/t.json"' _ "$M"
+tv_ok "the writer's trace is stored, its backing file owned by the writer" \
+    test "$(find "$T/data" -type f ! -name '.*' -user "$W" | wc -l)" -eq 1
+tv_fails "another user cannot write into the project" tv_as "$A" sh -c 'echo x > "$1/app/other.json"' _ "$M"
+setpriv --reuid="$A" --regid="$G" --init-groups --no-new-privs --bounding-set=-all --inh-caps=-all \
+    "$AGENT" -c "$T/tv.conf" --once >"$T/agent.log" 2>&1; rc=$?
+n=$(find "$T/outbox" -name '*.msgpack' -type f | while IFS= read -r f; do "$AGENT" dump "$f"; done | grep -c '"event_id":"p-1"')
+tv_ok "the agent, unprivileged, ships the record (exit $rc, records $n)" test "$rc" -eq 0 -a "$n" -eq 1
+[ "$rc" -eq 0 ] || sed 's/^/# /' "$T/agent.log" | tail -5
+tv_ok "no canary outside the mount" sh -c '! grep -rqF PRIVSEP-CANARY "$1/data" "$1/agent" "$1/outbox" "$1/log" "$1/lib"' _ "$T"
+tv_fails "the agent user cannot read the backing store" \
+    setpriv --reuid="$A" --regid="$G" --init-groups ls "$T/data"
+
+# ExecStop=+fusermount3 -u -z: root unmounts, the vault then exits by itself.
+fusermount3 -u -z "$M"; i=0
+while kill -0 "$VPID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+tv_ok "after the unit's ExecStop the vault exits and nothing is mounted" \
+    sh -c '! kill -0 "$1" 2>/dev/null && ! mountpoint -q "$2"' _ "$VPID" "$M"
+
+# SIGTERM (systemctl stop when ExecStop could not run): the vault unmounts
+# through fusermount3, or ExecStopPost does; either way nothing is left.
+start_vault
+VPID=$(pgrep -u "$V" -f "tracevault -c $T/tv.conf" | head -1)
+kill "$VPID"; i=0
+while kill -0 "$VPID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if mountpoint -q "$M" 2>/dev/null || grep -q " $M " /proc/self/mountinfo; then
+    tv_diag "after SIGTERM the unprivileged vault left its mount: ExecStopPost removes it"
+    fusermount3 -u -z "$M"
+fi
+tv_ok "after SIGTERM (+ ExecStopPost) the vault is gone and nothing is mounted" \
+    sh -c '! kill -0 "$1" 2>/dev/null && ! grep -q " $2 " /proc/self/mountinfo' _ "$VPID" "$M"
+tv_ok "the data survives a restart (the trace is still stored)" test -n "$(find "$T/data" -type f ! -name '.*')"
+tv_done
