@@ -224,7 +224,12 @@ static void send_clickhouse(struct http_sink *h, const struct qbatch *b, struct 
     size_t len = 0, cap = 0;
 
     if (!h->table_ready) {
-        post(h, h->url, "text/plain", h->ddl, strlen(h->ddl), NULL, o);
+        char db[140];
+        snprintf(db, sizeof(db), "CREATE DATABASE IF NOT EXISTS %.*s",
+                 (int)(strchr(h->table, '.') - h->table), h->table);
+        post(h, h->url, "text/plain", db, strlen(db), NULL, o);
+        if (o->result == UP_OK)
+            post(h, h->url, "text/plain", h->ddl, strlen(h->ddl), NULL, o);
         if (o->result != UP_OK) {
             if (o->result == UP_REJECT)
                 o->result = UP_RETRY;      /* no table yet: keep the records */
