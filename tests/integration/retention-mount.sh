@@ -6,15 +6,16 @@
 # a maintainer removes nothing; a dead mount or a foreign filesystem at the
 # mountpoint makes the run fail instead of deleting behind it.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
-. "$top_srcdir/tests/integration/vault-lib.sh"
 tv_init retention-mount
-[ -x "$RETENTION" ] || tv_skip_all "tracevault-retention not built"
-VAULT_PROJECTS="alpha beta keep"
 tv_need_root
+tv_need_fuse
+for b in "$RETENTION" "$KEYD" "$KEYCTL" "$VAULT"; do
+    [ -x "$b" ] || tv_skip_all "$(basename "$b") not built"
+done
 # Root writes the test files; a separate user reads; retention (root, the
 # default maintainer) must never need to read.
 RD=$(tv_add_user rd) || tv_skip_all "cannot add a test user"
-vault_setup <<CONF
+tv_write_conf <<CONF
 [project.alpha]
 writers = root
 readers = $RD
@@ -26,6 +27,17 @@ retention_days = 60
 writers = root
 retention_days = 0
 CONF
+bail() {
+    echo "Bail out! $*"
+    tail -20 "$T/keyd.log" "$T/vault.log" 2>/dev/null | sed 's/^/# /'
+    exit 1
+}
+tv_start_keyd || bail "keyd did not start"
+for p in alpha beta keep; do
+    "$KEYCTL" -c "$T/tv.conf" create "$p" >/dev/null || bail "keyctl create $p"
+done
+tv_start_vault || bail "the vault did not mount"
+M="$T/mnt"
 tv_plan 20
 C="$T/tv.conf"
 A="$M/alpha"
