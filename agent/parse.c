@@ -399,12 +399,12 @@ static int ms_to_ns(json_t *v, int64_t *ns)
 
     if (json_is_integer(v)) {
         json_int_t x = json_integer_value(v);
-        if (x < 0 || x >= 1000000000000000LL)
+        if (x < 0 || x >= 9000000000000LL)   /* ms before 2255: fits in int64 ns */
             return 0;
         *ns = (int64_t)x * 1000000;
         return 1;
     }
-    if (json_num(v, &d) != 0 || d < 0 || d >= 1e15)
+    if (json_num(v, &d) != 0 || d < 0 || d >= 9e12)
         return 0;
     *ns = (int64_t)llround(d * 1e6);
     return 1;

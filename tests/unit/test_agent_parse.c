@@ -202,6 +202,11 @@ static void test_hostile(void)
     is_int(parse_document(three, strlen(three), &small, &r), 0, "many events");
     is_int(r.skip, SKIP_TOO_MANY_EVENTS, "too many events");
     parse_result_release(&r);
+    /* Found by fuzz_agent: a far-future millisecond time overflowed int64 ns. */
+    const char *far = "{\"event_type\": \"m\", \"start_time\": 17637901000001, \"end_time\": 1e300}";
+    is_int(parse_document(far, strlen(far), &lim, &r), 0, "far-future times parse");
+    ok(r.n == 1 && !r.ev[0].has_start && !r.ev[0].has_end, "... and are dropped, not overflowed");
+    parse_result_release(&r);
 }
 
 static void test_metadata_checks(void)
@@ -224,7 +229,7 @@ static void test_metadata_checks(void)
 int main(void)
 {
     parse_limits_default(&lim);
-    plan(89);
+    plan(91);
     test_honeyhive_model_event();
     test_honeyhive_session();
     test_otlp();
