@@ -7,7 +7,7 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 tv_init retention-backing
 [ -x "$RETENTION" ] || tv_skip_all "tracevault-retention not built"
-tv_plan 32
+tv_plan 33
 
 tv_write_conf <<'CONF'
 [project.alpha]
@@ -243,5 +243,35 @@ else
     tv_as "$U" "$RETENTION" -c "$T/u.conf" --no-syslog >"$T/f.out" 2>"$T/f.err"; rc=$?
     tv_ok "an entry that cannot be removed: exit 1, errors=1, the error names it (got $rc)" \
         sh -c 'test "$1" -eq 1 && grep -q "^project=gamma .* files=0 .* errors=1$" "$2" && grep -q "gamma/old2.json: cannot remove" "$3"' _ "$rc" "$T/f.out" "$T/f.err"
+fi
+
+# Summary lines reach syslog (facility daemon, tag tracevault-retention): run
+# in a private mount namespace whose /dev/log is a socket this test reads.
+cat > "$T/syslog.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+s.settimeout(2)
+open(sys.argv[1], "w").close()
+with open(sys.argv[2], "wb") as out:
+    try:
+        while True:
+            out.write(s.recv(65536) + b"\n")
+    except socket.timeout:
+        pass
+PY
+if unshare -m sh -c 'mount -t tmpfs tvdev /dev' 2>/dev/null; then
+    unshare -m sh -c '
+        mount -t tmpfs tvdev /dev && mknod -m 0666 /dev/null c 1 3 || exit 1
+        "$1" "$2/syslog.py" "$2/syslog.ready" "$2/syslog.txt" & L=$!
+        i=0; while [ ! -e "$2/syslog.ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+        "$3" -c "$4" --dry-run >/dev/null 2>&1
+        wait $L' _ "$PY" "$T" "$RETENTION" "$C"
+    tv_ok "one syslog line per project, facility daemon, info, tagged tracevault-retention" \
+        sh -c 'test "$(grep -c "^<30>.*tracevault-retention\[[0-9]*\]: project=[a-z]* via=backing " "$1")" -eq 5 &&
+               grep -q "^<30>.*tracevault-retention\[[0-9]*\]: project=alpha via=backing retention_days=30 dry_run=yes files=0 " "$1"' _ "$T/syslog.txt"
+    [ -f "$T/syslog.txt" ] && head -3 "$T/syslog.txt" | sed 's/^/# syslog: /'
+else
+    _tv_n=$((_tv_n + 1)); echo "ok $_tv_n # SKIP cannot make a private /dev here"
 fi
 tv_done
