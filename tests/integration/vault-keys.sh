@@ -1,0 +1,105 @@
+#!/bin/bash
+# vault-keys.sh - key lifecycle seen through the mount: keyd down (open files
+# keep working, new opens fail with a clear log line, automatic reconnect),
+# rotate + rewrap + retire (old versions can go; files still read; rerun is
+# a no-op), and SHRED (closed and open files of the project fail with EIO at
+# once, other projects unaffected).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vault-lib.sh"
+tv_init vault-keys
+vault_setup <<'CONF'
+[vault]
+dek_cache_seconds = 0
+
+[project.alpha]
+writers = root
+readers = root
+
+[project.beta]
+writers = root
+readers = root
+CONF
+tv_plan 19
+A="$M/alpha"
+mkdir -m 1777 "$T/sync"
+for i in 1 2 3; do vault_write_random "$A/f$i" 9000 $i; done
+vault_write_random "$M/beta/keep" 5000 9
+vault_remount          # no DEK cached: every open needs keyd
+
+cat > "$T/holder.py" <<'PY'
+import errno, os, sys, time
+path, sync, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fd = os.open(path, os.O_RDWR)
+first = os.pread(fd, 9000, 0)
+open(sync + "/ready", "w").write("1")
+for r in range(rounds):
+    while not os.path.exists("%s/go%d" % (sync, r)):
+        time.sleep(0.05)
+    try:
+        os.pwrite(fd, b"W%d" % r, 100 + r)
+        d = os.pread(fd, 9000, 0)
+        print("OK" if len(d) == 9000 else "SHORT", flush=True)
+    except OSError as e:
+        print(errno.errorcode[e.errno], flush=True)
+    open("%s/done%d" % (sync, r), "w").write("1")
+PY
+"$PY" "$T/holder.py" "$A/f1" "$T/sync" 1 > "$T/holder.out" 2>&1 &
+hp=$!
+tv_wait_for "$T/sync/ready" 10
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null
+touch "$T/sync/go0"; tv_wait_for "$T/sync/done0" 10; wait $hp
+tv_ok "keyd down: an open file keeps reading and writing" test "$(cat "$T/holder.out")" = OK
+tv_ok "keyd down: opening another file fails with EIO" test "$(vault_read_errno "$A/f2")" = EIO
+tv_ok "keyd down: the vault log says so clearly" grep -q "keyd unavailable" "$T/vault.log"
+rm -f "$T/run/keyd.sock"
+tv_start_keyd || vault_bail "keyd restart"
+ok=1; for i in $(seq 1 50); do [ "$(vault_read_errno "$A/f2")" = OK ] && { ok=0; break; }; sleep 0.1; done
+tv_ok "after keyd returns, opens work again without remounting" test $ok = 0
+vault_write_random "$T/expect" 9000 2
+tv_ok "the file reads back intact" cmp -s "$T/expect" "$A/f2"
+tv_ok "the vault log notes the recovery" grep -q "reachable again" "$T/vault.log"
+
+# rotate, rewrap, retire
+"$KEYCTL" -c "$T/tv.conf" rotate alpha >/dev/null || vault_bail "rotate"
+vault_write_random "$A/f4" 3000 4     # new file: current version
+hdr_versions() {
+    "$PY" - "$T/data/alpha" <<'PY'
+import os, struct, sys
+vs = set()
+for root, dirs, files in os.walk(sys.argv[1]):
+    for f in files:
+        if f.startswith("."): continue
+        vs.add(struct.unpack("<I", open(os.path.join(root, f), "rb").read(28)[24:28])[0])
+print(" ".join(str(v) for v in sorted(vs)))
+PY
+}
+tv_ok "after rotate, old files have version 1 and the new one version 2" test "$(hdr_versions)" = "1 2"
+"$VAULT" rewrap -c "$T/tv.conf" alpha > "$T/rewrap.out" 2>&1
+tv_ok "rewrap re-wraps the 3 old file headers and the name key" grep -q "4 headers re-wrapped, 0 errors" "$T/rewrap.out"
+tv_ok "every header now has version 2" test "$(hdr_versions)" = 2
+"$VAULT" rewrap -c "$T/tv.conf" alpha > "$T/rewrap2.out" 2>&1
+tv_ok "a rerun has nothing to do" grep -q "0 headers re-wrapped, 0 errors" "$T/rewrap2.out"
+"$KEYCTL" -c "$T/tv.conf" retire alpha 2 >/dev/null || vault_bail "retire"
+vault_remount
+vault_write_random "$T/expect" 9000 3
+tv_ok "with version 1 retired, re-wrapped files still read" cmp -s "$T/expect" "$A/f3"
+tv_ok "and the project's names still decrypt" test "$(ls "$A" | tr '\n' ' ')" = "f1 f2 f3 f4 "
+tv_ok "fsck passes after rewrap and retire" sh -c "'$VAULT' fsck -c '$T/tv.conf' >/dev/null 2>&1"
+
+# shred
+rm -f "$T/sync"/*
+"$PY" "$T/holder.py" "$A/f3" "$T/sync" 1 > "$T/holder.out" 2>&1 &
+hp=$!
+tv_wait_for "$T/sync/ready" 10
+cat "$A/f2" > /dev/null
+"$KEYCTL" -c "$T/tv.conf" shred alpha --yes >/dev/null 2>&1 || vault_bail "shred"
+sleep 0.5
+touch "$T/sync/go0"; tv_wait_for "$T/sync/done0" 10; wait $hp
+tv_ok "after SHRED an open file fails with EIO" test "$(cat "$T/holder.out")" = EIO
+tv_ok "after SHRED a closed file fails with EIO" test "$(vault_read_errno "$A/f2")" = EIO
+tv_ok "after SHRED a just-read (cached) file fails with EIO" test "$(vault_read_errno "$A/f4")" = EIO
+tv_fails "after SHRED no file can be created" sh -c "printf x > '$A/new' 2>/dev/null"
+vault_write_random "$T/expect" 5000 9
+tv_ok "another project is unaffected" cmp -s "$T/expect" "$M/beta/keep"
+tv_ok "the shred is in the vault audit log" grep -q '"project":"alpha","op":"shred"' "$T/log/vault-audit.log"
+tv_done
