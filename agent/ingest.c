@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -76,6 +77,7 @@ struct ingest {
     size_t bufcap;
     msgpack_sbuffer sb;
     uint64_t queue_cap;
+    dev_t no_xattr_dev;            /* a filesystem without vault file ids */
     int paused;
     unsigned warned_unknown;
 };
@@ -376,24 +378,46 @@ void ingest_scanned(struct ingest *in, const char *path, int settle)
 
 /* ---- identity --------------------------------------------------------------- */
 
-static uint64_t btime_ns(int fd)
+/* fstat and the birth time in one statx call.  st_btime: 0 if unknown. */
+struct fstat_bt {
+    struct stat st;
+    uint64_t btime;
+};
+
+static int stat_fd(int fd, struct fstat_bt *f)
 {
     struct statx sx;
-    if (statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
-        return (uint64_t)sx.stx_btime.tv_sec * 1000000000ull + sx.stx_btime.tv_nsec;
+
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_BTIME, &sx) != 0)
+        return -1;
+    memset(f, 0, sizeof(*f));
+    f->st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    f->st.st_ino = sx.stx_ino;
+    f->st.st_mode = sx.stx_mode;
+    f->st.st_size = (off_t)sx.stx_size;
+    f->st.st_mtim.tv_sec = sx.stx_mtime.tv_sec;
+    f->st.st_mtim.tv_nsec = sx.stx_mtime.tv_nsec;
+    if (sx.stx_mask & STATX_BTIME)
+        f->btime = (uint64_t)sx.stx_btime.tv_sec * 1000000000ull + sx.stx_btime.tv_nsec;
     return 0;
 }
 
-static int fallback_id(int fd, const struct stat *st, uint32_t head_len, char out[33],
-                       unsigned char head_hash[16])
+/* The fallback file id from device, inode, birth time and the first
+ * HEAD_LEN bytes (taken from HEAD when the caller has them, else read). */
+static int fallback_id(int fd, const struct fstat_bt *f, const char *head_in, uint32_t head_len,
+                       char out[33], unsigned char head_hash[16])
 {
-    unsigned char head[HEAD_MAX], h[16];
-    uint64_t v[3] = { (uint64_t)st->st_dev, (uint64_t)st->st_ino, btime_ns(fd) };
+    unsigned char buf[HEAD_MAX], h[16];
+    const unsigned char *head = (const unsigned char *)head_in;
+    uint64_t v[3] = { (uint64_t)f->st.st_dev, (uint64_t)f->st.st_ino, f->btime };
     crypto_generichash_state s;
-    ssize_t n = head_len ? pread(fd, head, head_len, 0) : 0;
 
-    if (n < 0 || (uint32_t)n != head_len)
-        return -EIO;
+    if (!head) {
+        ssize_t n = head_len ? pread(fd, buf, head_len, 0) : 0;
+        if (n < 0 || (uint32_t)n != head_len)
+            return -EIO;
+        head = buf;
+    }
     crypto_generichash(head_hash, 16, head, head_len, NULL, 0);
     crypto_generichash_init(&s, NULL, 0, sizeof(h));
     crypto_generichash_update(&s, (const unsigned char *)"tv-fallback-id", 14);
@@ -405,14 +429,23 @@ static int fallback_id(int fd, const struct stat *st, uint32_t head_len, char ou
 }
 
 /* Fill CK for the open file FD: an existing checkpoint (*FOUND = 1) or a
- * fresh one.  Returns 0 or a negative errno. */
-static int identify(struct ingest *in, int fd, const struct stat *st, struct file_ck *ck, int *found)
+ * fresh one.  HEAD/HAVE: bytes from offset 0 the caller already read (NULL
+ * if none).  Returns 0 or a negative errno. */
+static int identify(struct ingest *in, int fd, const struct fstat_bt *f, const char *head,
+                    size_t have, struct file_ck *ck, int *found)
 {
-    char x[65];
-    ssize_t n = fgetxattr(fd, "user.tracevault.file_id", x, sizeof(x) - 1);
+    char x[65], key[80], fid[33];
+    unsigned char hh[16];
+    ssize_t n = -1;
     int r;
 
     *found = 0;
+    /* Vault file ids: not asked again on a filesystem that had none. */
+    if (f->st.st_dev != in->no_xattr_dev) {
+        n = fgetxattr(fd, "user.tracevault.file_id", x, sizeof(x) - 1);
+        if (n < 0 && (errno == ENODATA || errno == ENOTSUP))
+            in->no_xattr_dev = f->st.st_dev;
+    }
     if (n == 32) {
         x[32] = '\0';
         for (int i = 0; i < 32; i++)
@@ -420,7 +453,6 @@ static int identify(struct ingest *in, int fd, const struct stat *st, struct fil
                 n = -1;
     }
     if (n == 32) {
-        char key[80];
         snprintf(key, sizeof(key), "id:%s", x);
         if (queue_file_get(in->q, key, ck) == 0) {
             *found = 1;
@@ -431,19 +463,19 @@ static int identify(struct ingest *in, int fd, const struct stat *st, struct fil
         memcpy(ck->file_id, x, 33);
         return 0;
     }
-    char key[80], fid[33];
-    unsigned char hh[16];
-    snprintf(key, sizeof(key), "ino:%llu:%llu", (unsigned long long)st->st_dev,
-             (unsigned long long)st->st_ino);
-    if (queue_file_get(in->q, key, ck) == 0 && ck->head_len <= (uint64_t)st->st_size &&
-        fallback_id(fd, st, ck->head_len, fid, hh) == 0 && !strcmp(fid, ck->file_id)) {
+    snprintf(key, sizeof(key), "ino:%llu:%llu", (unsigned long long)f->st.st_dev,
+             (unsigned long long)f->st.st_ino);
+    if (queue_file_get(in->q, key, ck) == 0 && ck->head_len <= (uint64_t)f->st.st_size &&
+        fallback_id(fd, f, have >= ck->head_len ? head : NULL, ck->head_len, fid, hh) == 0 &&
+        !strcmp(fid, ck->file_id)) {
         *found = 1;
         return 0;
     }
     memset(ck, 0, sizeof(*ck));
     snprintf(ck->key, sizeof(ck->key), "%s", key);
-    ck->head_len = st->st_size < HEAD_MAX ? (uint32_t)st->st_size : HEAD_MAX;
-    if ((r = fallback_id(fd, st, ck->head_len, ck->file_id, ck->head)) != 0)
+    ck->head_len = f->st.st_size < HEAD_MAX ? (uint32_t)f->st.st_size : HEAD_MAX;
+    if ((r = fallback_id(fd, f, have >= ck->head_len ? head : NULL, ck->head_len, ck->file_id,
+                         ck->head)) != 0)
         return r;
     return 0;
 }
@@ -520,74 +552,75 @@ static void mtime_size(const struct stat *st, struct file_ck *ck)
  * -EAGAIN to try again later. */
 static int take_json(struct ingest *in, struct tracked *t)
 {
-    struct stat st;
+    struct fstat_bt f;
     struct file_ck ck;
     int fd = t->fd, found, r;
     char *doc = NULL;
-    size_t len = 0;
+    size_t len = 0, want;
+    ssize_t n;
 
     if (fd < 0 && (fd = open_ro(t->path)) < 0) {
         if (errno != ENOENT)
             log_warn("%s: %s", t->path, strerror(errno));
         return 0;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (stat_fd(fd, &f) != 0 || !S_ISREG(f.st.st_mode)) {
         r = 0;
         goto out;
     }
-    if ((r = identify(in, fd, &st, &ck, &found)) != 0) {
+    /* Read first (one pass serves identity and parsing), unless too big. */
+    want = (uint64_t)f.st.st_size > in->lim.max_document_bytes ? HEAD_MAX : (size_t)f.st.st_size;
+    if (!(doc = malloc(want + 1))) {
+        r = -EAGAIN;
+        goto out;
+    }
+    while (len < want && (n = pread(fd, doc + len, want - len, (off_t)len)) > 0)
+        len += (size_t)n;
+    if (len < want) {
+        log_warn("%s: read %zu of %zu bytes: %s", t->path, len, want, strerror(errno));
+        r = -EAGAIN;
+        goto out;
+    }
+    if ((r = identify(in, fd, &f, doc, len, &ck, &found)) != 0) {
         log_warn("%s: cannot identify: %s", t->path, strerror(-r));
         r = 0;
         goto out;
     }
     if (found && ck.done) {
-        if (ck.size == (uint64_t)st.st_size &&
-            ck.mtime_ns == (int64_t)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec) {
+        if (ck.size == (uint64_t)f.st.st_size &&
+            ck.mtime_ns == (int64_t)f.st.st_mtim.tv_sec * 1000000000ll + f.st.st_mtim.tv_nsec) {
             r = 0;                      /* taken before */
             goto out;
         }
         ck.generation++;                /* rewritten in place: a new document */
     }
     t->ck = ck;
-    if ((uint64_t)st.st_size > in->lim.max_document_bytes) {
+    if ((uint64_t)f.st.st_size > in->lim.max_document_bytes) {
         struct record_ctx ctx;
         char id[RECORD_ID_HEX];
         memset(&ctx, 0, sizeof(ctx));
         ctx.project = t->project;
         ctx.file_id = ck.file_id;
         ctx.generation = ck.generation;
-        ctx.bytes = (uint64_t)st.st_size;
+        ctx.bytes = (uint64_t)f.st.st_size;
         ctx.observed_ms = tv_wall_ns() / 1000000ull;
         in->m->traces_seen++;
         in->m->skipped[SKIP_OVERSIZED]++;
         log_warn("%s: offset 0: skipped %llu bytes: oversized", t->path,
-                 (unsigned long long)st.st_size);
+                 (unsigned long long)f.st.st_size);
         in->sb.size = 0;
         if ((r = record_encode_skipped(&ctx, SKIP_OVERSIZED, &in->sb, id)) == 0 &&
             (r = queue_push(in->q, t->project, id, in->sb.data, in->sb.size, ctx.observed_ms)) == 0)
             in->m->records_queued++;
     } else {
-        size_t want = (size_t)st.st_size;
-        ssize_t n;
-        if (!(doc = malloc(want + 1))) {
-            r = -EAGAIN;
-            goto out;
-        }
-        while (len < want && (n = pread(fd, doc + len, want - len, (off_t)len)) > 0)
-            len += (size_t)n;
-        if (len < want) {
-            log_warn("%s: read %zu of %zu bytes: %s", t->path, len, want, strerror(errno));
-            r = -EAGAIN;
-            goto out;
-        }
         r = process_doc(in, t, 0, doc, len);
     }
     if (r != 0)
         goto out;
     ck = t->ck;
-    ck.offset = (uint64_t)st.st_size;
+    ck.offset = (uint64_t)f.st.st_size;
     ck.done = 1;
-    mtime_size(&st, &ck);
+    mtime_size(&f.st, &ck);
     r = queue_file_put(in->q, &ck);
 out:
     free(doc);
@@ -633,6 +666,7 @@ static int is_blank(const char *s, size_t n)
  * budget ran out), 0 when at the end, -EAGAIN to retry later. */
 static int read_stream(struct ingest *in, struct tracked *t, size_t *budget)
 {
+    struct fstat_bt f;
     struct stat st;
     int r = 0, more = 0;
 
@@ -641,11 +675,12 @@ static int read_stream(struct ingest *in, struct tracked *t, size_t *budget)
             log_warn("%s: %s", t->path, strerror(errno));
         return 0;
     }
-    if (fstat(t->fd, &st) != 0 || !S_ISREG(st.st_mode))
+    if (stat_fd(t->fd, &f) != 0 || !S_ISREG(f.st.st_mode))
         return 0;
+    st = f.st;
     if (!t->have_ck) {
         int found;
-        if ((r = identify(in, t->fd, &st, &t->ck, &found)) != 0) {
+        if ((r = identify(in, t->fd, &f, NULL, 0, &t->ck, &found)) != 0) {
             log_warn("%s: cannot identify: %s", t->path, strerror(-r));
             return 0;
         }

@@ -26,9 +26,9 @@ static const char *const sql_text[S_COUNT] = {
     [S_FPUT] = "INSERT OR REPLACE INTO files (key, file_id, gen, off, head, head_len, size, mtime, done) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_FDEL] = "DELETE FROM files WHERE key = ?",
-    [S_PUSH] = "INSERT OR IGNORE INTO queue (project, record_id, enq_ms, body) VALUES (?, ?, ?, ?)",
+    [S_PUSH] = "INSERT INTO queue (project, record_id, enq_ms, body) VALUES (?, ?, ?, ?)",
     [S_PEEK] = "SELECT seq, record_id, body FROM queue WHERE project = ? ORDER BY seq LIMIT ?",
-    [S_ACK] = "DELETE FROM queue WHERE seq = ?",
+    [S_ACK] = "DELETE FROM queue WHERE project = ? AND seq BETWEEN ? AND ?",
     [S_DEAD] = "INSERT INTO dead (project, record_id, at_ms, status, reason, body) "
                "SELECT project, record_id, ?, ?, ?, body FROM queue WHERE seq = ?",
     [S_OLDEST] = "SELECT enq_ms FROM queue WHERE project = ? ORDER BY seq LIMIT 1",
@@ -122,7 +122,7 @@ int queue_open(const char *state_dir, struct queue **out)
                      "gen INTEGER NOT NULL, off INTEGER NOT NULL, head BLOB, head_len INTEGER, "
                      "size INTEGER, mtime INTEGER, done INTEGER NOT NULL)")) != 0 ||
         (r = exec(q, "CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                     "project TEXT NOT NULL, record_id TEXT NOT NULL UNIQUE, enq_ms INTEGER NOT NULL, "
+                     "project TEXT NOT NULL, record_id TEXT NOT NULL, enq_ms INTEGER NOT NULL, "
                      "body BLOB NOT NULL)")) != 0 ||
         (r = exec(q, "CREATE INDEX IF NOT EXISTS queue_project ON queue (project, seq)")) != 0 ||
         (r = exec(q, "CREATE TABLE IF NOT EXISTS dead (seq INTEGER PRIMARY KEY, project TEXT, "
@@ -249,7 +249,7 @@ int queue_push(struct queue *q, const char *project, const char *record_id,
     sqlite3_bind_blob(st, 4, body, (int)len, SQLITE_STATIC);
     r = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(q, "queue record");
     sqlite3_reset(st);
-    if (r == 0 && sqlite3_changes(q->db) == 1) {
+    if (r == 0) {
         struct qproject *p = proj_get(q, project, 1);
         if (!p)
             return -ENOMEM;
@@ -335,12 +335,15 @@ static int remove_rows(struct queue *q, const struct qbatch *b)
     struct qproject *p;
     int r = 0;
 
-    for (size_t i = 0; i < b->n && r == 0; i++) {
-        sqlite3_bind_int64(st, 1, b->seq[i]);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            r = fail(q, "acknowledge records");
-        sqlite3_reset(st);
-    }
+    if (b->n == 0)
+        return 0;
+    /* A batch is the oldest rows of its project: one contiguous seq range. */
+    sqlite3_bind_text(st, 1, b->project, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, b->seq[0]);
+    sqlite3_bind_int64(st, 3, b->seq[b->n - 1]);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        r = fail(q, "acknowledge records");
+    sqlite3_reset(st);
     if (r == 0)
         r = queue_commit(q);
     if (r != 0)

@@ -44,7 +44,8 @@ int queue_file_get(struct queue *q, const char *key, struct file_ck *ck);
 int queue_file_put(struct queue *q, const struct file_ck *ck);
 int queue_file_del(struct queue *q, const char *key);
 
-/* Queue one record (INSERT OR IGNORE by record_id).  Returns 0. */
+/* Queue one record.  Returns 0.  (Never called twice for the same record:
+ * the checkpoint moves in the same transaction.) */
 int queue_push(struct queue *q, const char *project, const char *record_id,
                const void *body, size_t len, uint64_t enq_ms);
 

@@ -18,6 +18,7 @@
 
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 60000
+#define BATCHES_PER_RUN 16          /* per project, when a backlog is due */
 
 struct pstate {
     char project[64];
@@ -102,6 +103,82 @@ static void batch_id(const struct qbatch *b, char out[33])
     sodium_bin2hex(out, 33, h, sizeof(h));
 }
 
+/* Send one batch of project PR if it is due.  Returns 1 if a batch was
+ * settled (acknowledged or dead-lettered), 0 if none was due or it failed
+ * (backoff set, *NEXT_MS updated), or a negative errno. */
+static int ship_one(struct shipper *s, const struct qproject *pr, int force, uint64_t now,
+                    uint64_t wall, uint64_t *next_ms)
+{
+    struct qbatch b;
+    struct up_outcome o;
+    char name[64], bid[33];
+    uint64_t due = now;
+    int r;
+
+    if (pr->count == 0)
+        return 0;
+    snprintf(name, sizeof(name), "%s", pr->name);
+    struct pstate *ps = pstate(s, name);
+    if (!ps)
+        return -ENOMEM;
+    if (!force && pr->count < (uint64_t)s->cfg->agent.batch_max_records &&
+        pr->bytes < (uint64_t)s->cfg->agent.batch_max_bytes) {
+        uint64_t age = wall > pr->oldest_ms ? wall - pr->oldest_ms : 0;
+        if (age < (uint64_t)s->cfg->agent.batch_linger_ms)
+            due = now + ((uint64_t)s->cfg->agent.batch_linger_ms - age);
+    }
+    if (ps->next_try > due)
+        due = ps->next_try;
+    if (due > now) {
+        if (*next_ms == 0 || due < *next_ms)
+            *next_ms = due;
+        return 0;
+    }
+    if ((r = queue_peek(s->q, name, (size_t)s->cfg->agent.batch_max_records,
+                        (size_t)s->cfg->agent.batch_max_bytes, &b)) != 0)
+        return r;
+    if (b.n == 0) {
+        qbatch_release(&b);
+        return 0;
+    }
+    batch_id(&b, bid);
+    upstream_send(s->u, &b, bid, &o);
+    if (o.result == UP_OK) {
+        if ((r = queue_ack(s->q, &b)) == 0) {
+            if (ps->attempt > 0)
+                log_info("project \"%s\": upstream accepts again after %u failed attempts",
+                         name, ps->attempt);
+            ps->attempt = 0;
+            ps->next_try = 0;
+            s->m->records_shipped += b.n;
+            s->m->batches_shipped++;
+            r = 1;
+        }
+    } else if (o.result == UP_REJECT) {
+        log_error("project \"%s\": batch %s of %zu records rejected permanently (%s): "
+                  "moved to the dead-letter table", name, bid, b.n, o.reason);
+        if ((r = queue_dead(s->q, &b, o.status, o.reason)) == 0) {
+            s->m->records_dead_lettered += b.n;
+            s->dead += b.n;
+            ps->attempt = 0;
+            r = 1;
+        }
+    } else {
+        ps->attempt++;
+        uint64_t d = ship_backoff_ms(ps->attempt, o.retry_after_ms, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+        ps->next_try = now + d;
+        s->m->retries++;
+        log_warn("project \"%s\": batch %s of %zu records not delivered (%s): "
+                 "attempt %u, retrying in %llu ms", name, bid, b.n, o.reason, ps->attempt,
+                 (unsigned long long)d);
+        if (*next_ms == 0 || ps->next_try < *next_ms)
+            *next_ms = ps->next_try;
+        r = 0;
+    }
+    qbatch_release(&b);
+    return r;
+}
+
 int shipper_run(struct shipper *s, int force, uint64_t *next_ms)
 {
     const struct qproject *pr;
@@ -111,82 +188,18 @@ int shipper_run(struct shipper *s, int force, uint64_t *next_ms)
 
     *next_ms = 0;
     for (size_t i = 0; i < np; i++) {
-        char name[64];
-        if (pr[i].count == 0)
-            continue;
-        if (oldest == 0 || pr[i].oldest_ms < oldest)
-            oldest = pr[i].oldest_ms;
-        snprintf(name, sizeof(name), "%s", pr[i].name);
-        struct pstate *ps = pstate(s, name);
-        if (!ps)
-            return -ENOMEM;
-        uint64_t due = now;
-        if (!force && pr[i].count < (uint64_t)s->cfg->agent.batch_max_records &&
-            pr[i].bytes < (uint64_t)s->cfg->agent.batch_max_bytes) {
-            uint64_t age = wall > pr[i].oldest_ms ? wall - pr[i].oldest_ms : 0;
-            if (age < (uint64_t)s->cfg->agent.batch_linger_ms)
-                due = now + ((uint64_t)s->cfg->agent.batch_linger_ms - age);
-        }
-        if (ps->next_try > due)
-            due = ps->next_try;
-        if (due > now) {
-            if (*next_ms == 0 || due < *next_ms)
-                *next_ms = due;
-            continue;
-        }
-
-        struct qbatch b;
-        struct up_outcome o;
-        char bid[33];
-        if ((r = queue_peek(s->q, name, (size_t)s->cfg->agent.batch_max_records,
-                            (size_t)s->cfg->agent.batch_max_bytes, &b)) != 0)
-            return r;
-        if (b.n == 0) {
-            qbatch_release(&b);
-            continue;
-        }
-        batch_id(&b, bid);
-        upstream_send(s->u, &b, bid, &o);
-        if (o.result == UP_OK) {
-            if ((r = queue_ack(s->q, &b)) != 0) {
-                qbatch_release(&b);
+        /* A backlog goes out in several batches per turn; a project that
+         * only lingers or backs off sends nothing. */
+        for (int k = 0; k < BATCHES_PER_RUN; k++) {
+            if ((r = ship_one(s, &pr[i], force, now, wall, next_ms)) < 0)
                 return r;
-            }
-            if (ps->attempt > 0)
-                log_info("project \"%s\": upstream accepts again after %u failed attempts",
-                         name, ps->attempt);
-            ps->attempt = 0;
-            ps->next_try = 0;
-            s->m->records_shipped += b.n;
-            s->m->batches_shipped++;
+            if (r == 0)
+                break;
             sent++;
-        } else if (o.result == UP_REJECT) {
-            log_error("project \"%s\": batch %s of %zu records rejected permanently (%s): "
-                      "moved to the dead-letter table", name, bid, b.n, o.reason);
-            if ((r = queue_dead(s->q, &b, o.status, o.reason)) != 0) {
-                qbatch_release(&b);
-                return r;
-            }
-            s->m->records_dead_lettered += b.n;
-            s->dead += b.n;
-            ps->attempt = 0;
-            sent++;
-        } else {
-            ps->attempt++;
-            uint64_t d = ship_backoff_ms(ps->attempt, o.retry_after_ms, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-            ps->next_try = now + d;
-            s->m->retries++;
-            log_warn("project \"%s\": batch %s of %zu records not delivered (%s): "
-                     "attempt %u, retrying in %llu ms", name, bid, b.n, o.reason, ps->attempt,
-                     (unsigned long long)d);
-            if (*next_ms == 0 || ps->next_try < *next_ms)
-                *next_ms = ps->next_try;
+            now = tv_now_ms();
         }
-        qbatch_release(&b);
     }
     /* Refresh gauges. */
-    np = queue_projects(s->q, &pr);
-    oldest = 0;
     for (size_t i = 0; i < np; i++)
         if (pr[i].count && (oldest == 0 || pr[i].oldest_ms < oldest))
             oldest = pr[i].oldest_ms;

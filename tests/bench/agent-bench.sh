@@ -1,0 +1,84 @@
+#!/bin/sh
+# agent-bench.sh - end-to-end throughput of tracevault-agent to a file://
+# outbox, against plain `cat` over the same files in the same run.
+#
+#   tests/bench/agent-bench.sh [FILES] [LINES] [BACKLOG]
+#   (defaults 20000 single-event 2 KiB JSON files, 200000 JSONL lines,
+#    100000-file backlog for the memory figure)
+#
+# Runs through a mounted vault when vault/tracevault is built and /dev/fuse
+# exists (AGENT_BENCH_PLAIN=1 forces a plain directory); needs root for the
+# vault.  Not part of `make check`.  Prints one line per figure.
+set -eu
+here=$(cd "$(dirname "$0")/../.." && pwd)
+: "${top_srcdir:=$here}" "${top_builddir:=$here}"
+. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/agent-lib.sh"
+FILES=${1:-20000}
+LINES=${2:-200000}
+BACKLOG=${3:-100000}
+tv_init agent-bench
+agent_conf </dev/null
+mode=plain
+if [ -z "${AGENT_BENCH_PLAIN:-}" ] && [ -x "$VAULT" ] && [ -c /dev/fuse ] && [ "$(id -u)" -eq 0 ]; then
+    rmdir "$T/mnt/checkout" "$T/mnt/billing"
+    tv_start_keyd && "$KEYCTL" -c "$T/tv.conf" create checkout >/dev/null &&
+        "$KEYCTL" -c "$T/tv.conf" create billing >/dev/null && tv_start_vault && mode=vault ||
+        { echo "vault did not start: plain directory"; mkdir -p "$T/mnt/checkout" "$T/mnt/billing"; }
+fi
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+
+gen() {   # gen DIR N: N single-event JSON files of about 2 KiB
+    "$PY" - "$1" "$2" <<'PYEOF'
+import json, os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, exist_ok=True)
+for i in range(n):
+    ev = {"event_id": "e-%d" % i, "session_id": "s-%d" % (i % 97), "event_type": "model",
+          "event_name": "reply", "start_time": 1763790000000 + i, "duration": 800 + i % 2000,
+          "config": {"model": "gpt-4o-mini", "provider": "openai"},
+          "inputs": {"chat_history": [{"role": "user", "content": "Where is order %d? mail me at x%d@example.com " % (i, i) + "lorem ipsum " * 60}]},
+          "outputs": {"content": "Your order is on its way. " + "dolor sit amet " * 40},
+          "metrics": {"prompt_tokens": 400, "completion_tokens": 120}}
+    s = json.dumps(ev)
+    s += " " * max(0, 2048 - len(s))
+    with open(os.path.join(d, "t%06d.json" % i), "w") as f:
+        f.write(s)
+PYEOF
+}
+
+echo "# agent benchmark: $mode directory, $(nproc) CPUs, $(date -u +%FT%TZ)"
+gen "$T/mnt/checkout/json" "$FILES"
+sync
+# Warm the page cache / vault for both readers alike, then measure cat.
+find "$T/mnt/checkout/json" -name '*.json' -print0 | xargs -0 cat > /dev/null
+a=$(now); find "$T/mnt/checkout/json" -name '*.json' -print0 | xargs -0 cat > /dev/null; b=$(now)
+cat_rate=$(rate "$FILES" "$a" "$b")
+a=$(now); "$AGENT" -c "$T/tv.conf" --once 2>/dev/null; b=$(now)
+agent_rate=$(rate "$FILES" "$a" "$b")
+shipped=$(agent_metric records_shipped_total)
+echo "json_files: $FILES files, agent $agent_rate files/s, cat $cat_rate files/s, ratio $(awk -v x="$agent_rate" -v y="$cat_rate" 'BEGIN{printf "%.2f", x/y}') ($shipped records shipped)"
+
+"$PY" - "$T/mnt/billing/stream.jsonl" "$LINES" <<'PYEOF'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write(json.dumps({"event_id": "l-%d" % i, "session_id": "s-%d" % (i % 13), "event_type": "model",
+                            "start_time": 1763790000000 + i, "duration": 300, "config": {"model": "gpt-4o"},
+                            "inputs": {"text": "classify this request please %d" % i},
+                            "outputs": {"label": "billing"}, "metrics": {"prompt_tokens": 20, "completion_tokens": 2}}) + "\n")
+PYEOF
+sz=$(stat -c %s "$T/mnt/billing/stream.jsonl")
+cat "$T/mnt/billing/stream.jsonl" > /dev/null
+a=$(now); cat "$T/mnt/billing/stream.jsonl" > /dev/null; b=$(now)
+cat_lines=$(rate "$LINES" "$a" "$b")
+a=$(now); "$AGENT" -c "$T/tv.conf" --once 2>/dev/null; b=$(now)
+echo "jsonl_lines: $LINES lines ($((sz / LINES)) B each), agent $(rate "$LINES" "$a" "$b") lines/s, cat $cat_lines lines/s"
+
+# Memory with a backlog of BACKLOG files.
+gen "$T/mnt/checkout/backlog" "$BACKLOG"
+a=$(now)
+/usr/bin/time -f '%M' -o "$T/rss" "$AGENT" -c "$T/tv.conf" --once 2>/dev/null
+b=$(now)
+echo "backlog: $BACKLOG files, agent $(rate "$BACKLOG" "$a" "$b") files/s, max RSS $(( $(cat "$T/rss") / 1024 )) MiB"
