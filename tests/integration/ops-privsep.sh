@@ -30,7 +30,7 @@ for b in "$KEYD" "$KEYCTL" "$VAULT" "$AGENT"; do
 done
 command -v setpriv >/dev/null || tv_skip_all "no setpriv"
 setpriv --help 2>&1 | grep -q -- --ambient-caps || tv_skip_all "setpriv without --ambient-caps"
-tv_plan 16
+tv_plan 19
 
 K=$(tv_add_user kd) && V=$(tv_add_user vt) && A=$(tv_add_user ag) && W=$(tv_add_user wr) ||
     tv_skip_all "cannot add test users"
@@ -108,6 +108,27 @@ tv_ok "the agent, unprivileged, ships the record (exit $rc, records $n)" test "$
 tv_ok "no canary outside the mount" sh -c '! grep -rqF PRIVSEP-CANARY "$1/data" "$1/agent" "$1/outbox" "$1/log" "$1/lib"' _ "$T"
 tv_fails "the agent user cannot read the backing store" \
     setpriv --reuid="$A" --regid="$G" --init-groups ls "$T/data"
+
+# ExecReload= sends SIGHUP: a daemon whose unit has it must survive SIGHUP
+# (a daemon without a handler would die, and systemd counts SIGHUP as a clean
+# exit: no restart).  The agent runs in follow mode for this check.
+UNITS="$top_builddir/scripts/systemd"
+reload_ok() {  # reload_ok UNIT PID
+    _has=no; grep -q '^ExecReload=.*kill -HUP' "$UNITS/$1" && _has=yes
+    kill -HUP "$2"; sleep 0.5
+    if kill -0 "$2" 2>/dev/null; then return 0; fi
+    tv_diag "$1: the daemon died of SIGHUP (unit has ExecReload: $_has)"
+    [ "$_has" = no ]
+}
+setpriv --reuid="$A" --regid="$G" --init-groups --no-new-privs --bounding-set=-all --inh-caps=-all \
+    "$AGENT" -c "$T/tv.conf" >>"$T/agent-follow.log" 2>&1 &
+APID=$!
+tv_defer "kill $APID 2>/dev/null"
+sleep 0.5
+tv_ok "reload: keyd survives SIGHUP (its unit has ExecReload)" reload_ok tracevault-keyd.service "$KPID"
+tv_ok "reload: the vault survives SIGHUP (its unit has ExecReload)" reload_ok tracevault.service "$VPID"
+tv_ok "reload: the agent's unit sends SIGHUP only if the agent survives it" reload_ok tracevault-agent.service "$APID"
+kill "$APID" 2>/dev/null; wait "$APID" 2>/dev/null
 
 # ExecStop=+fusermount3 -u -z: root unmounts, the vault then exits by itself.
 fusermount3 -u -z "$M"; i=0
