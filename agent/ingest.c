@@ -587,8 +587,11 @@ static int take_json(struct ingest *in, struct tracked *t)
         goto out;
     }
     if (found && ck.done) {
+        /* Same size and the same mtime to the second: taken before.  (Not
+         * to the nanosecond: a filesystem such as the vault may keep
+         * coarser times across a remount.) */
         if (ck.size == (uint64_t)f.st.st_size &&
-            ck.mtime_ns == (int64_t)f.st.st_mtim.tv_sec * 1000000000ll + f.st.st_mtim.tv_nsec) {
+            ck.mtime_ns / 1000000000ll == (int64_t)f.st.st_mtim.tv_sec) {
             r = 0;                      /* taken before */
             goto out;
         }

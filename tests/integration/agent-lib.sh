@@ -22,7 +22,8 @@ readers = root
 $_extra
 CONF
     [ -n "${1:-}" ] && sed -i "s|^upstream .*|upstream    = $1|" "$T/tv.conf"
-    mkdir -p "$T/mnt/checkout" "$T/mnt/billing"
+    # A vault makes project directories itself; a plain directory needs them.
+    [ -n "${AGENT_VAULT:-}" ] || mkdir -p "$T/mnt/checkout" "$T/mnt/billing"
 }
 
 # Start the agent in the background (follow mode); AGENT_PID, log in $T/agent.log.
