@@ -46,6 +46,7 @@
 #include "lib/util.h"
 #include "vault/audit.h"
 #include "vault/blockcrypt.h"
+#include "vault/keymem.h"
 #include "vault/keys.h"
 #include "vault/meta.h"
 #include "vault/names.h"
@@ -53,6 +54,10 @@
 
 #define XATTR_FILE_ID "user.tracevault.file_id"
 #define ROOT_TIMEOUT 1.0
+/* Inside projects entries are never cached (every path walk reaches the
+ * policy check in lookup); attributes may be, since they are only reachable
+ * after such a lookup or through an already-authorised open file. */
+#define ATTR_TIMEOUT 1.0
 #define NGROUPS_CAP 64
 #define HASH_BUCKETS 4096
 #define MAX_PROJECTS 256
@@ -83,7 +88,8 @@ struct vnode {
     pthread_rwlock_t rw;
     int nopen;
     int iofd;                       /* O_RDWR, -1 when not loaded */
-    unsigned char *dek;             /* sodium_malloc'd, NULL when not loaded */
+    unsigned char *dek;             /* keymem slot (guarded), NULL when not loaded */
+    uid_t owner;                    /* creator (backing st_uid), valid while loaded */
     unsigned char file_id[BC_FILE_ID];
     char fid_hex[2 * BC_FILE_ID + 1];
     off_t size;                     /* plaintext size while loaded */
@@ -386,7 +392,7 @@ static void loaded_del_locked(struct vfs *fs, struct vnode *n)
 static void node_unload_locked(struct vnode *n)
 {
     if (n->dek) {
-        sodium_free(n->dek);     /* sodium_free wipes */
+        keymem_free(n->dek);     /* wipes */
         n->dek = NULL;
     }
     if (n->iofd >= 0) {
@@ -535,12 +541,13 @@ static int node_load_locked(struct vfs *fs, struct vnode *n)
         integrity_failure(n, "size");
         return -EIO;
     }
-    unsigned char *dek = sodium_malloc(BC_DEK);
+    n->owner = st.st_uid;
+    unsigned char *dek = keymem_alloc();
     if (!dek)
         return -ENOMEM;
     rc = keys_unwrap(fs->keys, n->proj->name, h.kek_version, h.wrapped, dek);
     if (rc < 0) {
-        sodium_free(dek);
+        keymem_free(dek);
         if (rc == -EBADMSG) {
             integrity_failure(n, "wrapped key");
         } else if (rc == -EKEYREVOKED) {
@@ -744,6 +751,8 @@ static int entry_of(struct vfs *fs, struct vnode *n, struct fuse_entry_param *e)
     if (n->is_proj_root || n == &fs->root) {
         e->attr_timeout = ROOT_TIMEOUT;
         e->entry_timeout = ROOT_TIMEOUT;
+    } else {
+        e->attr_timeout = ATTR_TIMEOUT;
     }
     return 0;
 }
@@ -864,7 +873,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, n->proj && !n->is_proj_root ? 0.0 : ROOT_TIMEOUT);
+        fuse_reply_attr(req, &st, n->proj && !n->is_proj_root ? ATTR_TIMEOUT : ROOT_TIMEOUT);
 }
 
 static uid_t owner_of(struct vnode *n)
@@ -950,7 +959,7 @@ out:
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, 0.0);
+        fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
@@ -1292,7 +1301,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     if (fchown(fd, r.uid, r.gid) < 0 && errno != EPERM)
         log_warn("vault: project \"%s\": cannot give a new file to uid %u: %s", d->proj->name,
                  (unsigned)r.uid, strerror(errno));
-    if (!(dek = sodium_malloc(BC_DEK))) {
+    if (!(dek = keymem_alloc())) {
         rc = -ENOMEM;
         goto fail_unlink;
     }
@@ -1325,6 +1334,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     fd = -1;
     n->dek = dek;
     dek = NULL;
+    n->owner = st.st_uid;
     memcpy(n->file_id, h.file_id, BC_FILE_ID);
     tv_hex(h.file_id, BC_FILE_ID, n->fid_hex);
     n->size = 0;
@@ -1355,7 +1365,7 @@ out:
         close(fd);
     if (pfd >= 0)
         close(pfd);
-    sodium_free(dek);
+    keymem_free(dek);
     if (rc != -EACCES)
         audit_log(r.uid, r.pid, d->proj->name, "create", rc, NULL, NULL);
     fuse_reply_err(req, -rc);
@@ -1370,7 +1380,7 @@ static int handle_check(struct vfs *fs, struct vhandle *h, bool write)
     if (h->ngroups > 0)
         memcpy(hr.groups, h->groups, sizeof(gid_t) * (size_t)h->ngroups);
     unsigned roles = roles_of(fs, NULL, &hr, h->n->proj);
-    uid_t owner = owner_of(h->n);
+    uid_t owner = h->n->owner;      /* loaded while a handle is open; never changes */
     int rc;
     if (write || !h->rd)
         rc = h->wr ? pol_check(roles, POL_WRITE, h->uid, owner) : -EBADF;
@@ -1899,7 +1909,7 @@ static void on_event(void *arg, int type, const char *project, uint32_t version)
             continue;
         pthread_rwlock_wrlock(&v->rw);
         if (v->dek) {
-            sodium_free(v->dek);
+            keymem_free(v->dek);
             v->dek = NULL;
         }
         pthread_rwlock_unlock(&v->rw);

@@ -20,7 +20,7 @@
 #include "keyd/keyd_client.h"
 #include "lib/log.h"
 
-#define POOL_BATCH 64u
+#define POOL_BATCH 1024u       /* = KEYD_GEN_MAX: one keyd round trip per 1024 creates */
 #define MAX_POOLS 256
 
 struct pool {

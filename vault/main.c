@@ -1,7 +1,10 @@
 /*
  * main.c - tracevault: mount the vault, or run its offline tools.
  *
- *   tracevault -c CONF [-f] [-d] [--no-writeback] [BACKING MOUNTPOINT]
+ *   tracevault -c CONF [-f] [-d] [--writeback] [BACKING MOUNTPOINT]
+ *
+ * --writeback enables the kernel's writeback cache: measured slower for the
+ * small-trace workload (docs/PERFORMANCE.md), so it is off by default.
  *   tracevault fsck -c CONF [PROJECT]
  *   tracevault rewrap -c CONF PROJECT
  *
@@ -39,7 +42,7 @@ static const char *conf_path = TV_DEFAULT_CONFIG;
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tracevault [-c CONF] [-f] [-d] [--no-writeback] [BACKING MOUNTPOINT]\n"
+            "usage: tracevault [-c CONF] [-f] [-d] [--writeback] [BACKING MOUNTPOINT]\n"
             "       tracevault fsck [-c CONF] [PROJECT]\n"
             "       tracevault rewrap [-c CONF] PROJECT\n"
             "Mount the TraceVault encrypted filesystem (daemonizes unless -f), check\n"
@@ -124,8 +127,12 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     if (!lc)
         goto out_unmount;
     fuse_loop_cfg_set_clone_fd(lc, 1);
-    fuse_loop_cfg_set_max_threads(lc, threads > 0 ? (unsigned)threads : 16);
-    fuse_loop_cfg_set_idle_threads(lc, 4);
+    /* keep every worker: spawning threads per burst (each with its own
+     * cloned /dev/fuse fd) cost more than the requests themselves */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned nthreads = threads > 0 ? (unsigned)threads : (unsigned)(ncpu > 2 ? 2 * ncpu : 4);
+    fuse_loop_cfg_set_max_threads(lc, nthreads);
+    fuse_loop_cfg_set_idle_threads(lc, nthreads);
     rc = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
     log_info("vault: unmounting %s", mnt);
 out_unmount:
@@ -150,13 +157,13 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "foreground", no_argument, NULL, 'f' },
         { "debug", no_argument, NULL, 'd' },
-        { "no-writeback", no_argument, NULL, 'W' },
+        { "writeback", no_argument, NULL, 'W' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *tool = NULL;
-    int fg = 0, debug = 0, writeback = 1, opt;
+    int fg = 0, debug = 0, writeback = 0, opt;
     char err[512];
 
     if (argc > 1 && (strcmp(argv[1], "fsck") == 0 || strcmp(argv[1], "rewrap") == 0)) {
@@ -169,7 +176,7 @@ int main(int argc, char **argv)
         case 'c': conf_path = optarg; break;
         case 'f': fg = 1; break;
         case 'd': debug = 1; fg = 1; break;
-        case 'W': writeback = 0; break;
+        case 'W': writeback = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("tracevault (tracevault) %s\n", PACKAGE_VERSION); return 0;
         default: usage(stderr); return 2;
