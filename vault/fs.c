@@ -132,6 +132,7 @@ struct vfs {
     struct vnode *loaded;           /* vnodes whose DEK is loaded */
     struct fuse_session *se;
     int writeback;
+    double entry_timeout;           /* inside projects; 0 = every walk is checked */
     int dek_cache_ms;
 };
 
@@ -753,6 +754,7 @@ static int entry_of(struct vfs *fs, struct vnode *n, struct fuse_entry_param *e)
         e->entry_timeout = ROOT_TIMEOUT;
     } else {
         e->attr_timeout = ATTR_TIMEOUT;
+        e->entry_timeout = fs->entry_timeout;
     }
     return 0;
 }
@@ -1845,6 +1847,11 @@ void vfs_free(struct vfs *fs)
         close(fs->root.fd);
     tv_config_free(fs->cfg);
     free(fs);
+}
+
+void vfs_set_entry_timeout(struct vfs *fs, double seconds)
+{
+    fs->entry_timeout = seconds;
 }
 
 void vfs_set_session(struct vfs *fs, struct fuse_session *se)

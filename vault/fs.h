@@ -25,6 +25,12 @@ struct vfs *vfs_new(struct tv_config *cfg, struct keys *keys, const char *backin
 void vfs_free(struct vfs *fs);
 
 const struct fuse_lowlevel_ops *vfs_ops(void);
+
+/* Let the kernel cache names inside projects for SECONDS (default 0).  Faster
+ * path walks, but a cached name can then be stat'ed by anyone on the host
+ * until it expires (content, listing and changes still reach the policy
+ * check).  Off by default: see docs/THREAT_MODEL.md. */
+void vfs_set_entry_timeout(struct vfs *fs, double seconds);
 void vfs_set_session(struct vfs *fs, struct fuse_session *se);
 
 /* Replace the config (takes NEW); open handles are checked against it from

@@ -3,6 +3,7 @@
  *
  *   tracevault -c CONF [-f] [-d] [--writeback] [BACKING MOUNTPOINT]
  *
+ * --entry-timeout lets the kernel cache names inside projects (see fs.h).
  * --writeback enables the kernel's writeback cache: measured slower for the
  * small-trace workload (docs/PERFORMANCE.md), so it is off by default.
  *   tracevault fsck -c CONF [PROJECT]
@@ -38,11 +39,13 @@
 static sem_t hup_sem;
 static struct vfs *the_fs;
 static const char *conf_path = TV_DEFAULT_CONFIG;
+static double entry_timeout;
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tracevault [-c CONF] [-f] [-d] [--writeback] [BACKING MOUNTPOINT]\n"
+            "usage: tracevault [-c CONF] [-f] [-d] [--writeback] [--entry-timeout SECONDS]\n"
+            "                  [BACKING MOUNTPOINT]\n"
             "       tracevault fsck [-c CONF] [PROJECT]\n"
             "       tracevault rewrap [-c CONF] PROJECT\n"
             "Mount the TraceVault encrypted filesystem (daemonizes unless -f), check\n"
@@ -98,6 +101,7 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     cfg = NULL;                       /* owned by the vfs now */
     if (!the_fs)
         goto out;
+    vfs_set_entry_timeout(the_fs, entry_timeout);
     se = fuse_session_new(&args, vfs_ops(), sizeof(struct fuse_lowlevel_ops), the_fs);
     if (!se)
         goto out;
@@ -158,6 +162,7 @@ int main(int argc, char **argv)
         { "foreground", no_argument, NULL, 'f' },
         { "debug", no_argument, NULL, 'd' },
         { "writeback", no_argument, NULL, 'W' },
+        { "entry-timeout", required_argument, NULL, 'E' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -177,6 +182,15 @@ int main(int argc, char **argv)
         case 'f': fg = 1; break;
         case 'd': debug = 1; fg = 1; break;
         case 'W': writeback = 1; break;
+        case 'E': {
+            char *end;
+            entry_timeout = strtod(optarg, &end);
+            if (*end || entry_timeout < 0 || entry_timeout > 3600) {
+                fprintf(stderr, "tracevault: --entry-timeout \"%s\": not 0..3600 seconds\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'h': usage(stdout); return 0;
         case 'V': printf("tracevault (tracevault) %s\n", PACKAGE_VERSION); return 0;
         default: usage(stderr); return 2;
