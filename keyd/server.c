@@ -42,7 +42,8 @@ struct conn {
     unsigned held_n;
     uint64_t deadline;            /* ms; 0 = none */
     uint64_t idle_since;
-    int subscriber, closing, touched, want_out;
+    uint32_t evmask;              /* events registered with epoll */
+    int subscriber, closing, touched;
     struct conn *prev, *next, *tnext;
 };
 
@@ -196,6 +197,7 @@ static void accept_all(struct keyd_server *s)
         peer_creds(fd, &c->peer);
         c->idle_since = tv_now_ms();
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+        c->evmask = EPOLLIN;
         if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
             free(c);
@@ -209,17 +211,19 @@ static void accept_all(struct keyd_server *s)
     }
 }
 
+/* Register the events C needs now; a syscall only when they change. */
 static void set_events(struct keyd_server *s, struct conn *c)
 {
-    int want_out = c->out.len > c->out.off;
     uint32_t evs = 0;
     if (!c->closing && c->out.len - c->out.off < OUT_HIGH_WATER)
         evs |= EPOLLIN;
-    if (want_out)
+    if (c->out.len > c->out.off)
         evs |= EPOLLOUT;
+    if (evs == c->evmask)
+        return;
     struct epoll_event ev = { .events = evs, .data.ptr = c };
     epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
-    c->want_out = want_out;
+    c->evmask = evs;
 }
 
 /* Send what can be sent without blocking.  Returns -1 if C was closed. */
@@ -369,8 +373,11 @@ static int conn_read(struct keyd_server *s, struct conn *c)
             c->closing = 1;
             break;
         }
+        int filled = (size_t)n == c->in.cap - c->in.len;
         c->in.len += (size_t)n;
-        if (c->in.len - c->in.off >= 2 * KEYD_REQ_MAX)
+        /* A short read means the socket is drained (level-triggered epoll
+         * reports anything that arrives later): skip the EAGAIN round. */
+        if (!filled || c->in.len - c->in.off >= 2 * KEYD_REQ_MAX)
             break;
     }
     int r = conn_process(s, c);
