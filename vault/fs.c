@@ -260,6 +260,7 @@ out:
  * Returns 0, -ENOENT (not a project), -EIO (shredded or keyd failure). */
 static int proj_load(struct vfs *fs, struct vproj *p)
 {
+    bool made = false;
     int rc = 0, dfd = -1;
     unsigned char *key = NULL;
 
@@ -270,7 +271,8 @@ static int proj_load(struct vfs *fs, struct vproj *p)
     pthread_mutex_lock(&p->lock);
     if (p->loaded)
         goto out;
-    if (mkdirat(fs->root.fd, p->name, 0700) < 0 && errno != EEXIST) {
+    made = mkdirat(fs->root.fd, p->name, 0700) == 0;
+    if (!made && errno != EEXIST) {
         rc = -errno;
         log_error("vault: project \"%s\": cannot create backing directory: %s", p->name,
                   strerror(errno));
@@ -306,6 +308,11 @@ static int proj_load(struct vfs *fs, struct vproj *p)
     names_derive(p->nk, key);
     p->loaded = 1;
 out:
+    /* a project keyd does not know leaves no directory behind */
+    if (rc < 0 && made && dfd >= 0) {
+        unlinkat(dfd, META_DIRIV, 0);
+        unlinkat(fs->root.fd, p->name, AT_REMOVEDIR);
+    }
     sodium_free(key);
     if (dfd >= 0)
         close(dfd);

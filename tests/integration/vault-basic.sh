@@ -14,8 +14,12 @@ readers = root
 [project.beta]
 writers = root
 readers = root
+
+[project.gamma]
+writers = root
+readers = root
 CONF
-tv_plan 32
+tv_plan 36
 A="$M/alpha"
 
 # round trips at and around every boundary plus random sizes
@@ -104,5 +108,11 @@ tv_ok "utimens sets mtime, mirrored on the backing file" test "$(stat -c %Y "$A/
 tv_fails "symlinks are refused" ln -s moved "$A/sym" 2>/dev/null
 tv_fails "hard links are refused" ln "$A/moved" "$A/hard" 2>/dev/null
 tv_fails "FIFOs are refused" mkfifo "$A/fifo" 2>/dev/null
+tv_fails "a configured project without a key in keyd does not exist" stat "$M/gamma" 2>/dev/null
+tv_ok "... and leaves nothing in the backing store" test ! -e "$T/data/gamma"
+tv_fails "projects cannot be made through the mount" mkdir "$M/delta" 2>/dev/null
 tv_ok "fsync and statfs work" sh -c "$PY -c 'import os,sys; fd=os.open(sys.argv[1],os.O_RDWR); os.fsync(fd); os.close(fd); os.statvfs(sys.argv[1])' '$A/moved'"
+kill -TERM "$VAULT_PID"
+i=0; while kill -0 "$VAULT_PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+tv_ok "SIGTERM unmounts cleanly and the vault exits" sh -c "! mountpoint -q '$M' && ! kill -0 $VAULT_PID 2>/dev/null"
 tv_done
