@@ -7,6 +7,12 @@
  * MODE "unwrap": read such lines from stdin and UNWRAP them; exit 0 only if
  * all unwrap, 3 if any fails with the errno printed.
  * MODE "rewrap": REWRAP lines from stdin to the current version, print new lines.
+ * MODE "reconnect" FILE: GEN_DEK, wait for FILE to exist (keyd restarted in
+ * between), GEN_DEK again on the same client.
+ * MODE "timeout" MS: GEN_DEK with a MS timeout must fail with -ETIMEDOUT;
+ * prints the elapsed milliseconds.
+ * MODE "sub": subscribe through the C API, print "subscribed", then N events
+ * as "TYPE PROJECT VERSION" lines.
  */
 #include "config.h"
 
@@ -16,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "keyd/keyd_client.h"
 #include "lib/util.h"
@@ -43,6 +51,45 @@ int main(int argc, char **argv)
 
     if (!c || !deks || !wr || !back)
         return 1;
+    if (!strcmp(mode, "sub")) {
+        struct keyd_sub *sub;
+        struct keyd_event ev;
+        static const char *names[] = { "?", "SHRED", "RETIRE", "ROTATE" };
+        if ((r = keyd_subscribe(argv[1], &sub)) != 0)
+            return die(c, "subscribe", r);
+        printf("subscribed\n");
+        fflush(stdout);
+        for (unsigned i = 0; i < n; i++) {
+            if ((r = keyd_sub_read(sub, &ev)) != 0)
+                return die(c, "sub_read", r);
+            printf("%s %s %" PRIu32 "\n", names[ev.type], ev.project, ev.version);
+            fflush(stdout);
+        }
+        keyd_sub_free(sub);
+        return 0;
+    }
+    if (!strcmp(mode, "timeout") && argc > 5) {
+        struct keyd_client *t = keyd_client_new(argv[1], atoi(argv[5]));
+        uint64_t t0 = tv_now_ms();
+        r = keyd_gen_dek(t, argv[2], 1, &v, deks, wr);
+        printf("%llu\n", (unsigned long long)(tv_now_ms() - t0));
+        keyd_client_free(t);
+        return r == -ETIMEDOUT ? 0 : 1;
+    }
+    if (!strcmp(mode, "reconnect") && argc > 5) {
+        if ((r = keyd_gen_dek(c, argv[2], n, &v, deks, wr)) != 0)
+            return die(c, "gen_dek before restart", r);
+        printf("ready\n");
+        fflush(stdout);
+        while (access(argv[5], F_OK) != 0)
+            usleep(50000);
+        if ((r = keyd_gen_dek(c, argv[2], n, &v, deks, wr)) != 0)
+            return die(c, "gen_dek after restart", r);
+        if ((r = keyd_unwrap(c, argv[2], v, wr, back)) != 0 ||
+            sodium_memcmp(back, deks, KEYD_DEK_LEN) != 0)
+            return die(c, "unwrap after restart", r ? r : -EBADMSG);
+        return 0;
+    }
     if (!strcmp(mode, "unwrap") || !strcmp(mode, "rewrap")) {
         char line[512], hex[2 * KEYD_WRAPPED_LEN + 1];
         int bad = 0;
