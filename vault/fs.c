@@ -1936,24 +1936,36 @@ static void on_event(void *arg, int type, const char *project, uint32_t version)
     invalidate_loaded(fs, p);
 }
 
-/* Wipe DEKs of files closed longer than dek_cache_seconds ago. */
+/* Wipe DEKs of files closed longer than dek_cache_seconds ago, and keep at
+ * most DEK_CACHE_MAX closed files' DEKs (the oldest go first). */
+#define DEK_CACHE_MAX 4096
 static void *reaper_main(void *arg)
 {
     struct vfs *fs = arg;
     for (;;) {
         sleep(1);
-        uint64_t now = tv_now_ms();
+        uint64_t now = tv_now_ms(), cutoff = 0;
+        unsigned closed = 0;
         pthread_mutex_lock(&fs->loaded_lock);
-        struct vnode *v = fs->loaded, *next;
-        for (; v; v = next) {
-            next = v->lnext;
-            if (pthread_rwlock_trywrlock(&v->rw) != 0)
-                continue;
-            if (v->nopen == 0 && now - v->closed_ms >= (uint64_t)fs->dek_cache_ms) {
-                node_unload_locked(v);
-                loaded_del_locked(fs, v);
+        for (int pass = 0; pass < 2; pass++) {
+            struct vnode *v = fs->loaded, *next;
+            for (; v; v = next) {
+                next = v->lnext;
+                if (pthread_rwlock_trywrlock(&v->rw) != 0)
+                    continue;
+                if (v->nopen == 0 && (now - v->closed_ms >= (uint64_t)fs->dek_cache_ms ||
+                                      (pass == 1 && v->closed_ms <= cutoff))) {
+                    node_unload_locked(v);
+                    loaded_del_locked(fs, v);
+                } else if (v->nopen == 0 && pass == 0) {
+                    closed++;
+                }
+                pthread_rwlock_unlock(&v->rw);
             }
-            pthread_rwlock_unlock(&v->rw);
+            if (closed <= DEK_CACHE_MAX)
+                break;
+            /* over the cap: drop those closed in the older half of the window */
+            cutoff = now - (uint64_t)fs->dek_cache_ms / 2;
         }
         pthread_mutex_unlock(&fs->loaded_lock);
     }

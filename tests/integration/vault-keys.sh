@@ -19,7 +19,7 @@ readers = root
 writers = root
 readers = root
 CONF
-tv_plan 19
+tv_plan 21
 A="$M/alpha"
 mkdir -m 1777 "$T/sync"
 for i in 1 2 3; do vault_write_random "$A/f$i" 9000 $i; done
@@ -43,10 +43,30 @@ for r in range(rounds):
         print(errno.errorcode[e.errno], flush=True)
     open("%s/done%d" % (sync, r), "w").write("1")
 PY
+keys_conf() {
+    cat <<CONF
+[vault]
+dek_cache_seconds = $1
+
+[project.alpha]
+writers = root
+readers = root
+
+[project.beta]
+writers = root
+readers = root
+CONF
+}
+keys_conf 3 | tv_write_conf
+kill -HUP "$VAULT_PID"; sleep 0.3
+cat "$A/f3" > /dev/null        # closed now: its DEK stays cached for 3 s
 "$PY" "$T/holder.py" "$A/f1" "$T/sync" 1 > "$T/holder.out" 2>&1 &
 hp=$!
 tv_wait_for "$T/sync/ready" 10
 kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null
+tv_ok "keyd down: a file closed within dek_cache_seconds reopens from the cache" test "$(vault_read_errno "$A/f3")" = OK
+sleep 4.5
+tv_ok "keyd down: after dek_cache_seconds its DEK is gone and the open fails" test "$(vault_read_errno "$A/f3")" = EIO
 touch "$T/sync/go0"; tv_wait_for "$T/sync/done0" 10; wait $hp
 tv_ok "keyd down: an open file keeps reading and writing" test "$(cat "$T/holder.out")" = OK
 tv_ok "keyd down: opening another file fails with EIO" test "$(vault_read_errno "$A/f2")" = EIO
