@@ -1905,17 +1905,60 @@ void vfs_reload(struct vfs *fs, struct tv_config *newcfg)
     log_info("vault: configuration reloaded; policy applies to open files from now on");
 }
 
+static void purge_project(struct vfs *fs, struct vproj *p);
+
+/* After (re)subscribing: a SHRED sent while we were not listening must still
+ * purge.  Ask keyd to unwrap each loaded project's name key; EKEYREVOKED
+ * means the project is gone. */
+static void resync(struct vfs *fs)
+{
+    unsigned char *key = keymem_alloc();
+    if (!key)
+        return;
+    pthread_mutex_lock(&fs->proj_lock);
+    int n = fs->nprojs;
+    struct vproj *list[MAX_PROJECTS];
+    memcpy(list, fs->projs, sizeof(list[0]) * (size_t)n);
+    pthread_mutex_unlock(&fs->proj_lock);
+    for (int i = 0; i < n; i++) {
+        if (!list[i]->loaded || atomic_load(&list[i]->shredded))
+            continue;
+        int dfd = openat(fs->root.fd, list[i]->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+            continue;
+        if (meta_project_key(dfd, fs->keys, list[i]->name, 0, key) == -EKEYREVOKED) {
+            log_warn("vault: project \"%s\" was shredded while the event subscription was down",
+                     list[i]->name);
+            purge_project(fs, list[i]);
+        }
+        close(dfd);
+    }
+    keymem_free(key);
+}
+
 /* SHRED: from now on every file of PROJECT fails with EIO, open ones too. */
 static void on_event(void *arg, int type, const char *project, uint32_t version)
 {
     struct vfs *fs = arg;
+    if (type == KEYS_EV_RESYNC) {
+        resync(fs);
+        return;
+    }
     if (type != 1 /* KEYD_EV_SHRED */)
         return;
     struct vproj *p = proj_find(fs, project, false);
     log_warn("vault: project \"%s\" was shredded: purging its keys", project);
-    audit_log(0, 0, project, "shred", 0, NULL, NULL);
-    if (!p)
-        return;
+    if (p)
+        purge_project(fs, p);
+    else
+        audit_log(0, 0, project, "shred", 0, NULL, NULL);
+}
+
+/* Wipe every key of P held by this process and make its files fail. */
+static void purge_project(struct vfs *fs, struct vproj *p)
+{
+    audit_log(0, 0, p->name, "shred", 0, NULL, NULL);
+    keys_purge(fs->keys, p->name);
     atomic_store(&p->shredded, 1);
     pthread_mutex_lock(&fs->loaded_lock);
     for (struct vnode *v = fs->loaded; v; v = v->lnext) {
@@ -1953,6 +1996,10 @@ static void *reaper_main(void *arg)
                 next = v->lnext;
                 if (pthread_rwlock_trywrlock(&v->rw) != 0)
                     continue;
+                if (v->dek && atomic_load(&v->proj->shredded)) {
+                    keymem_free(v->dek);        /* found shredded by a failed unwrap */
+                    v->dek = NULL;
+                }
                 if (v->nopen == 0 && (now - v->closed_ms >= (uint64_t)fs->dek_cache_ms ||
                                       (pass == 1 && v->closed_ms <= cutoff))) {
                     node_unload_locked(v);

@@ -227,6 +227,10 @@ static void *events_main(void *arg)
             log_info("vault: keyd event subscription re-established");
         warned = 0;
         delay_ms = 200;
+        /* events sent while we were not subscribed are lost: let the
+         * filesystem re-check its projects (a missed SHRED must still purge) */
+        if (k->fn)
+            k->fn(k->fnarg, KEYS_EV_RESYNC, "", 0);
         for (;;) {
             struct pollfd pfd = { .fd = keyd_sub_fd(s), .events = POLLIN };
             if (poll(&pfd, 1, -1) < 0) {

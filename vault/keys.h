@@ -19,7 +19,10 @@
 
 struct keys;
 
-/* Event callback: TYPE is a keyd_event_type, run on the subscriber thread. */
+/* Event callback: TYPE is a keyd_event_type, or KEYS_EV_RESYNC (project "")
+ * each time the subscription is (re)established; runs on the subscriber
+ * thread. */
+#define KEYS_EV_RESYNC 0
 typedef void (*keys_event_fn)(void *arg, int type, const char *project, uint32_t version);
 
 /* A key manager for keyd at SOCKET with TIMEOUT_MS per request; NULL on ENOMEM. */

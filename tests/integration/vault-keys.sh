@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vault-lib.sh"
 tv_init vault-keys
-vault_setup <<'CONF'
+VAULT_PROJECTS="alpha beta gamma" vault_setup <<'CONF'
 [vault]
 dek_cache_seconds = 0
 
@@ -18,8 +18,12 @@ readers = root
 [project.beta]
 writers = root
 readers = root
+
+[project.gamma]
+writers = root
+readers = root
 CONF
-tv_plan 21
+tv_plan 23
 A="$M/alpha"
 mkdir -m 1777 "$T/sync"
 for i in 1 2 3; do vault_write_random "$A/f$i" 9000 $i; done
@@ -53,6 +57,10 @@ writers = root
 readers = root
 
 [project.beta]
+writers = root
+readers = root
+
+[project.gamma]
 writers = root
 readers = root
 CONF
@@ -122,4 +130,19 @@ tv_fails "after SHRED no file can be created" sh -c "printf x > '$A/new' 2>/dev/
 vault_write_random "$T/expect" 5000 9
 tv_ok "another project is unaffected" cmp -s "$T/expect" "$M/beta/keep"
 tv_ok "the shred is in the vault audit log" grep -q '"project":"alpha","op":"shred"' "$T/log/vault-audit.log"
+
+# a SHRED sent while the vault is not subscribed (keyd restarting) still purges
+vault_write_random "$M/gamma/g" 9000 5
+rm -f "$T/sync"/*
+"$PY" "$T/holder.py" "$M/gamma/g" "$T/sync" 1 > "$T/holder.out" 2>&1 &
+hp=$!
+tv_wait_for "$T/sync/ready" 10
+kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null; rm -f "$T/run/keyd.sock"
+sleep 2
+tv_start_keyd || vault_bail "keyd restart"
+"$KEYCTL" -c "$T/tv.conf" shred gamma --yes >/dev/null 2>&1 || vault_bail "shred gamma"
+sleep 3
+touch "$T/sync/go0"; tv_wait_for "$T/sync/done0" 10; wait $hp
+tv_ok "SHRED during a keyd restart: the open file fails with EIO" test "$(cat "$T/holder.out")" = EIO
+tv_ok "SHRED during a keyd restart: reopening fails with EIO" test "$(vault_read_errno "$M/gamma/g")" = EIO
 tv_done
