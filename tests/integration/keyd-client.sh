@@ -2,7 +2,8 @@
 # keyd-client: the client library as the vault and agent use it: a keyd
 # restart is invisible to a long-lived client; a keyd that never answers gives
 # -ETIMEDOUT in bounded time; a stopped keyd gives a clear refusal; the C
-# subscription API delivers ROTATE, RETIRE and SHRED events at once.
+# subscription API delivers ROTATE, RETIRE and SHRED events at once; keyd
+# sends READY=1 to $NOTIFY_SOCKET.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/keyd-lib.sh"
 tv_init keyd-client
@@ -32,7 +33,18 @@ RC=$!
 tv_defer "kill $RC 2>/dev/null"
 _i=0; until grep -q ready "$T/rc.out" 2>/dev/null || [ $_i -gt 100 ]; do _i=$((_i+1)); sleep 0.05; done
 keyd_stop
-tv_ok "keyd restarts on its files" keyd_restart
+# Restart under a fake systemd: keyd must send READY=1 to $NOTIFY_SOCKET.
+NS="$T/run/notify.sock"
+SOCK="$NS" "$PY" -c '
+import os, socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(os.environ["SOCK"]); s.settimeout(10)
+print(s.recv(4096).decode(), flush=True)' > "$T/notify.out" 2>&1 &
+NPID=$!
+tv_defer "kill $NPID 2>/dev/null"
+tv_wait_for "$NS" 5
+NOTIFY_SOCKET="$NS" keyd_restart
+wait $NPID
+tv_ok "keyd restarts on its files and tells systemd READY=1" grep -q "^READY=1" "$T/notify.out"
 touch "$T/restarted"
 tv_ok "a long-lived client survives the keyd restart (reconnects by itself)" wait $RC
 
