@@ -55,7 +55,7 @@ sync
 find "$T/mnt/checkout/json" -name '*.json' -print0 | xargs -0 cat > /dev/null
 a=$(now); find "$T/mnt/checkout/json" -name '*.json' -print0 | xargs -0 cat > /dev/null; b=$(now)
 cat_rate=$(rate "$FILES" "$a" "$b")
-a=$(now); /usr/bin/time -f '%U %S' -o "$T/cpu" "$AGENT" -c "$T/tv.conf" --once 2>/dev/null; b=$(now)
+a=$(now); /usr/bin/time -f '%U %S' -o "$T/cpu" "$AGENT" -c "$T/tv.conf" --once 2>>"$T/agent-bench.log"; b=$(now)
 agent_rate=$(rate "$FILES" "$a" "$b")
 cpu_rate=$(awk -v n="$FILES" '{ printf "%.0f", n / ($1 + $2) }' "$T/cpu")
 shipped=$(agent_metric records_shipped_total)
@@ -74,7 +74,7 @@ sz=$(stat -c %s "$T/mnt/billing/stream.jsonl")
 cat "$T/mnt/billing/stream.jsonl" > /dev/null
 a=$(now); cat "$T/mnt/billing/stream.jsonl" > /dev/null; b=$(now)
 cat_lines=$(rate "$LINES" "$a" "$b")
-a=$(now); /usr/bin/time -f '%U %S' -o "$T/cpu" "$AGENT" -c "$T/tv.conf" --once 2>/dev/null; b=$(now)
+a=$(now); /usr/bin/time -f '%U %S' -o "$T/cpu" "$AGENT" -c "$T/tv.conf" --once 2>>"$T/agent-bench.log"; b=$(now)
 echo "jsonl_lines: $LINES lines ($((sz / LINES)) B each), agent $(rate "$LINES" "$a" "$b") lines/s ($(awk -v n="$LINES" '{ printf "%.0f", n / ($1 + $2) }' "$T/cpu") per agent CPU-second), cat $cat_lines lines/s"
 
 # Memory with a backlog of BACKLOG files.  On a plain directory even when
@@ -86,7 +86,7 @@ sed -e "s|^mountpoint .*|mountpoint  = $T/plain|" -e "s|^state_dir .*|state_dir 
     -e "s|^upstream .*|upstream    = file://$T/outbox-plain|" "$T/tv.conf" > "$T/plain.conf"
 gen "$T/plain/checkout/backlog" "$BACKLOG"
 a=$(now)
-/usr/bin/time -f '%M %U %S' -o "$T/rss" "$AGENT" -c "$T/plain.conf" --once 2>/dev/null
+/usr/bin/time -f '%M %U %S' -o "$T/rss" "$AGENT" -c "$T/plain.conf" --once 2>>"$T/agent-bench.log"
 b=$(now)
 read -r rss cpu_u cpu_s < "$T/rss"
 echo "backlog: $BACKLOG files (plain directory), agent $(rate "$BACKLOG" "$a" "$b") files/s wall, $(awk -v n="$BACKLOG" -v u="$cpu_u" -v s="$cpu_s" 'BEGIN{printf "%.0f", n/(u+s)}') files per CPU-second, max RSS $((rss / 1024)) MiB"

@@ -12,7 +12,7 @@ tv_init agent-https
 [ -x "$KEYD" ] || tv_skip_all "keyd not built"
 "$PY" -c 'import msgpack' 2>/dev/null || tv_skip_all "python3-msgpack missing"
 command -v openssl >/dev/null || tv_skip_all "openssl missing"
-tv_plan 22
+tv_plan 24
 
 agent_make_tls || tv_skip_all "cannot make test certificates"
 agent_start_upstream || { echo "Bail out! test upstream did not start"; exit 1; }
@@ -93,4 +93,17 @@ agent_stop
 sed -i "s|^pinned_pubkey = .*|pinned_pubkey = $(cat "$T/tls/pin")|" "$T/tv.conf"
 tv_ok "with the right pin, --once delivers what waited and exits 0" "$AGENT" -c "$T/tv.conf" --once
 tv_ok "nothing was lost: 15 records, none twice" sh -c "test \"\$(grep -c '' '$T/up/records.jsonl')\" -eq 15 && grep -q '\"event_id\": \"ca-1\"' '$T/up/records.jsonl'"
+
+# A certificate from the right CA for another host name: refused.
+mv "$T/up" "$T/up-main"
+UP_MAIN_PID=$UP_PID
+AGENT_UP_CERT=wronghost agent_start_upstream || { echo "Bail out! second upstream"; exit 1; }
+sed -i -e "s|^upstream .*|upstream    = https://127.0.0.1:$UP_PORT/v1/batches|" -e "/^pinned_pubkey/d" "$T/tv.conf"
+agent_event host-1 >> "$T/mnt/billing/b.jsonl"
+L=$(grep -c '' "$T/agent.log")
+agent_start
+sleep 2.5
+tv_ok "a certificate for another host name sends nothing" test "$(req)" -eq 0
+tv_ok "... and says why" sh -c "tail -n +$((L + 1)) '$T/agent.log' | grep -q 'SSL peer certificate or SSH remote key was not OK'"
+agent_stop
 tv_done

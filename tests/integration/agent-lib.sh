@@ -72,7 +72,8 @@ agent_metric() {
 }
 
 # A self-signed CA and a server certificate for 127.0.0.1/localhost in $T/tls;
-# a second, unrelated CA in $T/tls/other-ca.pem; the server key's pin in
+# a second, unrelated CA in $T/tls/other-ca.pem; a certificate from the right
+# CA for another host name (wronghost.pem); the server key's pin in
 # $T/tls/pin (sha256//BASE64).
 agent_make_tls() {
     mkdir -p "$T/tls"
@@ -87,16 +88,23 @@ agent_make_tls() {
         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext &&
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
             -extfile ext -out server.pem 2>/dev/null &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=example.com" \
+            -keyout wronghost.key -out wronghost.csr 2>/dev/null &&
+        printf 'subjectAltName=DNS:example.com\nbasicConstraints=CA:FALSE\n' > ext2 &&
+        openssl x509 -req -in wronghost.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile ext2 -out wronghost.pem 2>/dev/null &&
         openssl x509 -in server.pem -pubkey -noout | openssl pkey -pubin -outform der 2>/dev/null |
             openssl dgst -sha256 -binary | base64 | sed 's|^|sha256//|' > pin
     )
 }
 
 # Start the TLS test upstream; its state is in $T/up; port in UP_PORT.
+# AGENT_UP_CERT=NAME serves $T/tls/NAME.pem instead of server.pem.
 agent_start_upstream() {
     mkdir -p "$T/up"
-    "$PY" "$top_srcdir/tests/integration/agent-upstream.py" --cert "$T/tls/server.pem" \
-        --key "$T/tls/server.key" --dir "$T/up" >>"$T/up.log" 2>&1 &
+    _c=${AGENT_UP_CERT:-server}
+    "$PY" "$top_srcdir/tests/integration/agent-upstream.py" --cert "$T/tls/$_c.pem" \
+        --key "$T/tls/$_c.key" --dir "$T/up" >>"$T/up.log" 2>&1 &
     UP_PID=$!
     tv_defer "kill $UP_PID 2>/dev/null"
     tv_wait_for "$T/up/port" 10 || return 1
