@@ -237,14 +237,14 @@ static int serve(const char *conf_path, struct tv_config *cfg)
     unsigned char *master = NULL;
     const char *from;
     char err[768];
-    int r, rc = 1, lockfd;
+    int r, rc = 1, lockfd = -1;
 
     if (!st.audit_path)
-        return 1;
+        goto out;
     if ((r = tv_harden_process()) != 0)
         log_warn("cannot disable core dumps / ptrace: %s", strerror(-r));
     if ((lockfd = lock_keystore(cfg->keyd.keystore)) < 0)
-        return 1;
+        goto out;
     if (seal_master_load(cfg->keyd.master_key, &master, &from, err, sizeof(err)) != 0) {
         log_error("%s", err);
         goto out;
@@ -290,7 +290,8 @@ out:
     free((char *)st.audit_path);
     if (master)
         sodium_free(master);
-    close(lockfd);
+    if (lockfd >= 0)
+        close(lockfd);
     return rc;
 }
 

@@ -608,13 +608,23 @@ int server_new(struct keyd_state *st, const char *conf_path, struct keyd_server 
     strcpy(sa.sun_path, path);
     if ((r = socket_dir(path, err, errlen)) != 0)
         goto fail;
-    /* A stale socket from a crash: the keystore lock says no keyd runs. */
+    /* A stale socket from a crash is replaced; a live one (another keyd,
+     * perhaps on another keystore) is not. */
     if (lstat(path, &stt) == 0) {
         if (!S_ISSOCK(stt.st_mode)) {
             snprintf(err, errlen, "socket %s: exists and is not a socket", path);
             r = -EEXIST;
             goto fail;
         }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(probe);
+            snprintf(err, errlen, "socket %s: another process is listening on it", path);
+            r = -EADDRINUSE;
+            goto fail;
+        }
+        if (probe >= 0)
+            close(probe);
         unlink(path);
     }
     s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
