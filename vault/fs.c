@@ -1256,7 +1256,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fi->fh = (uint64_t)(uintptr_t)h;
     fi->keep_cache = 1;
-    fi->noflush = !h->wr;
+    fi->noflush = 1;        /* writes are not buffered here: close needs no FLUSH */
 out:
     aud(&r, n, "open", rc);
     if (rc < 0)
@@ -1364,6 +1364,7 @@ have_node:
     }
     fi->fh = (uint64_t)(uintptr_t)vh;
     fi->keep_cache = 1;
+    fi->noflush = 1;
     aud(&r, n, "create", 0);
     fuse_reply_create(req, &e, fi);
     return;
