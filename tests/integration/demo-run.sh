@@ -8,7 +8,7 @@
 tv_init demo-run
 tv_need_root
 tv_need_fuse
-tv_plan 19
+tv_plan 20
 
 S="$T/src"
 D="$T/demo"
@@ -69,6 +69,14 @@ TV_DEMO_DIR="$D" "$DEMO" >"$T/run2.out" 2>"$T/run2.err"; rc=$?
 pids2=$(cat "$D/run/keyd.pid" "$D/run/vault.pid" "$D/run/agent.pid" | tr '\n' ' ')
 tv_ok "running it twice is safe: exit $rc, the same processes ($pids2)" \
     sh -c 'test "$1" -eq 0 && test "$2" = "$3" && grep -q "^shipped: 12 records (outbox total 24)" "$4"' _ "$rc" "$pids1" "$pids2" "$T/run2.out"
+
+# A vault killed behind the demo's back leaves a dead mount; the next start
+# clears it, remounts the same data and ships again.
+kill -9 "$(cat "$D/run/vault.pid")"; sleep 0.3
+TV_DEMO_DIR="$D" "$DEMO" >"$T/run3.out" 2>"$T/run3.err"; rc=$?
+tv_ok "after kill -9 of the vault, start again recovers (exit $rc) and ships" \
+    sh -c 'test "$1" -eq 0 && grep -q "^shipped: 12 records (outbox total 36)" "$2"' _ "$rc" "$T/run3.out"
+[ "$rc" -eq 0 ] || tail -5 "$T/run3.err" | sed 's/^/# /'
 
 TV_DEMO_DIR="$D" "$DEMO" stop >"$T/stop.out" 2>&1; rc=$?
 tv_ok "stop exits 0 (got $rc)" test "$rc" -eq 0
