@@ -1069,6 +1069,7 @@ static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
     struct vfs *fs = FS(req);
     struct vnode *d = N(fs, parent);
     char enc[NAMES_ENC_MAX], bname[NAMES_ENC_MAX], side[NAMES_ENC_MAX];
+    char fid[2 * BC_FILE_ID + 1] = "";
     struct stat st;
     struct rq r;
     int rc, is_long;
@@ -1116,18 +1117,25 @@ static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
         closedir(dp);
         if (rc == 0 && unlinkat(d->fd, bname, AT_REMOVEDIR) < 0)
             rc = -errno;
-    } else if (unlinkat(d->fd, bname, 0) < 0) {
-        rc = -errno;
+    } else {
+        /* the audit record names the file by its ID, read before it goes */
+        unsigned char hdr[BC_HDR];
+        struct bc_header h;
+        int fd = openat(d->fd, bname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && meta_pread_full(fd, hdr, BC_HDR, 0) == 0 &&
+            bc_header_parse(hdr, BC_HDR, &h) == 0)
+            tv_hex(h.file_id, BC_FILE_ID, fid);
+        if (fd >= 0)
+            close(fd);
+        if (unlinkat(d->fd, bname, 0) < 0)
+            rc = -errno;
     }
     if (rc == 0 && is_long) {
         names_side(bname, side);
         unlinkat(d->fd, side, 0);
     }
-    {
-        char fid[2 * BC_FILE_ID + 1] = "";
-        audit_log(r.uid, r.pid, d->proj->name, dir ? "rmdir" : "unlink", rc, fid[0] ? fid : NULL,
-                  NULL);
-    }
+    audit_log(r.uid, r.pid, d->proj->name, dir ? "rmdir" : "unlink", rc, fid[0] ? fid : NULL,
+              NULL);
 out:
     fuse_reply_err(req, -rc);
 }

@@ -91,5 +91,5 @@ tv_fails "a directory holding an undecryptable entry is not empty" rmdir "$M/alp
 for f in "$T"/data/alpha/*/; do rm -f "$f"[!.]*; done
 rmdir "$M/alpha/named"
 tv_ok "after removing the damaged files fsck passes" sh -c "'$VAULT' fsck -c '$T/tv.conf' >/dev/null 2>&1"
-tv_ok "unlinks were audited" grep -q '"op":"unlink","result":"ok"' "$T/log/vault-audit.log"
+tv_ok "unlinks were audited with the file ID" grep -Eq '"op":"unlink","result":"ok","file_id":"[0-9a-f]{32}"' "$T/log/vault-audit.log"
 tv_done
