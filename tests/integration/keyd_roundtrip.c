@@ -105,7 +105,7 @@ int main(int argc, char **argv)
                 if (r != 0) {
                     printf("%s\n", r == -EKEYREVOKED ? "EKEYREVOKED" : r == -EKEYEXPIRED
                            ? "EKEYEXPIRED" : r == -EBADMSG ? "EBADMSG" : r == -ENOENT
-                           ? "ENOENT" : r == -EACCES ? "EACCES" : "other");
+                           ? "ENOENT" : r == -EACCES ? "EACCES" : r == -EIO ? "EIO" : "other");
                     bad = 3;
                 }
             } else {
