@@ -30,10 +30,13 @@ int seal_master_load(const char *path, unsigned char **key, const char **from,
     int fd = -1, r;
 
     *key = NULL;
+    int from_cred = 0;
     if (cred && *cred &&
         snprintf(credpath, sizeof(credpath), "%s/master.key", cred) < (int)sizeof(credpath) &&
-        access(credpath, F_OK) == 0)
+        access(credpath, F_OK) == 0) {
         path = credpath;
+        from_cred = 1;
+    }
     *from = path;
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
@@ -46,7 +49,10 @@ int seal_master_load(const char *path, unsigned char **key, const char **from,
         snprintf(err, errlen, "master key %s: not a regular file", path);
         goto out;
     }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    /* systemd grants the service user access to a credential with an ACL,
+     * whose mask shows in the group bits; its directory is private to the
+     * unit.  So there only "others" bits are refused. */
+    if (st.st_mode & (from_cred ? S_IRWXO : (S_IRWXG | S_IRWXO))) {
         r = -EPERM;
         snprintf(err, errlen, "master key %s: mode %04o gives access to group or others "
                  "(must be 0400 or 0600)", path, (unsigned)(st.st_mode & 07777));

@@ -33,7 +33,8 @@ enum seal_kind { SEAL_KIND_KEK = 1, SEAL_KIND_DEK, SEAL_KIND_APIKEY, SEAL_KIND_P
  * Load the master key: $CREDENTIALS_DIRECTORY/master.key when that variable
  * is set and the file exists, else PATH.  The file must be a regular file of
  * exactly 32 bytes with no group or other permission bits (-EPERM otherwise,
- * with the reason in ERR).  *KEY is sodium_malloc'd (read-only); free it with
+ * with the reason in ERR; for the systemd credential only "other" bits are
+ * refused, since systemd grants access with an ACL in a private directory).  *KEY is sodium_malloc'd (read-only); free it with
  * sodium_free.  *FROM receives the path used (static or PATH).
  */
 int seal_master_load(const char *path, unsigned char **key, const char **from,
