@@ -3,12 +3,12 @@
 # restart is invisible to a long-lived client; a keyd that never answers gives
 # -ETIMEDOUT in bounded time; a stopped keyd gives a clear refusal; the C
 # subscription API delivers ROTATE, RETIRE and SHRED events at once; keyd
-# sends READY=1 to $NOTIFY_SOCKET.
+# sends READY=1 to $NOTIFY_SOCKET; malformed replies are EPROTO, never a crash.
 . "$top_srcdir/tests/integration/lib.sh"
 . "$top_srcdir/tests/integration/keyd-lib.sh"
 tv_init keyd-client
 [ -x "$KEYD" ] || tv_skip_all "keyd not built"
-tv_plan 9
+tv_plan 12
 RT="$top_builddir/tests/integration/keyd_roundtrip"
 S="$T/run/keyd.sock"
 
@@ -66,4 +66,21 @@ tv_wait_for "$T/run/mute.sock" 5
 ms=$("$RT" "$T/run/mute.sock" q 1 timeout 300); rc=$?
 tv_ok "a silent keyd gives -ETIMEDOUT" test $rc -eq 0
 tv_ok "...after about the client timeout (${ms} ms for 300)" test "${ms:-0}" -ge 290 -a "${ms:-0}" -lt 1500
+# A "keyd" that answers with malformed replies: the library says EPROTO.
+SOCK="$T/run/liar.sock" "$PY" -c '
+import msgpack, os, socket, struct
+s = socket.socket(socket.AF_UNIX); s.bind(os.environ["SOCK"]); s.listen(8)
+bad = [msgpack.packb({"ok": True}),                               # no results
+       msgpack.packb({"ok": True, "version": 1, "deks": b"x" * 5, "wrapped": b"y"}),  # wrong sizes
+       b"\xdd\xff\xff\xff\xff"]                                   # array count bomb
+for b in bad:
+    c, _ = s.accept(); c.recv(4096); c.sendall(struct.pack(">I", len(b)) + b); c.close()
+' &
+LIAR=$!
+tv_defer "kill $LIAR 2>/dev/null"
+tv_wait_for "$T/run/liar.sock" 5
+for what in "a reply without results" "fields of the wrong size" "a count bomb"; do
+    "$RT" "$T/run/liar.sock" q 1 gen >/dev/null 2>"$T/liar.err"
+    tv_ok "$what in a reply is EPROTO ($(cut -c1-60 "$T/liar.err"))" grep -q "Protocol error" "$T/liar.err"
+done
 tv_done
