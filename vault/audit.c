@@ -26,6 +26,20 @@ int audit_open(const char *path)
     return 0;
 }
 
+int audit_reopen(const char *path)
+{
+    if (!path || !*path || audit_fd < 0)
+        return audit_open(path);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    /* dup3 swaps the descriptor atomically: concurrent writers never see a
+     * closed or half-set fd */
+    int rc = dup3(fd, audit_fd, O_CLOEXEC) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 void audit_close(void)
 {
     if (audit_fd >= 0)

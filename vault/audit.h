@@ -16,6 +16,10 @@
 int audit_open(const char *path);
 void audit_close(void);
 
+/* Reopen PATH in place (after log rotation, on SIGHUP); returns 0 or -errno
+ * and keeps the old file on failure. */
+int audit_reopen(const char *path);
+
 /* Append one record.  PROJECT, FILE_ID_HEX and DETAIL may be NULL; RESULT is
  * 0 for "ok" or a negative errno (written as its name, e.g. "EACCES").
  * DETAIL is a fixed, code-chosen word (never user data).  Failures to write

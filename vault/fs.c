@@ -1064,6 +1064,35 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     fuse_reply_err(req, EPERM);
 }
 
+/* If backing directory PARENT/BNAME holds nothing but metadata (names
+ * starting with '.'), remove that metadata so the directory can be removed
+ * or replaced; else -ENOTEMPTY. */
+static int clear_empty_dir(int parent, const char *bname)
+{
+    int rc = 0, dfd = openat(parent, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *dp = dfd >= 0 ? fdopendir(dfd) : NULL;
+    struct dirent *de;
+    if (!dp) {
+        rc = -errno;
+        if (dfd >= 0)
+            close(dfd);
+        return rc;
+    }
+    while ((de = readdir(dp)))
+        if (de->d_name[0] != '.') {
+            rc = -ENOTEMPTY;
+            break;
+        }
+    if (rc == 0) {
+        rewinddir(dp);
+        while ((de = readdir(dp)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                unlinkat(dirfd(dp), de->d_name, 0);
+    }
+    closedir(dp);
+    return rc;
+}
+
 static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
     struct vfs *fs = FS(req);
@@ -1093,29 +1122,7 @@ static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
     if ((rc = check(fs, req, &r, d, dir ? POL_RMDIR : POL_UNLINK, st.st_uid)) < 0)
         goto out;
     if (dir) {
-        /* empty means: nothing but metadata (names starting with '.') */
-        int dfd = openat(d->fd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        DIR *dp = dfd >= 0 ? fdopendir(dfd) : NULL;
-        struct dirent *de;
-        if (!dp) {
-            rc = -errno;
-            if (dfd >= 0)
-                close(dfd);
-            goto out;
-        }
-        while ((de = readdir(dp)))
-            if (de->d_name[0] != '.') {
-                rc = -ENOTEMPTY;
-                break;
-            }
-        if (rc == 0) {
-            rewinddir(dp);
-            while ((de = readdir(dp)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                    unlinkat(dirfd(dp), de->d_name, 0);
-        }
-        closedir(dp);
-        if (rc == 0 && unlinkat(d->fd, bname, AT_REMOVEDIR) < 0)
+        if ((rc = clear_empty_dir(d->fd, bname)) == 0 && unlinkat(d->fd, bname, AT_REMOVEDIR) < 0)
             rc = -errno;
     } else {
         /* the audit record names the file by its ID, read before it goes */
@@ -1184,9 +1191,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     }
     if ((rc = check(fs, req, &r, d1, POL_RENAME, st1.st_uid)) < 0)
         goto out;
-    if (fstatat(d2->fd, b2, &st2, AT_SYMLINK_NOFOLLOW) == 0 &&
-        (rc = check(fs, req, &r, d2, POL_RENAME, st2.st_uid)) < 0)
-        goto out;
+    if (fstatat(d2->fd, b2, &st2, AT_SYMLINK_NOFOLLOW) == 0) {
+        if ((rc = check(fs, req, &r, d2, POL_RENAME, st2.st_uid)) < 0)
+            goto out;
+        /* replacing an empty directory: its metadata must go first */
+        if (S_ISDIR(st2.st_mode) && S_ISDIR(st1.st_mode) && !(flags & RENAME_NOREPLACE) &&
+            (rc = clear_empty_dir(d2->fd, b2)) < 0)
+            goto out;
+    }
     if (long2 && (rc = meta_long_write(d2->fd, b2, enc2)) < 0)
         goto out;
     if (renameat2(d1->fd, b1, d2->fd, b2, flags) < 0) {
@@ -1910,6 +1922,9 @@ void vfs_reload(struct vfs *fs, struct tv_config *newcfg)
     fs->dek_cache_ms = newcfg->vault.dek_cache_seconds * 1000;
     pthread_rwlock_unlock(&fs->cfg_lock);
     tv_config_free(old);
+    if (audit_reopen(newcfg->vault.audit_log) < 0)
+        log_error("vault: audit log \"%s\": cannot reopen: %s", newcfg->vault.audit_log,
+                  strerror(errno));
     invalidate_loaded(fs, NULL);
     log_info("vault: configuration reloaded; policy applies to open files from now on");
 }

@@ -19,7 +19,7 @@ readers = root
 writers = root
 readers = root
 CONF
-tv_plan 36
+tv_plan 38
 A="$M/alpha"
 
 # round trips at and around every boundary plus random sizes
@@ -91,6 +91,10 @@ sys.exit(1)' "$A/moved" "$M/beta/moved"
 tv_fails "rmdir of a non-empty directory" rmdir "$A/sub2/deeper" 2>/dev/null
 rm "$A/sub2/deeper/g"; rmdir "$A/sub2/deeper"
 tv_ok "rmdir of an emptied directory" test ! -e "$A/sub2/deeper"
+mkdir "$A/ra" "$A/rb"; printf 'k' > "$A/ra/kept"
+tv_ok "rename of a directory over an empty one" sh -c "mv -T '$A/ra' '$A/rb' && test \"\$(cat '$A/rb/kept')\" = k && test ! -e '$A/ra'"
+mkdir "$A/rc"; printf 'z' > "$A/rc/full"
+tv_fails "rename over a non-empty directory" mv -T "$A/rb" "$A/rc" 2>/dev/null
 long=$(printf 'L%.0s' $(seq 1 250)).json
 printf 'long' > "$A/$long"
 tv_ok "a 255-byte name works and lists" sh -c "test \"\$(cat '$A/$long')\" = long && ls '$A' | grep -qx '$long'"

@@ -21,7 +21,7 @@ CONF
 VAULT_PROJECTS=alpha vault_setup < <(policy_conf "$R")
 A="$M/alpha"
 mkdir -m 1777 "$T/sync"
-tv_plan 39
+tv_plan 40
 as() { u=$1; shift; tv_as "$u" "$@" >/dev/null 2>&1; }
 
 # writer
@@ -92,4 +92,8 @@ tv_fails "and it cannot open the file again" as "$R" cat "$A/w.jsonl"
 policy_conf "$R" | tv_write_conf
 kill -HUP "$VAULT_PID"; sleep 0.5
 tv_ok "restoring the policy and SIGHUP lets it read again" as "$R" cat "$A/w.jsonl"
+mv "$T/log/vault-audit.log" "$T/log/vault-audit.log.1"
+kill -HUP "$VAULT_PID"; sleep 0.5
+as "$O" cat "$A/w.jsonl"
+tv_ok "SIGHUP reopens the audit log (rotation)" grep -q "\"uid\":$(id -u "$O"),.*\"result\":\"EACCES\"" "$T/log/vault-audit.log"
 tv_done
