@@ -7,7 +7,7 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 tv_init ops-units
 command -v systemd-analyze >/dev/null || tv_skip_all "no systemd-analyze"
-tv_plan 34
+tv_plan 35
 
 R="$T/root"
 make -s -C "$top_builddir" install DESTDIR="$R" >"$T/install.log" 2>&1; rc=$?
@@ -87,6 +87,9 @@ tv_ok "vault: no mount-namespace option (the mount must be visible on the host)"
 tv_ok "agent: own user, ProtectSystem=strict, PrivateTmp, NoNewPrivileges, no capabilities" \
     has tracevault-agent.service User=tracevault-agent ProtectSystem=strict \
         PrivateTmp=yes NoNewPrivileges=yes CapabilityBoundingSet=
+tv_ok "agent: restarted with the vault (PartOf), ordered after it and keyd" \
+    has tracevault-agent.service PartOf=tracevault.service \
+        "After=tracevault.service tracevault-keyd.service network-online.target"
 # Type=notify for a daemon that never calls sd_notify would time out at
 # start; Type=exec for one that does would start dependants too early.
 type_matches() {  # type_matches UNIT BINARY
