@@ -7,7 +7,7 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 tv_init ops-units
 command -v systemd-analyze >/dev/null || tv_skip_all "no systemd-analyze"
-tv_plan 35
+tv_plan 40
 
 R="$T/root"
 make -s -C "$top_builddir" install DESTDIR="$R" >"$T/install.log" 2>&1; rc=$?
@@ -74,8 +74,11 @@ vault_basics() {
         "AmbientCapabilities=CAP_SYS_ADMIN CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER" NoNewPrivileges=yes &&
         grep -q '^ExecStopPost=.*fusermount3 -u' "$unitdir/tracevault.service"
 }
+# Every option that makes systemd give the service its own mount namespace
+# (systemd's exec_needs_mount_namespace(); PrivateNetwork= and PrivateIPC=
+# imply one too): a FUSE mount made in there would be invisible to the host.
 no_namespace() {
-    ! grep -qE '^(ProtectSystem|PrivateTmp|ProtectHome|ReadWritePaths|ReadOnlyPaths|PrivateDevices|PrivateMounts|PrivateNetwork|ProtectKernel[A-Za-z]*|ProtectControlGroups|TemporaryFileSystem|BindPaths)=' "$unitdir/$1"
+    ! grep -qE '^(ProtectSystem|PrivateTmp|ProtectHome|ReadWritePaths|ReadOnlyPaths|InaccessiblePaths|ExecPaths|NoExecPaths|PrivateDevices|PrivateMounts|PrivateNetwork|PrivateIPC|ProtectKernel[A-Za-z]*|ProtectControlGroups|ProtectProc|ProcSubset|TemporaryFileSystem|BindPaths|BindReadOnlyPaths|RootDirectory|RootImage|MountFlags|DynamicUser|ProtectHostname)=' "$unitdir/$1"
 }
 tv_ok "keyd: own user, master key by LoadCredential" keyd_basics
 tv_ok "keyd: PrivateNetwork, ProtectSystem=strict, PrivateTmp, NoNewPrivileges, no capabilities" \
@@ -107,6 +110,29 @@ retention_basics() {
 }
 tv_ok "retention: oneshot, exit 3 is success, sees the mount; timer daily and persistent" \
     retention_basics
+
+# systemd's own exposure score (systemd-analyze security, 0 = locked down,
+# 10 = exposed): keep each unit at or below what it reaches today, so a
+# change that loosens the hardening fails here.
+exposure_ok() {  # exposure_ok UNIT MAX (in tenths: 10 = 1.0)
+    _o=$(cd "$T/units" && systemd-analyze security --offline=true --threshold="$2" "$T/units/$1" 2>&1)
+    _r=$?
+    tv_diag "$(printf '%s\n' "$_o" | tail -1)"
+    [ $_r -eq 0 ]
+}
+if (cd "$T/units" && systemd-analyze security --offline=true "$T/units/tracevault-keyd.service" >/dev/null 2>&1); then
+    tv_ok "keyd exposure <= 1.0" exposure_ok tracevault-keyd.service 10
+    tv_ok "agent exposure <= 2.0" exposure_ok tracevault-agent.service 20
+    tv_ok "vault exposure <= 4.0 (no mount namespace possible)" exposure_ok tracevault.service 40
+    tv_ok "retention exposure <= 4.0 (no mount namespace: it works through the mount)" \
+        exposure_ok tracevault-retention.service 40
+    sed 's/^NoNewPrivileges=yes/NoNewPrivileges=no/; s/^PrivateNetwork=yes/PrivateNetwork=no/; s/^ProtectSystem=strict/ProtectSystem=no/' \
+        "$T/units/tracevault-keyd.service" > "$T/units/loose.service"
+    tv_fails "a loosened keyd unit fails the exposure check" exposure_ok loose.service 10
+    rm -f "$T/units/loose.service"
+else
+    i=0; while [ $i -lt 5 ]; do _tv_n=$((_tv_n + 1)); echo "ok $_tv_n # SKIP no offline systemd-analyze security"; i=$((i + 1)); done
+fi
 
 # sysusers.d / tmpfiles.d applied to a scratch root.
 S="$T/sroot"; mkdir -p "$S/etc"
