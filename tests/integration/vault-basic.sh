@@ -115,7 +115,7 @@ tv_fails "FIFOs are refused" mkfifo "$A/fifo" 2>/dev/null
 tv_fails "a configured project without a key in keyd does not exist" stat "$M/gamma" 2>/dev/null
 tv_ok "... and leaves nothing in the backing store" test ! -e "$T/data/gamma"
 tv_fails "projects cannot be made through the mount" mkdir "$M/delta" 2>/dev/null
-tv_ok "fsync and statfs work" sh -c "$PY -c 'import os,sys; fd=os.open(sys.argv[1],os.O_RDWR); os.fsync(fd); os.close(fd); os.statvfs(sys.argv[1])' '$A/moved'"
+tv_ok "fsync, fsyncdir and statfs work" sh -c "$PY -c 'import os,sys; fd=os.open(sys.argv[1],os.O_RDWR); os.fsync(fd); os.close(fd); os.statvfs(sys.argv[1]); d=os.open(os.path.dirname(sys.argv[1]),os.O_RDONLY); os.fsync(d); os.close(d)' '$A/moved'"
 kill -TERM "$VAULT_PID"
 i=0; while kill -0 "$VAULT_PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 tv_ok "SIGTERM unmounts cleanly and the vault exits" sh -c "! mountpoint -q '$M' && ! kill -0 $VAULT_PID 2>/dev/null"
