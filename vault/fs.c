@@ -46,6 +46,7 @@
 #include "lib/util.h"
 #include "vault/audit.h"
 #include "vault/blockcrypt.h"
+#include "vault/fileio.h"
 #include "vault/keymem.h"
 #include "vault/keys.h"
 #include "vault/meta.h"
@@ -87,12 +88,10 @@ struct vnode {
     /* regular files */
     pthread_rwlock_t rw;
     int nopen;
-    int iofd;                       /* O_RDWR, -1 when not loaded */
-    unsigned char *dek;             /* keymem slot (guarded), NULL when not loaded */
+    struct fileio io;               /* fd O_RDWR (-1 when not loaded), DEK (keymem
+                                       slot, NULL when not loaded), file ID, size */
     uid_t owner;                    /* creator (backing st_uid), valid while loaded */
-    unsigned char file_id[BC_FILE_ID];
     char fid_hex[2 * BC_FILE_ID + 1];
-    off_t size;                     /* plaintext size while loaded */
     uint64_t closed_ms;
 };
 
@@ -329,7 +328,7 @@ static size_t hash_of(dev_t dev, ino_t ino)
 
 static void node_init(struct vnode *n)
 {
-    n->iofd = -1;
+    n->io.fd = -1;
     pthread_mutex_init(&n->dlock, NULL);
     pthread_rwlock_init(&n->rw, NULL);
 }
@@ -361,6 +360,7 @@ static struct vnode *node_get(struct vfs *fs, int fd, const struct stat *st, str
     n->fd = fd;
     n->nlookup = 1;
     n->proj = proj;
+    n->io.project = proj ? proj->name : NULL;
     n->is_dir = S_ISDIR(st->st_mode);
     n->is_proj_root = proj_root;
     n->hnext = fs->table[h];
@@ -399,13 +399,13 @@ static void loaded_del_locked(struct vfs *fs, struct vnode *n)
 /* Drop the open state (DEK wiped); caller holds n->rw for writing. */
 static void node_unload_locked(struct vnode *n)
 {
-    if (n->dek) {
-        keymem_free(n->dek);     /* wipes */
-        n->dek = NULL;
+    if (n->io.dek) {
+        keymem_free(n->io.dek);     /* wipes */
+        n->io.dek = NULL;
     }
-    if (n->iofd >= 0) {
-        close(n->iofd);
-        n->iofd = -1;
+    if (n->io.fd >= 0) {
+        close(n->io.fd);
+        n->io.fd = -1;
     }
 }
 
@@ -443,8 +443,8 @@ static int node_stat(struct vnode *n, struct stat *st)
     if (S_ISREG(st->st_mode)) {
         off_t sz = 0;
         pthread_rwlock_rdlock(&n->rw);
-        if (n->dek)
-            sz = n->size;
+        if (n->io.dek)
+            sz = n->io.size;
         else if (bc_plain_size(st->st_size, &sz) < 0)
             sz = 0;
         pthread_rwlock_unlock(&n->rw);
@@ -528,24 +528,24 @@ static int node_load_locked(struct vfs *fs, struct vnode *n)
 
     if (atomic_load(&n->proj->shredded))
         return -EIO;
-    if (n->dek)
+    if (n->io.dek)
         return 0;
-    if (n->iofd < 0) {
+    if (n->io.fd < 0) {
         proc_path(n->fd, pp);
-        n->iofd = open(pp, O_RDWR | O_CLOEXEC);
-        if (n->iofd < 0)
+        n->io.fd = open(pp, O_RDWR | O_CLOEXEC);
+        if (n->io.fd < 0)
             return -errno;
     }
-    if (fstat(n->iofd, &st) < 0)
+    if (fstat(n->io.fd, &st) < 0)
         return -errno;
-    if ((rc = meta_pread_full(n->iofd, hdr, BC_HDR, 0)) < 0 ||
+    if ((rc = meta_pread_full(n->io.fd, hdr, BC_HDR, 0)) < 0 ||
         (rc = bc_header_parse(hdr, BC_HDR, &h)) < 0) {
         integrity_failure(n, "header");
         return -EIO;
     }
-    memcpy(n->file_id, h.file_id, BC_FILE_ID);
+    memcpy(n->io.file_id, h.file_id, BC_FILE_ID);
     tv_hex(h.file_id, BC_FILE_ID, n->fid_hex);
-    if (bc_plain_size(st.st_size, &n->size) < 0) {
+    if (bc_plain_size(st.st_size, &n->io.size) < 0) {
         integrity_failure(n, "size");
         return -EIO;
     }
@@ -566,142 +566,19 @@ static int node_load_locked(struct vfs *fs, struct vnode *n)
         }
         return -EIO;
     }
-    n->dek = dek;
+    n->io.dek = dek;
     return 0;
 }
 
-/* Read, decrypt and reseal-ready: plaintext of existing block I (of a file of
- * SIZE bytes) into PLAIN; returns its length or -EIO. */
-static int read_block(struct vnode *n, off_t size, uint64_t i, unsigned char *plain)
+/* Map the engine's result for N: an integrity failure is reported once and
+ * becomes EIO. */
+static int io_result(struct vnode *n, int rc)
 {
-    unsigned char cb[BC_CBLOCK];
-    size_t len = bc_block_len(size, i);
-    uint64_t nb = bc_nblocks(size);
-    if (meta_pread_full(n->iofd, cb, len + BC_OVERHEAD, bc_block_offset(i)) < 0 ||
-        bc_open(plain, cb, len + BC_OVERHEAD, n->dek, n->proj->name, n->file_id, i,
-                i == nb - 1) < 0) {
+    if (rc == -EBADMSG) {
         integrity_failure(n, "block");
         return -EIO;
     }
-    return (int)len;
-}
-
-static int write_full(int fd, const void *buf, size_t len, off_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        done += (size_t)w;
-    }
-    return 0;
-}
-
-/* Reserve backing space up to NEWC bytes before any block is rewritten, so a
- * full disk fails the write cleanly instead of tearing a block. */
-static int reserve(int fd, off_t oldc, off_t newc)
-{
-    if (newc <= oldc)
-        return 0;
-    if (fallocate(fd, 0, oldc, newc - oldc) < 0 && errno != EOPNOTSUPP && errno != ENOSYS)
-        return -errno;
-    return 0;
-}
-
-/* Write LEN bytes at OFF.  Caller holds n->rw for writing and the state is
- * loaded.  Blocks from the first touched one (or the old last block, which
- * must be resealed as "not last") to the last touched one are rebuilt in
- * memory and written with one pwrite. */
-static int node_write_locked(struct vnode *n, const unsigned char *data, size_t len, off_t off)
-{
-    off_t Z = n->size, E = off + (off_t)len;
-    if (len == 0)
-        return 0;
-    if (off < 0 || E > BC_MAX_SIZE)
-        return -EFBIG;
-    off_t Z2 = E > Z ? E : Z;
-    uint64_t nb = bc_nblocks(Z), nb2 = bc_nblocks(Z2);
-    uint64_t fb = (uint64_t)((off < Z ? off : Z) / BC_BLOCK);
-    if (nb2 > nb && nb - 1 < fb)
-        fb = nb - 1;
-    uint64_t lb = (uint64_t)((E - 1) / BC_BLOCK);
-    size_t count = (size_t)(lb - fb + 1);
-    unsigned char *cbuf = scratch(count * BC_CBLOCK + count * BC_NONCE);
-    unsigned char plain[BC_BLOCK];
-    int rc;
-
-    if (!cbuf)
-        return -ENOMEM;
-    unsigned char *nonces = cbuf + count * BC_CBLOCK;
-    randombytes_buf(nonces, count * BC_NONCE);
-    for (uint64_t i = fb; i <= lb; i++) {
-        off_t bstart = (off_t)i * BC_BLOCK;
-        size_t newlen = bc_block_len(Z2, i);
-        size_t oldlen = i < nb ? bc_block_len(Z, i) : 0;
-        bool covered = off <= bstart && E >= bstart + (off_t)newlen;
-        if (oldlen > 0 && !covered) {
-            if ((rc = read_block(n, Z, i, plain)) < 0)
-                goto out;
-        }
-        if (covered || oldlen == 0)
-            oldlen = 0;
-        if (newlen > oldlen)
-            memset(plain + oldlen, 0, newlen - oldlen);
-        /* overlay the new data */
-        off_t s = off > bstart ? off : bstart;
-        off_t e = E < bstart + (off_t)newlen ? E : bstart + (off_t)newlen;
-        if (e > s)
-            memcpy(plain + (s - bstart), data + (s - off), (size_t)(e - s));
-        bc_seal(cbuf + (i - fb) * BC_CBLOCK, plain, newlen, nonces + (i - fb) * BC_NONCE, n->dek,
-                n->proj->name, n->file_id, i, i == nb2 - 1);
-    }
-    size_t total = (count - 1) * BC_CBLOCK + bc_block_len(Z2, lb) + BC_OVERHEAD;
-    if ((rc = reserve(n->iofd, bc_backing_size(Z), bc_backing_size(Z2))) < 0)
-        goto out;
-    if ((rc = write_full(n->iofd, cbuf, total, bc_block_offset(fb))) < 0)
-        goto out;
-    n->size = Z2;
-    rc = 0;
-out:
-    sodium_memzero(plain, sizeof plain);
     return rc;
-}
-
-/* Truncate (or extend with zeros) to NEWSIZE.  Caller holds n->rw (write). */
-static int node_truncate_locked(struct vnode *n, off_t newsize)
-{
-    static const unsigned char zeros[1 << 16];
-    off_t Z = n->size;
-    int rc = 0;
-
-    if (newsize < 0 || newsize > BC_MAX_SIZE)
-        return -EINVAL;
-    while (newsize > n->size && rc == 0) {
-        off_t chunk = newsize - n->size;
-        if (chunk > (off_t)sizeof zeros)
-            chunk = sizeof zeros;
-        rc = node_write_locked(n, zeros, (size_t)chunk, n->size);
-    }
-    if (rc < 0 || newsize >= Z)
-        return rc;
-    uint64_t last = bc_nblocks(newsize) - 1;
-    size_t len = bc_block_len(newsize, last);
-    unsigned char plain[BC_BLOCK], cb[BC_CBLOCK], nonce[BC_NONCE];
-    if (len > 0 && (rc = read_block(n, Z, last, plain)) < 0)
-        return rc;
-    randombytes_buf(nonce, sizeof nonce);
-    bc_seal(cb, plain, len, nonce, n->dek, n->proj->name, n->file_id, last, 1);
-    sodium_memzero(plain, sizeof plain);
-    if (ftruncate(n->iofd, bc_backing_size(newsize)) < 0)
-        return -errno;
-    if ((rc = write_full(n->iofd, cb, len + BC_OVERHEAD, bc_block_offset(last))) < 0)
-        return rc;
-    n->size = newsize;
-    return 0;
 }
 
 /* Take a reference on N's open state (loading it if needed). */
@@ -937,7 +814,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
         if ((rc = node_acquire(fs, n)) < 0)
             goto out;
         pthread_rwlock_wrlock(&n->rw);
-        rc = n->dek ? node_truncate_locked(n, attr->st_size) : -EIO;
+        rc = n->io.dek ? io_result(n, fio_truncate(&n->io, attr->st_size)) : -EIO;
         pthread_rwlock_unlock(&n->rw);
         node_release(fs, n);
         if (rc < 0)
@@ -1265,7 +1142,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         goto out;
     if (fi->flags & O_TRUNC) {
         pthread_rwlock_wrlock(&n->rw);
-        rc = n->dek ? node_truncate_locked(n, 0) : -EIO;
+        rc = n->io.dek ? io_result(n, fio_truncate(&n->io, 0)) : -EIO;
         pthread_rwlock_unlock(&n->rw);
     }
     if (rc == 0 && !(h = handle_new(n, &r, fi->flags)))
@@ -1291,7 +1168,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     struct vfs *fs = FS(req);
     struct vnode *d = N(fs, parent), *n = NULL;
     char enc[NAMES_ENC_MAX], bname[NAMES_ENC_MAX];
-    unsigned char hdr[BC_HDR + BC_OVERHEAD], nonce[BC_NONCE];
     unsigned char *dek = NULL;
     struct bc_header h;
     struct fuse_entry_param e;
@@ -1341,10 +1217,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         goto fail_unlink;
     }
     randombytes_buf(h.file_id, sizeof h.file_id);
-    bc_header_encode(&h, hdr);
-    randombytes_buf(nonce, sizeof nonce);
-    bc_seal(hdr + BC_HDR, NULL, 0, nonce, dek, d->proj->name, h.file_id, 0, 1);
-    if ((rc = write_full(fd, hdr, sizeof hdr, 0)) < 0)
+    struct fileio nf = { .fd = fd, .dek = dek, .project = d->proj->name };
+    if ((rc = fio_init(&nf, &h)) < 0)
         goto fail_unlink;
     pfd = openat(d->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (pfd < 0 || fstat(fd, &st) < 0) {
@@ -1359,14 +1233,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     }
     pthread_rwlock_wrlock(&n->rw);
     node_unload_locked(n);
-    n->iofd = fd;
+    n->io.fd = fd;
     fd = -1;
-    n->dek = dek;
+    n->io.dek = dek;
     dek = NULL;
     n->owner = st.st_uid;
-    memcpy(n->file_id, h.file_id, BC_FILE_ID);
+    memcpy(n->io.file_id, h.file_id, BC_FILE_ID);
     tv_hex(h.file_id, BC_FILE_ID, n->fid_hex);
-    n->size = 0;
+    n->io.size = 0;
     n->nopen++;
     pthread_rwlock_unlock(&n->rw);
     loaded_add(fs, n);
@@ -1434,44 +1308,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     pthread_rwlock_rdlock(&n->rw);
-    if (!n->dek || atomic_load(&n->proj->shredded)) {
+    if (!n->io.dek || atomic_load(&n->proj->shredded)) {
         rc = -EIO;
         goto out;
     }
-    off_t Z = n->size;
-    if (off >= Z || size == 0) {
-        pthread_rwlock_unlock(&n->rw);
-        fuse_reply_buf(req, NULL, 0);
-        return;
-    }
-    off_t end = off + (off_t)size < Z ? off + (off_t)size : Z;
-    uint64_t fb = (uint64_t)(off / BC_BLOCK), lb = (uint64_t)((end - 1) / BC_BLOCK);
-    uint64_t nb = bc_nblocks(Z);
-    size_t count = (size_t)(lb - fb + 1);
-    size_t clen = (count - 1) * BC_CBLOCK + bc_block_len(Z, lb) + BC_OVERHEAD;
-    unsigned char *buf = scratch(clen + count * BC_BLOCK);
+    unsigned char *buf = scratch(size);
+    size_t got = 0;
     if (!buf) {
         rc = -ENOMEM;
         goto out;
     }
-    unsigned char *plain = buf + clen;
-    if (meta_pread_full(n->iofd, buf, clen, bc_block_offset(fb)) < 0) {
-        integrity_failure(n, "short file");
-        rc = -EIO;
+    if ((rc = io_result(n, fio_read(&n->io, buf, size, off, &got))) < 0) {
+        sodium_memzero(buf, size);
         goto out;
     }
-    for (uint64_t i = fb; i <= lb; i++) {
-        size_t bl = bc_block_len(Z, i) + BC_OVERHEAD;
-        if (bc_open(plain + (i - fb) * BC_BLOCK, buf + (i - fb) * BC_CBLOCK, bl, n->dek,
-                    n->proj->name, n->file_id, i, i == nb - 1) < 0) {
-            integrity_failure(n, "block");
-            rc = -EIO;
-            goto out;
-        }
-    }
     pthread_rwlock_unlock(&n->rw);
-    fuse_reply_buf(req, (const char *)plain + (off - (off_t)fb * BC_BLOCK), (size_t)(end - off));
-    sodium_memzero(plain, count * BC_BLOCK);
+    fuse_reply_buf(req, (const char *)buf, got);
+    sodium_memzero(buf, got);
     return;
 out:
     pthread_rwlock_unlock(&n->rw);
@@ -1493,11 +1346,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         return;
     }
     pthread_rwlock_wrlock(&n->rw);
-    if (!n->dek || atomic_load(&n->proj->shredded))
+    if (!n->io.dek || atomic_load(&n->proj->shredded))
         rc = -EIO;
     else
-        rc = node_write_locked(n, (const unsigned char *)buf, size,
-                               (h->append && !fs->writeback) ? n->size : off);
+        rc = io_result(n, fio_write(&n->io, buf, size,
+                                    (h->append && !fs->writeback) ? n->io.size : off));
     pthread_rwlock_unlock(&n->rw);
     if (rc < 0)
         fuse_reply_err(req, -rc);
@@ -1524,7 +1377,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
     struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
     int rc = 0;
     pthread_rwlock_rdlock(&h->n->rw);
-    if (h->n->iofd >= 0 && (datasync ? fdatasync(h->n->iofd) : fsync(h->n->iofd)) < 0)
+    if (h->n->io.fd >= 0 && (datasync ? fdatasync(h->n->io.fd) : fsync(h->n->io.fd)) < 0)
         rc = errno;
     pthread_rwlock_unlock(&h->n->rw);
     fuse_reply_err(req, rc);
@@ -1989,9 +1842,9 @@ static void purge_project(struct vfs *fs, struct vproj *p)
         if (v->proj != p)
             continue;
         pthread_rwlock_wrlock(&v->rw);
-        if (v->dek) {
-            keymem_free(v->dek);
-            v->dek = NULL;
+        if (v->io.dek) {
+            keymem_free(v->io.dek);
+            v->io.dek = NULL;
         }
         pthread_rwlock_unlock(&v->rw);
     }
@@ -2020,9 +1873,9 @@ static void *reaper_main(void *arg)
                 next = v->lnext;
                 if (pthread_rwlock_trywrlock(&v->rw) != 0)
                     continue;
-                if (v->dek && atomic_load(&v->proj->shredded)) {
-                    keymem_free(v->dek);        /* found shredded by a failed unwrap */
-                    v->dek = NULL;
+                if (v->io.dek && atomic_load(&v->proj->shredded)) {
+                    keymem_free(v->io.dek);        /* found shredded by a failed unwrap */
+                    v->io.dek = NULL;
                 }
                 if (v->nopen == 0 && (now - v->closed_ms >= (uint64_t)fs->dek_cache_ms ||
                                       (pass == 1 && v->closed_ms <= cutoff))) {
