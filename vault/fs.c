@@ -8,17 +8,19 @@
  *     relative to such an fd with O_NOFOLLOW.
  *   - projects: the top-level directories; loaded on first lookup (backing
  *     directory, name key unwrapped by keyd).
- *   - open state of a regular file (backing O_RDWR fd, DEK in guarded memory,
- *     plaintext size) lives in its vnode, shared by all handles and guarded
+ *   - open state of a regular file (a struct fileio: backing O_RDWR fd, DEK
+ *     in guarded memory, plaintext size; the block engine is fileio.c) lives
+ *     in its vnode, shared by all handles and guarded
  *     by the vnode's rwlock: reads share it, writes and truncates own it, so
  *     writes to one file are atomic with respect to each other (O_APPEND from
  *     many processes loses nothing).  After the last close the DEK stays for
  *     dek_cache_seconds, then the reaper thread wipes it.
  *   - policy: every request inside a project is checked against the current
  *     config (swapped on SIGHUP); handles remember their opener and are
- *     re-checked on every read and write.  Entries and attributes inside
- *     projects are never cached by the kernel (timeout 0), so every lookup
- *     and stat reaches the policy check.
+ *     re-checked on every read and write.  Entries inside projects are not
+ *     cached by the kernel (timeout 0 unless --entry-timeout), so every path
+ *     walk reaches the policy check in lookup; attributes are cached briefly,
+ *     being reachable only through such a lookup or an authorised handle.
  */
 #include "config.h"
 #include "vault/fs.h"
@@ -34,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
