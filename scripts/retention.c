@@ -125,6 +125,7 @@ static size_t path_push(char *out, size_t outlen, size_t len, const char *name)
     return len;
 }
 
+/* Free every name of L and the array; L is left empty and reusable. */
 static void names_release(struct names *l)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -134,6 +135,7 @@ static void names_release(struct names *l)
     l->n = l->cap = 0;
 }
 
+/* qsort comparator for an array of C strings (byte order, as strcmp). */
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -525,6 +527,7 @@ static int expire_project(struct run *r, int basefd, const struct tv_project *p)
     return r->errors ? -1 : 0;
 }
 
+/* The --help text, which also states the exit codes cron acts on. */
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -544,6 +547,11 @@ static void usage(FILE *f)
         "to syslog.  Exit: 0 ok, 1 failure, 2 usage, 3 another run in progress.\n");
 }
 
+/*
+ * Parse options, load the configuration, take the lock, decide between the
+ * mount and the backing store, expire every (or the one chosen) project.
+ * Returns the exit code documented at the top of this file.
+ */
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
