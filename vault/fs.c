@@ -370,6 +370,22 @@ static struct vnode *node_get(struct vfs *fs, int fd, const struct stat *st, str
     return n;
 }
 
+/* Copy the file ID of the known vnode for backing object ST into HEX;
+ * false if there is none or its ID was never read. */
+static bool node_fid(struct vfs *fs, const struct stat *st, char hex[2 * BC_FILE_ID + 1])
+{
+    bool found = false;
+    pthread_mutex_lock(&fs->table_lock);
+    for (struct vnode *n = fs->table[hash_of(st->st_dev, st->st_ino)]; n; n = n->hnext)
+        if (n->dev == st->st_dev && n->bino == st->st_ino && n->fid_hex[0]) {
+            memcpy(hex, n->fid_hex, sizeof n->fid_hex);
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&fs->table_lock);
+    return found;
+}
+
 static void loaded_add(struct vfs *fs, struct vnode *n)
 {
     pthread_mutex_lock(&fs->loaded_lock);
@@ -1003,15 +1019,18 @@ static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
         if ((rc = clear_empty_dir(d->fd, bname)) == 0 && unlinkat(d->fd, bname, AT_REMOVEDIR) < 0)
             rc = -errno;
     } else {
-        /* the audit record names the file by its ID, read before it goes */
-        unsigned char hdr[BC_HDR];
-        struct bc_header h;
-        int fd = openat(d->fd, bname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0 && meta_pread_full(fd, hdr, BC_HDR, 0) == 0 &&
-            bc_header_parse(hdr, BC_HDR, &h) == 0)
-            tv_hex(h.file_id, BC_FILE_ID, fid);
-        if (fd >= 0)
-            close(fd);
+        /* the audit record names the file by its ID: from the vnode when the
+         * kernel knows the file (the usual case), else from the header */
+        if (!node_fid(fs, &st, fid)) {
+            unsigned char hdr[BC_HDR];
+            struct bc_header h;
+            int fd = openat(d->fd, bname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0 && meta_pread_full(fd, hdr, BC_HDR, 0) == 0 &&
+                bc_header_parse(hdr, BC_HDR, &h) == 0)
+                tv_hex(h.file_id, BC_FILE_ID, fid);
+            if (fd >= 0)
+                close(fd);
+        }
         if (unlinkat(d->fd, bname, 0) < 0)
             rc = -errno;
     }
