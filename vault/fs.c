@@ -1750,6 +1750,29 @@ void vfs_free(struct vfs *fs)
     free(fs);
 }
 
+void vfs_wipe_keys(struct vfs *fs)
+{
+    pthread_mutex_lock(&fs->loaded_lock);
+    for (struct vnode *v = fs->loaded; v; v = v->lnext) {
+        pthread_rwlock_wrlock(&v->rw);
+        keymem_free(v->io.dek);
+        v->io.dek = NULL;
+        pthread_rwlock_unlock(&v->rw);
+    }
+    pthread_mutex_unlock(&fs->loaded_lock);
+    pthread_mutex_lock(&fs->proj_lock);
+    for (int i = 0; i < fs->nprojs; i++) {
+        struct vproj *p = fs->projs[i];
+        atomic_store(&p->shredded, 1);      /* nothing may load keys any more */
+        pthread_mutex_lock(&p->lock);
+        if (p->nk)
+            sodium_memzero(p->nk, sizeof *p->nk);
+        pthread_mutex_unlock(&p->lock);
+        keys_purge(fs->keys, p->name);
+    }
+    pthread_mutex_unlock(&fs->proj_lock);
+}
+
 void vfs_set_entry_timeout(struct vfs *fs, double seconds)
 {
     fs->entry_timeout = seconds;

@@ -39,4 +39,7 @@ void vfs_reload(struct vfs *fs, struct tv_config *newcfg);
 
 int vfs_start_threads(struct vfs *fs);
 
+/* At unmount: wipe every DEK, pooled DEK and name key this process holds. */
+void vfs_wipe_keys(struct vfs *fs);
+
 #endif

@@ -139,6 +139,7 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     fuse_loop_cfg_set_idle_threads(lc, nthreads);
     rc = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
     log_info("vault: unmounting %s", mnt);
+    vfs_wipe_keys(the_fs);
 out_unmount:
     fuse_session_unmount(se);
 out_handlers:
