@@ -21,7 +21,7 @@ CONF
 VAULT_PROJECTS=alpha vault_setup < <(policy_conf "$R")
 A="$M/alpha"
 mkdir -m 1777 "$T/sync"
-tv_plan 40
+tv_plan 45
 as() { u=$1; shift; tv_as "$u" "$@" >/dev/null 2>&1; }
 
 # writer
@@ -61,7 +61,10 @@ for who in "$O" root; do
     tv_fails "$who cannot stat a file" as "$who" stat "$A/w.jsonl"
     tv_fails "$who cannot read" as "$who" cat "$A/w.jsonl"
     tv_fails "$who cannot create or unlink" as "$who" sh -c "printf x > '$A/o.json' || rm -f '$A/t.json'; test -e '$A/o.json'"
+    tv_fails "$who cannot read the file ID xattr" as "$who" getfattr -n user.tracevault.file_id "$A/w.jsonl"
+    tv_fails "$who cannot mkdir, rename or truncate" as "$who" sh -c "mkdir '$A/od' || mv '$A/t.json' '$A/t2.json' || truncate -s 0 '$A/w.jsonl'"
 done
+tv_ok "the outsiders changed nothing" test "$(tv_as "$R" cat "$A/w.jsonl")|$(tv_as "$R" ls "$A" | tr '\n' ' ')" = "$(printf 'secret-1\nsecret-2')|t.json w.jsonl "
 tv_ok "outsider's denials are audited with its uid" grep -q "\"uid\":$(id -u "$O"),.*\"result\":\"EACCES\"" "$T/log/vault-audit.log"
 
 # SIGHUP applies to open handles: revoke the reader while it holds the file open
