@@ -166,7 +166,9 @@ static int ship_one(struct shipper *s, const struct qproject *pr, int force, uin
     } else {
         ps->attempt++;
         uint64_t d = ship_backoff_ms(ps->attempt, o.retry_after_ms, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-        ps->next_try = now + d;
+        /* Counted from the answer, not from the start of the request:
+         * Retry-After means "this long after my response". */
+        ps->next_try = tv_now_ms() + d;
         s->m->retries++;
         log_warn("project \"%s\": batch %s of %zu records not delivered (%s): "
                  "attempt %u, retrying in %llu ms", name, bid, b.n, o.reason, ps->attempt,
