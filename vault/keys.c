@@ -4,7 +4,9 @@
  * Layout: a small table of per-project pools (created on first use, never
  * removed; a project count is small), each with its own mutex so one
  * project's refill does not stall another's creates; one keyd_client per
- * purpose (pool refills, unwraps) because a client serialises its callers.
+ * purpose (pool refills, unwraps) because a client serialises its callers;
+ * unwraps (one per first open of a file) spread over UNWRAP_CLIENTS
+ * connections so parallel opens do not queue behind one another.
  */
 #include "config.h"
 #include "vault/keys.h"
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +25,7 @@
 
 #define POOL_BATCH 1024u       /* = KEYD_GEN_MAX: one keyd round trip per 1024 creates */
 #define MAX_POOLS 256
+#define UNWRAP_CLIENTS 4
 
 struct pool {
     char project[64];
@@ -34,7 +38,8 @@ struct pool {
 
 struct keys {
     char *socket;
-    struct keyd_client *gen, *unwrap;
+    struct keyd_client *gen, *unwrap[UNWRAP_CLIENTS];
+    atomic_uint next_unwrap;
     pthread_mutex_t tlock;      /* protects pools[] growth */
     struct pool *pools[MAX_POOLS];
     int npools;
@@ -55,10 +60,14 @@ struct keys *keys_new(const char *socket, int timeout_ms)
         return NULL;
     k->socket = strdup(socket);
     k->gen = keyd_client_new(socket, timeout_ms);
-    k->unwrap = keyd_client_new(socket, timeout_ms);
+    for (int i = 0; i < UNWRAP_CLIENTS; i++)
+        if (!(k->unwrap[i] = keyd_client_new(socket, timeout_ms))) {
+            keys_free(k);
+            return NULL;
+        }
     pthread_mutex_init(&k->tlock, NULL);
     pthread_mutex_init(&k->nlock, NULL);
-    if (!k->socket || !k->gen || !k->unwrap) {
+    if (!k->socket || !k->gen) {
         keys_free(k);
         return NULL;
     }
@@ -80,7 +89,8 @@ void keys_free(struct keys *k)
         free(k->pools[i]);
     }
     keyd_client_free(k->gen);
-    keyd_client_free(k->unwrap);
+    for (int i = 0; i < UNWRAP_CLIENTS; i++)
+        keyd_client_free(k->unwrap[i]);
     free(k->socket);
     free(k);
 }
@@ -179,8 +189,9 @@ out:
 int keys_unwrap(struct keys *k, const char *project, uint32_t version,
                 const unsigned char wrapped[BC_WRAPPED], unsigned char *dek)
 {
-    int rc = keyd_unwrap(k->unwrap, project, version, wrapped, dek);
-    note(k, k->unwrap, project, rc);
+    struct keyd_client *c = k->unwrap[atomic_fetch_add(&k->next_unwrap, 1) % UNWRAP_CLIENTS];
+    int rc = keyd_unwrap(c, project, version, wrapped, dek);
+    note(k, c, project, rc);
     return rc;
 }
 
@@ -188,8 +199,8 @@ int keys_rewrap(struct keys *k, const char *project, uint32_t version,
                 const unsigned char wrapped[BC_WRAPPED], uint32_t *new_version,
                 unsigned char new_wrapped[BC_WRAPPED])
 {
-    int rc = keyd_rewrap(k->unwrap, project, version, wrapped, new_version, new_wrapped);
-    note(k, k->unwrap, project, rc);
+    int rc = keyd_rewrap(k->unwrap[0], project, version, wrapped, new_version, new_wrapped);
+    note(k, k->unwrap[0], project, rc);
     return rc;
 }
 
