@@ -18,10 +18,16 @@ tv_defer "TV_DEMO_DIR='$D' '$DEMO' stop; fusermount3 -u -z '$D/traces'"
 
 # A clean copy: a clone of the repository's HEAD when there is one (what a
 # newcomer gets), else (a release tarball, make distcheck) a copy.
-if [ -d "$top_srcdir/.git" ]; then
-    git clone -q "$top_srcdir" "$S" 2>"$T/clone.err"; rc=$?
+# (A build directory inside the source tree, as make distcheck's _build and
+# _inst are, is left out: it is not source, and other tests write into it.)
+src=$(cd "$top_srcdir" && pwd -P)
+bld=$(cd "$top_builddir" && pwd -P)
+if [ -d "$src/.git" ]; then
+    git clone -q "$src" "$S" 2>"$T/clone.err"; rc=$?
 else
-    mkdir -p "$S" && cp -R "$top_srcdir/." "$S/" && chmod -R u+w "$S"; rc=$?
+    set -- --exclude=./_build --exclude=./_inst
+    case $bld/ in "$src"/?*) b=${bld#"$src"/}; set -- "$@" "--exclude=./${b%%/*}" ;; esac
+    mkdir -p "$S" && (cd "$src" && tar -cf - "$@" .) | (cd "$S" && tar -xf -) && chmod -R u+w "$S"; rc=$?
 fi
 tv_ok "clean copy of the source tree (rc $rc)" test "$rc" -eq 0
 tv_ok "the copy has no build products" sh -c '! test -e "$1/keyd/tracevault-keyd" && ! test -e "$1/vault/tracevault"' _ "$S"
@@ -83,7 +89,7 @@ tv_ok "stop exits 0 (got $rc)" test "$rc" -eq 0
 tv_ok "no mount is left" sh -c '! grep -qF " $1 " /proc/self/mountinfo' _ "$D/traces"
 left=""
 for p in /proc/[0-9]*; do
-    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qF "$D/tracevault.conf"; then
+    if { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -qF "$D/tracevault.conf"; then
         left="$left ${p#/proc/}"
     fi
 done
