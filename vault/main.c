@@ -11,7 +11,8 @@
  *
  * Wires the modules: config (lib/config), key manager (keys.c), audit log
  * (audit.c), the filesystem (fs.c) on a multithreaded libfuse session, and
- * the offline checker (fsck.c).  SIGTERM/SIGINT unmount cleanly (libfuse's
+ * the offline checker (fsck.c).  Under systemd (Type=notify, run with -f)
+ * READY=1 is sent once the mount is up.  SIGTERM/SIGINT unmount cleanly (libfuse's
  * handlers); SIGHUP reloads the config through a small thread, since a
  * signal handler may only post a semaphore.
  */
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "lib/config.h"
 #include "lib/log.h"
@@ -127,6 +129,7 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     if (vfs_start_threads(the_fs) < 0)
         goto out_unmount;
     log_info("vault: mounted %s on %s", backing, mnt);
+    sd_notify(0, "READY=1");          /* Type=notify units: the mount is up */
     lc = fuse_loop_cfg_create();
     if (!lc)
         goto out_unmount;
@@ -139,6 +142,7 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     fuse_loop_cfg_set_idle_threads(lc, nthreads);
     rc = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
     log_info("vault: unmounting %s", mnt);
+    sd_notify(0, "STOPPING=1");
     vfs_wipe_keys(the_fs);
 out_unmount:
     fuse_session_unmount(se);
