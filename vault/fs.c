@@ -303,8 +303,11 @@ static int proj_load(struct vfs *fs, struct vproj *p)
         goto out;
     }
     unsigned char iv[NAMES_IV];
-    if ((rc = meta_dir_iv(dfd, 1, iv)) < 0)
+    if ((rc = meta_dir_iv(dfd, 1, iv)) < 0) {
+        log_error("vault: project \"%s\": directory IV missing or damaged", p->name);
+        rc = -EIO;
         goto out;
+    }
     names_derive(p->nk, key);
     p->loaded = 1;
 out:
@@ -474,6 +477,8 @@ static int node_stat(struct vnode *n, struct stat *st)
 
 /* ---- names --------------------------------------------------------------- */
 
+static void integrity_failure(struct vnode *n, const char *what);
+
 static int dir_iv(struct vnode *d, unsigned char iv[NAMES_IV])
 {
     int rc = 0;
@@ -485,6 +490,10 @@ static int dir_iv(struct vnode *d, unsigned char iv[NAMES_IV])
         } else {
             rc = meta_dir_iv(dfd, 1, d->iv);
             close(dfd);
+        }
+        if (rc == -EBADMSG) {
+            integrity_failure(d, "directory IV");
+            rc = -EIO;
         }
         if (rc == 0)
             d->have_iv = true;

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "vault/meta.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -105,10 +106,33 @@ int meta_dir_iv_new(int dirfd)
     return rc;
 }
 
+/* True if DIRFD holds an entry that is not metadata (a name not starting
+ * with '.'). */
+static int has_entries(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    int found = 0;
+    if (!dp) {
+        if (fd >= 0)
+            close(fd);
+        return 1;                     /* cannot tell: do not invent an IV */
+    }
+    while (!found && (de = readdir(dp)))
+        found = de->d_name[0] != '.';
+    closedir(dp);
+    return found;
+}
+
 int meta_dir_iv(int dirfd, int create, unsigned char iv[NAMES_IV])
 {
     size_t len = 0;
     int rc = read_small(dirfd, META_DIRIV, iv, NAMES_IV, &len);
+    /* a missing IV is only made for a directory without entries: inventing
+     * one for a populated directory would silently hide its names */
+    if (rc == -ENOENT && create && has_entries(dirfd))
+        return -EBADMSG;
     if (rc == -ENOENT && create) {
         rc = meta_dir_iv_new(dirfd);
         if (rc < 0 && rc != -EEXIST)

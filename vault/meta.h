@@ -35,7 +35,8 @@ int meta_project_parse(const unsigned char *buf, size_t len, uint32_t *version,
 void meta_project_encode(uint32_t version, const unsigned char wrapped[BC_WRAPPED],
                          unsigned char out[META_PROJECT_LEN]);
 
-/* The directory IV of DIRFD into IV; with CREATE, make one if missing. */
+/* The directory IV of DIRFD into IV; with CREATE, make one if missing and
+ * the directory holds no entries (-EBADMSG if it does: the IV was lost). */
 int meta_dir_iv(int dirfd, int create, unsigned char iv[NAMES_IV]);
 
 /* Write a fresh directory IV into the new, empty directory DIRFD. */

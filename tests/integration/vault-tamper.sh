@@ -17,7 +17,7 @@ writers = root
 readers = root
 CONF
 cases="flip swap copyblock crossfile crossproject cutblock cuthdr fileid"
-tv_plan 20
+tv_plan 22
 for c in $cases intact; do vault_write_random "$M/alpha/t-$c" 12000 42; done
 vault_write_random "$M/alpha/t-other" 12000 43
 vault_write_random "$M/beta/victim" 12000 44
@@ -25,6 +25,7 @@ declare -A B
 for c in $cases intact other; do B[$c]=$(vault_backing "$M/alpha/t-$c") || vault_bail "no backing for t-$c"; done
 BV=$(vault_backing "$M/beta/victim")
 mkdir "$M/alpha/named"; printf 'x' > "$M/alpha/named/damaged-name"
+mkdir "$M/beta/lostiv"; printf 'y' > "$M/beta/lostiv/f"
 vault_umount
 
 cat > "$T/tamper.py" <<'PY'
@@ -66,6 +67,7 @@ for f in "$T"/data/alpha/*/; do
         mv "$e" "$f${n:0:5}$r${n:6}"
     done
 done
+rm "$(find "$T/data/beta" -mindepth 2 -name .tvdir)"
 tv_start_vault || vault_bail "remount"
 tv_diag "audit lines before reads: $(wc -l < "$T/log/vault-audit.log")"
 for c in flip swap copyblock crossfile fileid cutblock cuthdr; do
@@ -75,6 +77,7 @@ tv_ok "tamper crossproject (alpha's file copied over beta/victim): EIO" test "$(
 vault_write_random "$T/expect" 12000 42
 tv_ok "the untouched file reads back intact" cmp -s "$T/expect" "$M/alpha/t-intact"
 tv_ok "a name with a flipped character is not listed" test -z "$(ls "$M/alpha/named")"
+tv_fails "a directory whose IV was deleted is not silently shown empty" ls "$M/beta/lostiv" 2>/dev/null
 tv_ok "integrity failures are in the audit log" grep -q '"op":"integrity","result":"EIO"' "$T/log/vault-audit.log"
 "$VAULT" fsck -c "$T/tv.conf" > "$T/fsck.out" 2>&1; rc=$?
 tv_ok "fsck exits 1 on damage" test $rc = 1
@@ -84,9 +87,11 @@ done
 tv_ok "fsck names every tampered alpha file by its plaintext path" test "$(grep -c '^alpha/t-[a-z]*: damaged' "$T/fsck.out")" = 7
 tv_ok "fsck names beta/victim" grep -q '^beta/victim: damaged' "$T/fsck.out"
 tv_ok "fsck reports the damaged name by its backing path" grep -q '^alpha/named/<backing .*>: damaged: name fails authentication' "$T/fsck.out"
+tv_ok "fsck reports the directory that lost its IV" grep -q '^beta/lostiv: damaged: directory IV missing or damaged' "$T/fsck.out"
 tv_ok "fsck does not report the intact files" sh -c "! grep -Eq 't-(intact|other)' '$T/fsck.out'"
 tv_fails "fsck of project beta alone fails too" sh -c "'$VAULT' fsck -c '$T/tv.conf' beta >/dev/null 2>&1"
 rm -f "$M/alpha"/t-* "$M/beta/victim"
+rm -rf "$(find "$T/data/beta" -mindepth 1 -maxdepth 1 -type d)"
 tv_fails "a directory holding an undecryptable entry is not empty" rmdir "$M/alpha/named" 2>/dev/null
 for f in "$T"/data/alpha/*/; do rm -f "$f"[!.]*; done
 rmdir "$M/alpha/named"
