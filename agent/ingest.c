@@ -37,6 +37,7 @@
 #define NBUCKETS 65536
 #define HEAD_MAX 4096
 #define EARLY_FDS_MAX 256          /* files opened at IN_CREATE (deleted-while-open) */
+#define STREAM_FDS_MAX 1024        /* beyond this, streams at their end let go of their fd */
 #define SETTLE_MS 1000
 #define STREAM_BUF (256 * 1024)
 
@@ -73,6 +74,7 @@ struct ingest {
     struct tracked *buckets[NBUCKETS];
     struct tracked *work_head, *work_tail, *deferred;
     size_t n_tracked, early_fds;
+    size_t stream_fds;             /* descriptors held by tailed streams */
     char *buf;
     size_t bufcap;
     msgpack_sbuffer sb;
@@ -163,6 +165,8 @@ static void tracked_free(struct ingest *in, struct tracked *t)
         close(t->fd);
         if (in->early_fds > 0 && t->kind == FK_JSON)
             in->early_fds--;
+        if (in->stream_fds > 0 && t->kind == FK_JSONL)
+            in->stream_fds--;
     }
     free(t->path);
     free(t);
@@ -267,6 +271,8 @@ static void untrack(struct ingest *in, struct tracked *t)
     tracked_free(in, t);
 }
 
+static int read_stream(struct ingest *in, struct tracked *t, size_t *budget);
+
 static void want_work(struct ingest *in, struct tracked *t)
 {
     if (t->in_work || t->deferred)
@@ -306,6 +312,8 @@ void ingest_created(struct ingest *in, const char *path)
         t->fd = open_ro(path);
         if (t->fd >= 0 && t->kind == FK_JSON)
             in->early_fds++;
+        else if (t->fd >= 0)
+            in->stream_fds++;
     }
     if (t->kind == FK_JSONL)
         want_work(in, t);
@@ -338,6 +346,20 @@ void ingest_closed(struct ingest *in, const char *path)
 
 void ingest_moved_in(struct ingest *in, const char *path)
 {
+    struct tracked *t = lookup(in, path);
+
+    /* A stream renamed over another: the path is a new file now.  Read the
+     * old one's last complete lines, then identify the path afresh. */
+    if (t && t->kind == FK_JSONL && t->fd >= 0) {
+        size_t budget = (size_t)-1;
+        read_stream(in, t, &budget);
+        close(t->fd);
+        t->fd = -1;
+        if (in->stream_fds > 0)
+            in->stream_fds--;
+        t->have_ck = 0;
+        t->skipping = 0;
+    }
     ingest_closed(in, path);
 }
 
@@ -673,10 +695,13 @@ static int read_stream(struct ingest *in, struct tracked *t, size_t *budget)
     struct stat st;
     int r = 0, more = 0;
 
-    if (t->fd < 0 && (t->fd = open_ro(t->path)) < 0) {
-        if (errno != ENOENT)
-            log_warn("%s: %s", t->path, strerror(errno));
-        return 0;
+    if (t->fd < 0) {
+        if ((t->fd = open_ro(t->path)) < 0) {
+            if (errno != ENOENT)
+                log_warn("%s: %s", t->path, strerror(errno));
+            return 0;
+        }
+        in->stream_fds++;
     }
     if (stat_fd(t->fd, &f) != 0 || !S_ISREG(f.st.st_mode))
         return 0;
@@ -781,6 +806,13 @@ static int read_stream(struct ingest *in, struct tracked *t, size_t *budget)
     }
     mtime_size(&st, &t->ck);
     int pr = queue_file_put(in->q, &t->ck);
+    /* Many idle streams: one at its end lets go of its descriptor (its next
+     * IN_MODIFY reopens it; the checkpoint knows where to resume). */
+    if (!more && !t->gone && in->stream_fds > STREAM_FDS_MAX) {
+        close(t->fd);
+        t->fd = -1;
+        in->stream_fds--;
+    }
     if (r == 0)
         r = pr;
     if (r == -EAGAIN)

@@ -9,7 +9,7 @@
 . "$top_srcdir/tests/integration/agent-lib.sh"
 tv_init agent-files
 [ -x "$AGENT" ] || tv_skip_all "agent not built"
-tv_plan 25
+tv_plan 27
 D="$top_srcdir/tests/data/agent"
 agent_conf </dev/null
 ids() { agent_outbox_ids; }
@@ -77,6 +77,15 @@ sleep 1.2
 tv_ok "skips counted by reason in the metrics" \
     sh -c "grep -q 'skipped_total{reason=\"binary\"} 1' '$T/agent/metrics.prom' && grep -q 'skipped_total{reason=\"truncated\"} 1' '$T/agent/metrics.prom'"
 tv_ok "the log names the skipped file and the reason" grep -q "trunc.json: offset 0: skipped .* truncated" "$T/agent.log"
+
+# A stream replaced by rename-over is a new file (read from its start), and
+# the old one's lines are not lost.
+agent_event rot-1 > "$T/mnt/billing/rot.jsonl"
+tv_ok "stream before replacement shipped" agent_wait_count 21 ids 10
+{ agent_event rot-2; agent_event rot-3; } > "$T/mnt/billing/.rot.new"
+mv "$T/mnt/billing/.rot.new" "$T/mnt/billing/rot.jsonl"
+agent_event rot-4 >> "$T/mnt/billing/rot.jsonl"
+tv_ok "the replacing stream is read from its start" agent_wait_count 24 ids 10
 
 # The agent never listens.
 tv_ok "no listening socket" sh -c "! ss -lntuxp 2>/dev/null | grep -q 'pid=$AGENT_PID,'"
