@@ -294,6 +294,10 @@ static int proj_load(struct vfs *fs, struct vproj *p)
         if (rc == -EKEYREVOKED) {
             atomic_store(&p->shredded, 1);
             rc = -EIO;
+        } else if (rc == -EBADMSG) {
+            log_error("vault: project \"%s\": .tvproject missing or damaged: its names "
+                      "cannot be decrypted", p->name);
+            rc = -EIO;
         } else if (rc != -ENOENT) {
             log_error("vault: project \"%s\": cannot load its name key: %s; "
                       "its files cannot be opened until keyd answers",

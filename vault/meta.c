@@ -64,6 +64,25 @@ int meta_project_parse(const unsigned char *buf, size_t len, uint32_t *version,
     return *version ? 0 : -EBADMSG;
 }
 
+/* True if DIRFD holds an entry that is not metadata (a name not starting
+ * with '.'). */
+static int has_entries(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    int found = 0;
+    if (!dp) {
+        if (fd >= 0)
+            close(fd);
+        return 1;                     /* cannot tell: do not invent an IV */
+    }
+    while (!found && (de = readdir(dp)))
+        found = de->d_name[0] != '.';
+    closedir(dp);
+    return found;
+}
+
 int meta_project_key(int dirfd, struct keys *k, const char *project, int create,
                      unsigned char key[NAMES_KEY])
 {
@@ -72,6 +91,10 @@ int meta_project_key(int dirfd, struct keys *k, const char *project, int create,
     size_t len = 0;
     int rc = read_small(dirfd, META_PROJECT, buf, sizeof buf, &len);
 
+    /* a new name key only for a project without entries: a lost .tvproject
+     * must not silently hide every name */
+    if (rc == -ENOENT && create && has_entries(dirfd))
+        return -EBADMSG;
     if (rc == -ENOENT && create) {
         rc = keys_new_dek(k, project, key, wrapped, &version);
         if (rc < 0)
@@ -104,25 +127,6 @@ int meta_dir_iv_new(int dirfd)
     if (rc < 0)
         unlinkat(dirfd, META_DIRIV, 0);
     return rc;
-}
-
-/* True if DIRFD holds an entry that is not metadata (a name not starting
- * with '.'). */
-static int has_entries(int dirfd)
-{
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
-    struct dirent *de;
-    int found = 0;
-    if (!dp) {
-        if (fd >= 0)
-            close(fd);
-        return 1;                     /* cannot tell: do not invent an IV */
-    }
-    while (!found && (de = readdir(dp)))
-        found = de->d_name[0] != '.';
-    closedir(dp);
-    return found;
 }
 
 int meta_dir_iv(int dirfd, int create, unsigned char iv[NAMES_IV])

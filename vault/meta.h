@@ -25,7 +25,8 @@ struct keys;
 
 /* Read PROJECT's name key via DIRFD/.tvproject and unwrap it into KEY
  * (guarded memory).  With CREATE, make the file (atomically, from a fresh
- * pooled DEK) when it does not exist yet. */
+ * pooled DEK) when it does not exist yet and the directory holds no entries
+ * (-EBADMSG if it does: the key was lost). */
 int meta_project_key(int dirfd, struct keys *k, const char *project, int create,
                      unsigned char key[NAMES_KEY]);
 

@@ -17,7 +17,7 @@ writers = root
 readers = root
 CONF
 cases="flip swap copyblock crossfile crossproject cutblock cuthdr fileid"
-tv_plan 22
+tv_plan 24
 for c in $cases intact; do vault_write_random "$M/alpha/t-$c" 12000 42; done
 vault_write_random "$M/alpha/t-other" 12000 43
 vault_write_random "$M/beta/victim" 12000 44
@@ -96,5 +96,11 @@ tv_fails "a directory holding an undecryptable entry is not empty" rmdir "$M/alp
 for f in "$T"/data/alpha/*/; do rm -f "$f"[!.]*; done
 rmdir "$M/alpha/named"
 tv_ok "after removing the damaged files fsck passes" sh -c "'$VAULT' fsck -c '$T/tv.conf' >/dev/null 2>&1"
+printf z > "$M/beta/keep"
+vault_umount
+mv "$T/data/beta/.tvproject" "$T/tvproject.saved"
+tv_start_vault || vault_bail "remount"
+tv_fails "a project whose .tvproject was deleted is not given a fresh name key" ls "$M/beta" 2>/dev/null
+tv_ok "the vault log says why" grep -q 'beta.*tvproject missing or damaged' "$T/vault.log"
 tv_ok "unlinks were audited with the file ID" grep -Eq '"op":"unlink","result":"ok","file_id":"[0-9a-f]{32}"' "$T/log/vault-audit.log"
 tv_done
