@@ -20,7 +20,6 @@ export LC_ALL=C
 
 _tv_n=0
 _tv_failed=0
-_tv_deferred=""
 
 tv_init() {
     _tv_name=$1
@@ -30,18 +29,21 @@ tv_init() {
     trap 'exit 130' INT TERM
 }
 
-# Register a shell command to run at exit (last registered runs first).
+# Register a shell command to run at exit (last registered runs first).  The
+# list lives in a file, not a variable, so that registrations made inside
+# command substitutions ($(tv_add_user x)) are not lost with the subshell.
 tv_defer() {
-    _tv_deferred="$1
-$_tv_deferred"
+    printf '%s\n' "$1" >> "$T/.tv-deferred"
 }
 
 _tv_cleanup() {
     rc=$?
     set +e
-    printf '%s\n' "$_tv_deferred" | while IFS= read -r cmd; do
-        [ -n "$cmd" ] && eval "$cmd" >/dev/null 2>&1
-    done
+    if [ -f "$T/.tv-deferred" ]; then
+        tac "$T/.tv-deferred" | while IFS= read -r cmd; do
+            [ -n "$cmd" ] && eval "$cmd" >/dev/null 2>&1
+        done
+    fi
     if [ -n "${TV_KEEP:-}" ]; then
         echo "# kept $T"
     else
