@@ -24,6 +24,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,6 +79,40 @@ static void *hup_main(void *arg)
     return NULL;
 }
 
+/*
+ * Each file the kernel knows costs the vault an O_PATH descriptor (one more
+ * while it is open), and the kernel, not the vault, decides when to forget
+ * it: a vault holding many thousands of traces needs many thousands of
+ * descriptors.  Raise the soft limit to the hard one and, when allowed
+ * (CAP_SYS_RESOURCE), both to fs.nr_open, as libfuse's passthrough_hp does.
+ */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    unsigned long nr_open = 0;
+    FILE *f;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if ((f = fopen("/proc/sys/fs/nr_open", "re")) != NULL) {
+        if (fscanf(f, "%lu", &nr_open) != 1)
+            nr_open = 0;
+        fclose(f);
+    }
+    if (nr_open > rl.rlim_max) {
+        struct rlimit want = { (rlim_t)nr_open, (rlim_t)nr_open };
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < 65536)
+        log_warn("vault: open-file limit is %lu: a vault with more files than that in use "
+                 "fails with EMFILE (raise LimitNOFILE=)", (unsigned long)rl.rlim_cur);
+}
+
 static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt, int fg,
                      int debug, int writeback)
 {
@@ -87,6 +122,7 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     struct fuse_loop_config *lc = NULL;
     int rc = 1;
 
+    raise_nofile();
     if (fuse_opt_add_arg(&args, "tracevault") != 0 ||
         fuse_opt_add_arg(&args, "-oallow_other,fsname=tracevault,subtype=tracevault") != 0 ||
         (debug && fuse_opt_add_arg(&args, "-d") != 0))
