@@ -3,7 +3,8 @@
  *
  * Layout: tracked files (a hash map by path plus a FIFO of files with work,
  * and a list of deferred *.json files waiting to settle); file identity and
- * checkpoints; the two readers (take_json, read_stream); process_doc, the
+ * checkpoints; the two readers (json_prepare, read_stream); doc_init and
+ * encode_queue (with encode.c on two threads), the
  * single place where bytes become queued records.
  *
  * Identity: the vault's user.tracevault.file_id when present; otherwise
@@ -13,6 +14,7 @@
  */
 #include "config.h"
 #include "agent/ingest.h"
+#include "agent/encode.h"
 #include "agent/evaluate.h"
 #include "agent/keys.h"
 #include "agent/metrics.h"
@@ -40,6 +42,7 @@
 #define STREAM_FDS_MAX 1024        /* beyond this, streams at their end let go of their fd */
 #define SETTLE_MS 1000
 #define STREAM_BUF (256 * 1024)
+#define JSON_GROUP 64              /* *.json documents encoded together */
 
 struct tracked {
     struct tracked *hnext, *wnext, *dnext;
@@ -57,7 +60,7 @@ struct tracked {
 
 struct proj_eval {
     const struct tv_project *p;
-    struct evaluator *ev;
+    struct evaluator *ev, *ev2;        /* ev2: the encoder's worker thread */
     const char **names;
 };
 
@@ -78,6 +81,9 @@ struct ingest {
     char *buf;
     size_t bufcap;
     msgpack_sbuffer sb;
+    struct encoder *enc;
+    struct enc_doc *docs;
+    size_t docs_cap;
     uint64_t queue_cap;
     dev_t no_xattr_dev;            /* a filesystem without vault file ids */
     int paused;
@@ -135,7 +141,8 @@ int ingest_new(const struct tv_config *cfg, const char *root, struct queue *q, s
     for (size_t i = 0; i < cfg->n_projects; i++) {
         struct proj_eval *pe = &in->pe[in->n_pe];
         pe->p = &cfg->projects[i];
-        if ((r = evaluator_new(pe->p, prices, &pe->ev, err, errlen)) != 0)
+        if ((r = evaluator_new(pe->p, prices, &pe->ev, err, errlen)) != 0 ||
+            (r = evaluator_new(pe->p, prices, &pe->ev2, err, errlen)) != 0)
             goto out;
         if (!(pe->names = calloc(pe->p->n_assertions + 1, sizeof(*pe->names)))) {
             r = -ENOMEM;
@@ -146,7 +153,7 @@ int ingest_new(const struct tv_config *cfg, const char *root, struct queue *q, s
         in->n_pe++;
     }
     in->bufcap = STREAM_BUF;
-    if (!(in->buf = malloc(in->bufcap)))
+    if (!(in->buf = malloc(in->bufcap)) || encoder_new(&in->lim, &in->enc) != 0)
         r = -ENOMEM;
 out:
     if (r != 0) {
@@ -181,8 +188,11 @@ void ingest_free(struct ingest *in)
             n = t->hnext;
             tracked_free(in, t);
         }
+    encoder_free(in->enc);
+    free(in->docs);
     for (size_t i = 0; i < in->n_pe; i++) {
         evaluator_free(in->pe[i].ev);
+        evaluator_free(in->pe[i].ev2);
         free(in->pe[i].names);
     }
     free(in->pe);
@@ -504,64 +514,84 @@ static int identify(struct ingest *in, int fd, const struct fstat_bt *f, const c
 
 /* ---- records ---------------------------------------------------------------- */
 
-/* Parse, evaluate and queue one document at POSITION of T.  -EAGAIN when the
- * project's pseudonym key is not available yet (nothing was queued). */
-static int process_doc(struct ingest *in, struct tracked *t, uint64_t position, const char *buf,
-                       size_t len)
+
+/* Room for N documents in in->docs. */
+static int docs_reserve(struct ingest *in, size_t n)
+{
+    if (n <= in->docs_cap)
+        return 0;
+    size_t nc = in->docs_cap ? in->docs_cap * 2 : 256;
+    while (nc < n)
+        nc *= 2;
+    struct enc_doc *nd = realloc(in->docs, nc * sizeof(*nd));
+    if (!nd)
+        return -ENOMEM;
+    in->docs = nd;
+    in->docs_cap = nc;
+    return 0;
+}
+
+/* Fill D for LEN bytes at BUF, at POSITION of file T (whose t->ck is set).
+ * -EAGAIN when T's project has no pseudonym key yet. */
+static int doc_init(struct ingest *in, struct enc_doc *d, struct tracked *t, const char *buf,
+                    size_t len, uint64_t position, uint64_t now)
 {
     struct proj_eval *pe = proj_eval(in, t->project);
-    struct parse_result pr;
-    struct record_ctx ctx;
-    char id[RECORD_ID_HEX];
     const unsigned char *key = NULL;
     const char *kv = NULL;
+
+    memset(d, 0, sizeof(*d));
+    if (!pe)
+        return -ENOENT;
+    if (keys_pseudonym(in->keys, t->project, &key, &kv) != 0) {
+        log_warn("project \"%s\": %s: reading paused", t->project, keys_error(in->keys));
+        return -EAGAIN;
+    }
+    d->buf = buf;
+    d->len = len;
+    d->user = t;
+    d->ctx.project = t->project;
+    d->ctx.file_id = t->ck.file_id;
+    d->ctx.generation = t->ck.generation;
+    d->ctx.position = position;
+    d->ctx.bytes = len;
+    d->ctx.observed_ms = now;
+    d->ctx.pseudonym_key = key;
+    d->ctx.key_version = kv;
+    d->ctx.assert_names = pe->names;
+    d->ev[0] = pe->ev;
+    d->ev[1] = pe->ev2;
+    return 0;
+}
+
+/* Encode in->docs[0..N) on both threads, then queue their records in
+ * document order (the caller moves the checkpoints in the same transaction). */
+static int encode_queue(struct ingest *in, size_t n)
+{
     int r;
 
-    if (!pe)
-        return 0;
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.project = t->project;
-    ctx.file_id = t->ck.file_id;
-    ctx.generation = t->ck.generation;
-    ctx.position = position;
-    ctx.bytes = len;
-    ctx.observed_ms = tv_wall_ns() / 1000000ull;
-    ctx.assert_names = pe->names;
-    if ((r = parse_document(buf, len, &in->lim, &pr)) != 0)
-        goto out;
-    if (pr.skip == SKIP_NONE) {
-        if ((r = keys_pseudonym(in->keys, t->project, &key, &kv)) != 0) {
-            log_warn("project \"%s\": %s: reading paused", t->project, keys_error(in->keys));
-            r = -EAGAIN;
-            goto out;
+    encoder_run(in->enc, in->docs, n);
+    for (size_t i = 0; i < n; i++) {
+        struct enc_doc *d = &in->docs[i];
+        struct tracked *t = d->user;
+        if (d->err)
+            return d->err;
+        in->m->traces_seen++;
+        in->m->bytes_read += d->len;
+        if (d->skip != SKIP_NONE) {
+            in->m->skipped[d->skip]++;
+            log_warn("%s: offset %llu: skipped %zu bytes: %s", t->path,
+                     (unsigned long long)d->ctx.position, d->len, skip_reason_name(d->skip));
         }
-        ctx.pseudonym_key = key;
-        ctx.key_version = kv;
-    }
-    in->m->traces_seen++;
-    in->m->bytes_read += len;
-    if (pr.skip != SKIP_NONE) {
-        in->m->skipped[pr.skip]++;
-        log_warn("%s: offset %llu: skipped %zu bytes: %s", t->path, (unsigned long long)position,
-                 len, skip_reason_name(pr.skip));
-        in->sb.size = 0;
-        if ((r = record_encode_skipped(&ctx, pr.skip, &in->sb, id)) == 0 &&
-            (r = queue_push(in->q, t->project, id, in->sb.data, in->sb.size, ctx.observed_ms)) == 0)
+        for (size_t k = 0; k < d->count; k++) {
+            const char *data;
+            const struct enc_rec *rec = encoder_rec(in->enc, d->tid, d->first + k, &data);
+            if ((r = queue_push(in->q, t->project, rec->id, data, rec->len, d->ctx.observed_ms)) != 0)
+                return r;
             in->m->records_queued++;
-        goto out;
+        }
     }
-    for (size_t i = 0; i < pr.n; i++) {
-        struct eval_result res;
-        evaluator_run(pe->ev, &pr.ev[i], &res);
-        in->sb.size = 0;
-        if ((r = record_encode_event(&ctx, (uint32_t)i, &pr.ev[i], &res, &in->sb, id)) != 0 ||
-            (r = queue_push(in->q, t->project, id, in->sb.data, in->sb.size, ctx.observed_ms)) != 0)
-            goto out;
-        in->m->records_queued++;
-    }
-out:
-    parse_result_release(&pr);
-    return r;
+    return 0;
 }
 
 static void mtime_size(const struct stat *st, struct file_ck *ck)
@@ -570,9 +600,12 @@ static void mtime_size(const struct stat *st, struct file_ck *ck)
     ck->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec;
 }
 
-/* Take a whole *.json document.  Returns 0 when T is finished with,
- * -EAGAIN to try again later. */
-static int take_json(struct ingest *in, struct tracked *t)
+/* Prepare a whole *.json document for encoding as in->docs[SLOT].  Returns
+ * 1 when the document is there (its buffer in d->owned; finish with
+ * json_finish after its records are queued), 0 when T is finished with
+ * (taken before, unreadable, or oversized and recorded here), -EAGAIN to try
+ * again later, or another negative errno (fatal). */
+static int json_prepare(struct ingest *in, struct tracked *t, size_t slot)
 {
     struct fstat_bt f;
     struct file_ck ck;
@@ -637,21 +670,37 @@ static int take_json(struct ingest *in, struct tracked *t)
         if ((r = record_encode_skipped(&ctx, SKIP_OVERSIZED, &in->sb, id)) == 0 &&
             (r = queue_push(in->q, t->project, id, in->sb.data, in->sb.size, ctx.observed_ms)) == 0)
             in->m->records_queued++;
+        if (r != 0)
+            goto out;
+        ck = t->ck;
+        ck.offset = (uint64_t)f.st.st_size;
+        ck.done = 1;
+        mtime_size(&f.st, &ck);
+        r = queue_file_put(in->q, &ck);
     } else {
-        r = process_doc(in, t, 0, doc, len);
+        mtime_size(&f.st, &t->ck);
+        r = doc_init(in, &in->docs[slot], t, doc, len, 0, tv_wall_ns() / 1000000ull);
+        if (r == 0) {
+            in->docs[slot].owned = doc;
+            doc = NULL;
+            r = 1;
+        }
     }
-    if (r != 0)
-        goto out;
-    ck = t->ck;
-    ck.offset = (uint64_t)f.st.st_size;
-    ck.done = 1;
-    mtime_size(&f.st, &ck);
-    r = queue_file_put(in->q, &ck);
 out:
     free(doc);
     if (fd != t->fd)
         close(fd);
     return r;
+}
+
+/* After its records are queued: T's checkpoint says "taken". */
+static int json_finish(struct ingest *in, struct tracked *t)
+{
+    struct file_ck ck = t->ck;
+
+    ck.offset = ck.size;
+    ck.done = 1;
+    return queue_file_put(in->q, &ck);
 }
 
 /* Queue the skipped record of an oversized line of LEN bytes at POSITION. */
@@ -693,6 +742,7 @@ static int read_stream(struct ingest *in, struct tracked *t, size_t *budget)
 {
     struct fstat_bt f;
     struct stat st;
+    uint64_t now = tv_wall_ns() / 1000000ull;
     int r = 0, more = 0;
 
     if (t->fd < 0) {
@@ -748,6 +798,7 @@ static int read_stream(struct ingest *in, struct tracked *t, size_t *budget)
             (*budget)--;
             continue;
         }
+        size_t nd = 0;
         for (;;) {
             char *nl = memchr(in->buf + start, '\n', (size_t)n - start);
             if (!nl)
@@ -757,18 +808,27 @@ static int read_stream(struct ingest *in, struct tracked *t, size_t *budget)
                 size_t pl = ll;
                 if (pl > 0 && in->buf[start + pl - 1] == '\r')
                     pl--;
-                r = process_doc(in, t, t->ck.offset + start, in->buf + start, pl);
-                if (r != 0)
+                if ((r = docs_reserve(in, nd + 1)) != 0 ||
+                    (r = doc_init(in, &in->docs[nd], t, in->buf + start, pl, t->ck.offset + start,
+                                  now)) != 0)
                     break;
+                nd++;
                 (*budget)--;
             }
             start += ll + 1;
             if (*budget == 0)
                 break;
         }
-        t->ck.offset += start;
-        if (r != 0)
+        /* The complete lines of this chunk, all or nothing: their records
+         * are queued and the offset moves past them in one transaction. */
+        if (r == 0 && nd > 0)
+            r = encode_queue(in, nd);
+        if (r != 0) {
+            if (r == -EAGAIN)
+                (*budget) += nd;
             break;
+        }
+        t->ck.offset += start;
         if (start == 0 && (size_t)n == in->bufcap) {
             /* One line fills the buffer: grow up to the document limit, then
              * skip the line (it is counted, never buffered whole). */
@@ -837,10 +897,30 @@ size_t ingest_pending(struct ingest *in)
     return n;
 }
 
+/* Encode and queue the *NJ prepared JSON documents, mark them taken, and
+ * forget them. */
+static int flush_json(struct ingest *in, size_t *nj)
+{
+    size_t n = *nj;
+    int r = encode_queue(in, n);
+
+    for (size_t i = 0; i < n; i++) {
+        struct tracked *t = in->docs[i].user;
+        free(in->docs[i].owned);
+        in->docs[i].owned = NULL;
+        if (r == 0)
+            r = json_finish(in, t);
+        untrack(in, t);
+    }
+    *nj = 0;
+    return r;
+}
+
 int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
 {
     uint64_t now = tv_now_ms();
     struct tracked **pp;
+    size_t nj = 0;
     int r;
 
     *next_ms = 0;
@@ -874,27 +954,37 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
         if (t->kind == FK_JSON) {
             if (!t->take && !t->gone)
                 continue;              /* created, not yet closed */
-            r = t->take ? take_json(in, t) : 0;
+            if (!t->take) {
+                untrack(in, t);
+                continue;
+            }
+            if ((r = docs_reserve(in, nj + 1)) != 0)
+                goto fatal;
+            r = json_prepare(in, t, nj);
             budget--;
+            if (r == 1) {
+                /* Documents are encoded in groups, on both threads. */
+                if (++nj >= JSON_GROUP && (r = flush_json(in, &nj)) != 0)
+                    goto fatal;
+                continue;
+            }
             if (r == -EAGAIN) {
                 defer(in, t, now + 1000);
                 continue;
             }
-            if (r < 0) {
-                queue_commit(in->q);
-                return r;
-            }
+            if (r < 0)
+                goto fatal;
             untrack(in, t);
         } else {
+            if (nj > 0 && (r = flush_json(in, &nj)) != 0)
+                goto fatal;
             r = read_stream(in, t, &budget);
             if (r == -EAGAIN) {
                 defer(in, t, now + 1000);
                 continue;
             }
-            if (r < 0) {
-                queue_commit(in->q);
-                return r;
-            }
+            if (r < 0)
+                goto fatal;
             if (r == 1)
                 want_work(in, t);
             else if (t->gone)
@@ -903,7 +993,15 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
         if (queue_bytes(in->q) >= in->queue_cap)
             break;
     }
+    if (nj > 0 && (r = flush_json(in, &nj)) != 0)
+        goto fatal;
     if ((r = queue_commit(in->q)) != 0)
         return r;
     return in->work_head != NULL;
+fatal:
+    /* Records must not become durable without their checkpoints. */
+    queue_rollback(in->q);
+    for (size_t i = 0; i < nj; i++)
+        free(in->docs[i].owned);
+    return r;
 }

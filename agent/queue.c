@@ -78,6 +78,14 @@ int queue_commit(struct queue *q)
     return exec(q, "COMMIT");
 }
 
+void queue_rollback(struct queue *q)
+{
+    if (!q->in_tx)
+        return;
+    q->in_tx = 0;
+    exec(q, "ROLLBACK");
+}
+
 static struct qproject *proj_get(struct queue *q, const char *name, int create)
 {
     for (size_t i = 0; i < q->n_proj; i++)

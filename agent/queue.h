@@ -39,6 +39,11 @@ void queue_close(struct queue *q);
 
 int queue_commit(struct queue *q);
 
+/* Abandon the open transaction (a fatal error in the middle of a file: its
+ * records must not become durable without its checkpoint).  The in-memory
+ * counts are then stale: the caller exits. */
+void queue_rollback(struct queue *q);
+
 /* 0 and *CK, or -ENOENT. */
 int queue_file_get(struct queue *q, const char *key, struct file_ck *ck);
 int queue_file_put(struct queue *q, const struct file_ck *ck);
