@@ -7,8 +7,9 @@
 # white space, JSON of the wrong shape, the same kinds as JSONL lines (one of
 # 5 MiB), hostile names (newlines, a forged log line, 255-byte names,
 # Unicode, quotes, format directives, leading dashes) for good and bad
-# traces, names and objects the vault must refuse, and hostile frames on
-# keyd's socket (oversized length, garbage, lying container counts).
+# traces, names and objects the vault must refuse, a trace whose ciphertext
+# was tampered with, and hostile frames on keyd's socket (oversized length,
+# garbage, lying container counts).
 # Afterwards: every good trace is shipped (exact set of event_ids), every
 # bad one is a skipped record with its reason, counted per reason in the
 # agent's metrics, with a log line naming the file; and every daemon is
@@ -17,12 +18,13 @@
 . "$top_srcdir/tests/integration/agent-lib.sh"
 . "$top_srcdir/tests/integration/system-lib.sh"
 . "$top_srcdir/tests/integration/keyd-lib.sh"
+. "$top_srcdir/tests/integration/vault-lib.sh"
 tv_init system-hostile
 sys_setup alpha beta <<'CONF'
 [agent]
 max_document_bytes = 4194304
 CONF
-tv_plan 16
+tv_plan 17
 agent_start || sys_bail "the agent did not start"
 
 cat > "$T/gen.py" <<'PY'
@@ -150,6 +152,14 @@ tv_ok "keyd audited each hostile frame with its error (2 EMSGSIZE, 3 EPROTO)" sh
     test \$(grep -c ' op=? project=- .*result=EPROTO ' '$T/log/keyd-audit.log') -eq 3"
 tv_ok "keyd still serves: keyctl list" sh -c "'$KEYCTL' -c '$T/tv.conf' list > /dev/null"
 
+# Tampered ciphertext: a byte flipped in the backing file before the trace
+# is renamed into place must give EIO (audited), never garbage shipped.
+agent_event g-tampered > "$M/alpha/tamper.json.part"
+fid=$("$PY" -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.tracevault.file_id").decode())' "$M/alpha/tamper.json.part")
+bf=$(vault_backing "$M/alpha/tamper.json.part") || sys_bail "no backing file for the tampered trace"
+"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(200); b = f.read(1); f.seek(200); f.write(bytes([b[0] ^ 1]))' "$bf"
+mv "$M/alpha/tamper.json.part" "$M/alpha/tamper.json"
+
 # Good traces written after all that still flow.
 agent_event g-after-0 > "$M/alpha/after.json"
 agent_event g-after-1 >> "$M/beta/after.jsonl"
@@ -190,12 +200,17 @@ _logged() {
 }
 tv_ok "a log line names each skipped file (and the offset of each bad JSONL line)" _logged
 tv_ok "the agent's log names the skipped file whose name has a newline" grep -q 'FORGED log line.json' "$T/agent.log"
+tv_ok "the tampered trace: an integrity record in the vault's audit log, a log line from the agent" sh -c "
+    grep -q '\"op\":\"integrity\",\"result\":\"EIO\",\"file_id\":\"$fid\"' '$T/log/vault-audit.log' &&
+    grep -q 'alpha/tamper.json: .*Input/output error' '$T/agent.log'"
 tv_ok "no daemon crashed: keyd, the vault, the agent and the upstream are running" \
     sys_alive "$KEYD_PID" "$VAULT_PID" "$AGENT_PID" "$UP_PID"
 tv_ok "the mount still serves reads (a good trace with a hostile name)" \
     grep -q '"g-name-2"' "$M/alpha/nl
 name.json"
-tv_ok "fsck: every block of every file authenticates" sh -c "'$VAULT' fsck -c '$T/tv.conf' > '$T/fsck.out' 2>&1"
+"$VAULT" fsck -c "$T/tv.conf" > "$T/fsck.out" 2>&1; rc=$?
+tv_ok "fsck finds exactly the tampered file, by its name (exit $rc)" sh -c \
+    "test $rc -ne 0 && grep -q 'alpha/tamper.json' '$T/fsck.out' && grep -q ', 1 damaged' '$T/fsck.out'"
 tv_ok "keyd's audit chain verifies (hostile frames were audited, not fatal)" \
     sh -c "'$KEYCTL' -c '$T/tv.conf' audit-verify > /dev/null"
 tv_ok "the agent's queue is empty (nothing dead-lettered, nothing stuck)" \
