@@ -5,9 +5,10 @@
  *   tracevault-agent -c CONF --once     ship everything pending, then exit
  *   tracevault-agent dump FILE          print a file:// batch as JSON lines
  *
- * One thread, one loop: poll the inotify descriptor with a timeout that is
- * the next due time (batch linger, retry, deferred file, metrics), read
- * events, do a bounded amount of reading, ship what is due.  SIGTERM/SIGINT
+ * One loop: poll the inotify descriptor with a timeout that is the next due
+ * time (batch linger, retry, deferred file, metrics), read events, do a
+ * bounded amount of reading, ship what is due.  (Only parse + evaluate +
+ * encode of a group of documents is shared with a worker thread: encode.c.)  SIGTERM/SIGINT
  * set a flag; the loop finishes the batch in flight, commits and exits.
  */
 #include "config.h"
