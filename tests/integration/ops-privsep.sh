@@ -30,7 +30,7 @@ for b in "$KEYD" "$KEYCTL" "$VAULT" "$AGENT"; do
 done
 command -v setpriv >/dev/null || tv_skip_all "no setpriv"
 setpriv --help 2>&1 | grep -q -- --ambient-caps || tv_skip_all "setpriv without --ambient-caps"
-tv_plan 19
+tv_plan 20
 
 K=$(tv_add_user kd) && V=$(tv_add_user vt) && A=$(tv_add_user ag) && W=$(tv_add_user wr) ||
     tv_skip_all "cannot add test users"
@@ -55,12 +55,54 @@ chown "$A" "$T/agent" "$T/outbox"
 mkdir -p "$T/cred" && install -m 0400 -o "$K" "$T/etc/master.key" "$T/cred/master.key"
 chown "$K" "$T/cred"; chmod 0500 "$T/cred"
 
-# keyd: User=, CapabilityBoundingSet= (empty), NoNewPrivileges=yes.
-CREDENTIALS_DIRECTORY="$T/cred" setpriv --reuid="$K" --regid="$G" --init-groups --no-new-privs \
+# Type=notify, as systemd does it: a datagram socket in $NOTIFY_SOCKET.  On
+# READY=1 the listener records the sender's pid (SCM_CREDENTIALS; the units
+# say NotifyAccess=main) and whether the service was really ready then (keyd:
+# its socket exists; the vault: the mount is in mountinfo).
+cat > "$T/notify.py" <<'PY'
+import os, socket, struct, sys
+path, out, kind, target = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+s.settimeout(20)
+open(path + ".up", "w").close()
+while True:
+    try:
+        msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12))
+    except socket.timeout:
+        break
+    pid = 0
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
+            pid = struct.unpack("iII", data[:12])[0]
+    if b"READY=1" in msg.split(b"\n"):
+        if kind == "mount":
+            ok = any(l.split()[4] == target for l in open("/proc/self/mountinfo"))
+        else:
+            ok = os.path.exists(target)
+        with open(out + ".tmp", "w") as f:
+            f.write("%d %s\n" % (pid, "yes" if ok else "no"))
+        os.rename(out + ".tmp", out)
+        break
+PY
+notify_listen() {  # notify_listen NAME KIND TARGET: listener on $T/NAME.notify
+    "$PY" "$T/notify.py" "$T/$1.notify" "$T/$1.ready" "$2" "$3" &
+    tv_defer "kill $! 2>/dev/null"
+    tv_wait_for "$T/$1.notify.up" 5
+}
+
+# keyd: User=, CapabilityBoundingSet= (empty), NoNewPrivileges=yes, Type=notify.
+notify_listen keyd socket "$T/run/keyd.sock"
+CREDENTIALS_DIRECTORY="$T/cred" NOTIFY_SOCKET="$T/keyd.notify" \
+    setpriv --reuid="$K" --regid="$G" --init-groups --no-new-privs \
     --bounding-set=-all --inh-caps=-all "$KEYD" -c "$T/tv.conf" >>"$T/keyd.log" 2>&1 &
 KPID=$!
 tv_defer "kill $KPID 2>/dev/null; wait $KPID 2>/dev/null"
-tv_wait_for "$T/run/keyd.sock" 10
+tv_wait_for "$T/keyd.ready" 10
+tv_ok "keyd sends READY=1 from its main pid once its socket exists ($(cat "$T/keyd.ready" 2>/dev/null))" \
+    test "$(cat "$T/keyd.ready" 2>/dev/null)" = "$KPID yes"
 tv_ok "keyd runs as its own user from the credential copy of the master key" \
     sh -c 'test -S "$1/run/keyd.sock" && test "$(stat -c %U /proc/$2)" = "$3"' _ "$T" "$KPID" "$K"
 [ -S "$T/run/keyd.sock" ] || sed 's/^/# /' "$T/keyd.log"
@@ -72,21 +114,30 @@ tv_ok "keyd has no capabilities and no_new_privs ($(capeff $KPID), $(nnp $KPID))
 tv_ok "root (admin_users) creates the project through the socket" test ! -s "$T/create.err"
 
 # vault: User=, AmbientCapabilities= and CapabilityBoundingSet= SYS_ADMIN CHOWN
-# DAC_OVERRIDE FOWNER, NoNewPrivileges=yes, Type=forking (no -f): the command
-# returns once mounted.
+# DAC_OVERRIDE FOWNER, NoNewPrivileges=yes, as the unit says; -f with
+# Type=notify when the binary calls sd_notify, else forking (Type=forking).
 VCAPS=+sys_admin,+chown,+dac_override,+fowner
-start_vault() {
-    setpriv --reuid="$V" --regid="$G" --init-groups --no-new-privs \
+vault_as_unit() {  # vault_as_unit [-f]; in the background as (vault_as_unit -f) & so $! is its pid
+    exec setpriv --reuid="$V" --regid="$G" --init-groups --no-new-privs \
         --inh-caps=-all,$VCAPS --ambient-caps=-all,$VCAPS --bounding-set=-all,$VCAPS \
-        "$VAULT" -c "$T/tv.conf" >>"$T/vault.log" 2>&1
+        "$VAULT" -c "$T/tv.conf" "$@" >>"$T/vault.log" 2>&1
 }
-start_vault; rc=$?
-mounted_now=no; mountpoint -q "$M" && mounted_now=yes
-VPID=$(pgrep -u "$V" -f "tracevault -c $T/tv.conf" | head -1)
+if grep -q sd_notify "$VAULT"; then
+    notify_listen vault mount "$M"
+    (NOTIFY_SOCKET="$T/vault.notify"; export NOTIFY_SOCKET; vault_as_unit -f) &
+    VPID=$!
+    tv_wait_for "$T/vault.ready" 10
+    tv_ok "the vault sends READY=1 from its main pid once mounted ($(cat "$T/vault.ready" 2>/dev/null))" \
+        test "$(cat "$T/vault.ready" 2>/dev/null)" = "$VPID yes"
+else
+    (vault_as_unit); rc=$?
+    mounted_now=no; mountpoint -q "$M" && mounted_now=yes
+    VPID=$(pgrep -u "$V" -f "tracevault -c $T/tv.conf" | head -1)
+    tv_ok "the vault forks only once it is mounted (exit $rc, mounted: $mounted_now)" \
+        test "$rc" -eq 0 -a "$mounted_now" = yes
+fi
 tv_defer "fusermount3 -u -z '$M'; [ -n '$VPID' ] && kill $VPID"
-tv_ok "the vault forks only once it is mounted (exit $rc, mounted: $mounted_now)" \
-    test "$rc" -eq 0 -a "$mounted_now" = yes
-[ "$mounted_now" = yes ] || sed 's/^/# /' "$T/vault.log"
+mountpoint -q "$M" || sed 's/^/# /' "$T/vault.log"
 tv_ok "the vault runs as its own user with exactly its four capabilities and no_new_privs" \
     sh -c 'test -n "$1" && test "$(stat -c %U /proc/$1)" = "$2" && test "$3" = 000000000020000b && test "$4" = 1' \
     _ "$VPID" "$V" "$(capeff "${VPID:-0}" 2>/dev/null)" "$(nnp "${VPID:-0}" 2>/dev/null)"
@@ -138,8 +189,9 @@ tv_ok "after the unit's ExecStop the vault exits and nothing is mounted" \
 
 # SIGTERM (systemctl stop when ExecStop could not run): the vault unmounts
 # through fusermount3, or ExecStopPost does; either way nothing is left.
-start_vault
-VPID=$(pgrep -u "$V" -f "tracevault -c $T/tv.conf" | head -1)
+(vault_as_unit -f) &
+VPID=$!
+i=0; while ! mountpoint -q "$M" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 kill "$VPID"; i=0
 while kill -0 "$VPID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 if mountpoint -q "$M" 2>/dev/null || grep -q " $M " /proc/self/mountinfo; then

@@ -101,8 +101,9 @@ type_matches() {  # type_matches UNIT BINARY
 }
 tv_ok "keyd: Type= matches whether the binary calls sd_notify" type_matches tracevault-keyd.service "$KEYD"
 tv_ok "agent: Type= matches whether the binary calls sd_notify" type_matches tracevault-agent.service "$AGENT"
-tv_ok "vault: Type=forking (it forks once mounted) unless it calls sd_notify" sh -c '
-    if grep -q sd_notify "$1"; then grep -qx Type=notify "$2"; else grep -qx Type=forking "$2"; fi' _ "$VAULT" "$unitdir/tracevault.service"
+tv_ok "vault: Type=notify in the foreground (-f) if it calls sd_notify, else Type=forking" sh -c '
+    if grep -q sd_notify "$1"; then grep -qx Type=notify "$2" && grep -q "^ExecStart=.*/tracevault -c .* -f$" "$2"
+    else grep -qx Type=forking "$2"; fi' _ "$VAULT" "$unitdir/tracevault.service"
 retention_basics() {
     has tracevault-retention.service Type=oneshot SuccessExitStatus=3 NoNewPrivileges=yes &&
         no_namespace tracevault-retention.service &&
