@@ -43,6 +43,8 @@
 #define SETTLE_MS 1000
 #define STREAM_BUF (256 * 1024)
 #define JSON_GROUP 64              /* *.json documents encoded together */
+#define GONE_CHECK_MS 500          /* a deleted stream is re-read this often ... */
+#define GONE_QUIET_CHECKS 6        /* ... until it has not grown this many times */
 
 struct tracked {
     struct tracked *hnext, *wnext, *dnext;
@@ -51,6 +53,9 @@ struct tracked {
     enum file_kind kind;
     int fd;
     int in_work, deferred, take, gone;
+    int hashed;                    /* in the path map (not yet gone) */
+    unsigned gone_quiet;           /* checks without growth since the path went away */
+    uint64_t gone_size;
     uint64_t not_before;
     int have_ck;
     struct file_ck ck;
@@ -188,6 +193,17 @@ void ingest_free(struct ingest *in)
             n = t->hnext;
             tracked_free(in, t);
         }
+    /* Files whose path went away live only on the work or deferred list. */
+    for (struct tracked *t = in->work_head, *n; t; t = n) {
+        n = t->wnext;
+        if (!t->hashed)
+            tracked_free(in, t);
+    }
+    for (struct tracked *t = in->deferred, *n; t; t = n) {
+        n = t->dnext;
+        if (!t->hashed)
+            tracked_free(in, t);
+    }
     encoder_free(in->enc);
     free(in->docs);
     for (size_t i = 0; i < in->n_pe; i++) {
@@ -266,18 +282,28 @@ static struct tracked *track(struct ingest *in, const char *path)
     size_t b = hash_path(path);
     t->hnext = in->buckets[b];
     in->buckets[b] = t;
+    t->hashed = 1;
     in->n_tracked++;
     return t;
 }
 
-static void untrack(struct ingest *in, struct tracked *t)
+/* Take T out of the path map (it stays alive on the work or deferred list). */
+static void unhash(struct ingest *in, struct tracked *t)
 {
     struct tracked **pp = &in->buckets[hash_path(t->path)];
     while (*pp && *pp != t)
         pp = &(*pp)->hnext;
-    if (*pp)
+    if (*pp) {
         *pp = t->hnext;
-    in->n_tracked--;
+        in->n_tracked--;
+    }
+    t->hnext = NULL;
+    t->hashed = 0;
+}
+
+static void untrack(struct ingest *in, struct tracked *t)
+{
+    unhash(in, t);
     tracked_free(in, t);
 }
 
@@ -378,12 +404,15 @@ void ingest_gone(struct ingest *in, const char *path)
     struct tracked *t = lookup(in, path);
     if (!t)
         return;
-    /* Read what the open descriptor still sees, then forget the path. */
+    /* Read what the open descriptor still sees, then forget the path.  The
+     * path itself is free at once: a new file by that name (log rotation) is
+     * a new tracked file. */
     t->gone = 1;
-    if (t->kind == FK_JSON && !t->take && t->fd < 0 && !t->in_work && !t->deferred) {
+    if (!t->in_work && !t->deferred && (t->kind == FK_JSON && !t->take && t->fd < 0)) {
         untrack(in, t);
         return;
     }
+    unhash(in, t);
     want_work(in, t);
 }
 
@@ -987,8 +1016,20 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
                 goto fatal;
             if (r == 1)
                 want_work(in, t);
-            else if (t->gone)
-                untrack(in, t);
+            else if (t->gone) {
+                /* Unlinked or renamed away while a writer may still append
+                 * through its descriptor: keep reading through ours until
+                 * the file has been quiet for a while, then let go. */
+                if (t->fd < 0 || t->gone_quiet >= GONE_QUIET_CHECKS) {
+                    untrack(in, t);
+                } else {
+                    t->gone_quiet = t->ck.size == t->gone_size ? t->gone_quiet + 1 : 0;
+                    t->gone_size = t->ck.size;
+                    defer(in, t, now + GONE_CHECK_MS);
+                    if (*next_ms == 0 || now + GONE_CHECK_MS < *next_ms)
+                        *next_ms = now + GONE_CHECK_MS;
+                }
+            }
         }
         if (queue_bytes(in->q) >= in->queue_cap)
             break;

@@ -9,7 +9,7 @@
 . "$top_srcdir/tests/integration/agent-lib.sh"
 tv_init agent-files
 [ -x "$AGENT" ] || tv_skip_all "agent not built"
-tv_plan 27
+tv_plan 29
 D="$top_srcdir/tests/data/agent"
 agent_conf </dev/null
 ids() { agent_outbox_ids; }
@@ -78,14 +78,33 @@ tv_ok "skips counted by reason in the metrics" \
     sh -c "grep -q 'skipped_total{reason=\"binary\"} 1' '$T/agent/metrics.prom' && grep -q 'skipped_total{reason=\"truncated\"} 1' '$T/agent/metrics.prom'"
 tv_ok "the log names the skipped file and the reason" grep -q "trunc.json: offset 0: skipped .* truncated" "$T/agent.log"
 
+# A stream unlinked while its writer keeps appending is read to the end
+# through the agent's open descriptor; a new file by the same name is new.
+"$PY" - "$T/mnt/checkout/del.jsonl" <<'PYEOF'
+import json, os, sys, time
+def ev(i):
+    return json.dumps({"event_id": "del-%d" % i, "event_type": "model", "duration": 1}) + "\n"
+f = open(sys.argv[1], "w")
+f.write(ev(1)); f.write(ev(2)); f.flush()
+time.sleep(0.5)
+os.unlink(sys.argv[1])
+time.sleep(0.3)
+f.write(ev(3)); f.flush()
+time.sleep(0.7)
+f.write(ev(4)); f.close()
+open(sys.argv[1], "w").write(ev(5))
+PYEOF
+tv_ok "lines appended after the unlink are shipped, and the new file too" agent_wait_count 25 ids 10
+tv_ok "... all five of them" sh -c "test \"\$(find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \\; | grep -o '\"event_id\":\"del-[0-9]\"' | sort -u | wc -l)\" -eq 5"
+
 # A stream replaced by rename-over is a new file (read from its start), and
 # the old one's lines are not lost.
 agent_event rot-1 > "$T/mnt/billing/rot.jsonl"
-tv_ok "stream before replacement shipped" agent_wait_count 21 ids 10
+tv_ok "stream before replacement shipped" agent_wait_count 26 ids 10
 { agent_event rot-2; agent_event rot-3; } > "$T/mnt/billing/.rot.new"
 mv "$T/mnt/billing/.rot.new" "$T/mnt/billing/rot.jsonl"
 agent_event rot-4 >> "$T/mnt/billing/rot.jsonl"
-tv_ok "the replacing stream is read from its start" agent_wait_count 24 ids 10
+tv_ok "the replacing stream is read from its start" agent_wait_count 29 ids 10
 
 # The agent never listens.
 tv_ok "no listening socket" sh -c "! ss -lntuxp 2>/dev/null | grep -q 'pid=$AGENT_PID,'"
