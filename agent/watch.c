@@ -36,6 +36,7 @@ struct watch {
     struct metrics *m;
     int rescan_due;
     int short_of_watches;
+    int warned;                    /* the shortage was logged */
     uint64_t next_periodic;
 };
 
@@ -63,14 +64,20 @@ static int find_inotify_fd(void)
 
 static void add_watches(struct watch *w, const char *dir)
 {
-    if (inotifytools_watch_recursively(dir, EVENTS))
+    if (inotifytools_watch_recursively(dir, EVENTS)) {
+        if (w->warned && !strcmp(dir, w->root)) {
+            log_info("%s: every directory is watched again", dir);
+            w->warned = 0;
+        }
         return;
+    }
     int err = inotifytools_error();
     if (err == ENOSPC) {
-        if (!w->short_of_watches)
+        if (!w->warned)
             log_error("%s: out of inotify watches (raise fs.inotify.max_user_watches): "
                       "rescanning every %d s until watches are available", dir,
                       RESCAN_PERIOD_MS / 1000);
+        w->warned = 1;
         w->short_of_watches = 1;
         w->next_periodic = tv_now_ms() + RESCAN_PERIOD_MS;
     } else if (err != ENOENT) {
