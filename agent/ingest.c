@@ -916,15 +916,6 @@ int ingest_paused(struct ingest *in)
     return in->paused;
 }
 
-size_t ingest_pending(struct ingest *in)
-{
-    size_t n = 0;
-    for (struct tracked *t = in->work_head; t; t = t->wnext)
-        n++;
-    for (struct tracked *t = in->deferred; t; t = t->dnext)
-        n++;
-    return n;
-}
 
 /* Encode and queue the *NJ prepared JSON documents, mark them taken, and
  * forget them. */

@@ -57,7 +57,5 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms);
 /* 1 while reading is paused because the queue is at its disk cap. */
 int ingest_paused(struct ingest *in);
 
-/* Read every tracked stream to its last complete line (--once, shutdown). */
-size_t ingest_pending(struct ingest *in);
 
 #endif
