@@ -42,7 +42,8 @@
 #define STREAM_FDS_MAX 1024        /* beyond this, streams at their end let go of their fd */
 #define SETTLE_MS 1000
 #define STREAM_BUF (256 * 1024)
-#define JSON_GROUP 64              /* *.json documents encoded together */
+#define JSON_GROUP 64              /* *.json documents encoded together, */
+#define JSON_GROUP_BYTES (4u << 20) /* or this many bytes of them */
 #define GONE_CHECK_MS 500          /* a deleted stream is re-read this often ... */
 #define GONE_QUIET_CHECKS 6        /* ... until it has not grown this many times */
 
@@ -940,7 +941,7 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
 {
     uint64_t now = tv_now_ms();
     struct tracked **pp;
-    size_t nj = 0;
+    size_t nj = 0, nj_bytes = 0;
     int r;
 
     *next_ms = 0;
@@ -983,9 +984,14 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
             r = json_prepare(in, t, nj);
             budget--;
             if (r == 1) {
-                /* Documents are encoded in groups, on both threads. */
-                if (++nj >= JSON_GROUP && (r = flush_json(in, &nj)) != 0)
+                /* Documents are encoded in groups, on both threads; a group
+                 * is bounded in bytes too, so large traces cannot pile up. */
+                nj_bytes += in->docs[nj].len;
+                if ((++nj >= JSON_GROUP || nj_bytes >= JSON_GROUP_BYTES) &&
+                    (r = flush_json(in, &nj)) != 0)
                     goto fatal;
+                if (nj == 0)
+                    nj_bytes = 0;
                 continue;
             }
             if (r == -EAGAIN) {
@@ -998,6 +1004,7 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
         } else {
             if (nj > 0 && (r = flush_json(in, &nj)) != 0)
                 goto fatal;
+            nj_bytes = 0;
             r = read_stream(in, t, &budget);
             if (r == -EAGAIN) {
                 defer(in, t, now + 1000);
