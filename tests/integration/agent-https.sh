@@ -12,7 +12,7 @@ tv_init agent-https
 [ -x "$KEYD" ] || tv_skip_all "keyd not built"
 "$PY" -c 'import msgpack' 2>/dev/null || tv_skip_all "python3-msgpack missing"
 command -v openssl >/dev/null || tv_skip_all "openssl missing"
-tv_plan 24
+tv_plan 27
 
 agent_make_tls || tv_skip_all "cannot make test certificates"
 agent_start_upstream || { echo "Bail out! test upstream did not start"; exit 1; }
@@ -74,7 +74,21 @@ sys.exit(0 if n == 1 else 1)"
 tv_ok "the rejection is logged" grep -q "rejected permanently (upstream .*: HTTP status 400)" "$T/agent.log"
 sleep 1.1
 tv_ok "and counted" test "$(agent_metric records_dead_lettered_total)" -eq 1
-agent_stop
+
+# SIGTERM while a batch is in flight: the agent waits for the answer,
+# acknowledges, and exits 0; the batch is not sent again after a restart.
+echo 2 > "$T/up/delay"
+n=$(req)
+agent_event term-1 >> "$T/mnt/checkout/a.jsonl"
+agent_wait_count $((n + 1)) req 15
+kill -TERM "$AGENT_PID"
+tv_ok "SIGTERM during a slow request: exit 0 after the answer" wait "$AGENT_PID"
+rm -f "$T/up/delay"
+tv_ok "the batch in flight was acknowledged (delivered once)" \
+    sh -c "test \"\$(grep -c '\"event_id\": \"term-1\"' '$T/up/records.jsonl')\" -eq 1"
+n=$(req)
+"$AGENT" -c "$T/tv.conf" --once 2>>"$T/agent.log"
+tv_ok "and not sent again after a restart" test "$(req)" -eq "$n"
 
 # Wrong CA: nothing sent.  Fixed: delivered.
 n=$(req)
@@ -92,7 +106,7 @@ tv_ok "with the right CA but a wrong pin no request reaches the upstream" test "
 agent_stop
 sed -i "s|^pinned_pubkey = .*|pinned_pubkey = $(cat "$T/tls/pin")|" "$T/tv.conf"
 tv_ok "with the right pin, --once delivers what waited and exits 0" "$AGENT" -c "$T/tv.conf" --once
-tv_ok "nothing was lost: 15 records, none twice" sh -c "test \"\$(grep -c '' '$T/up/records.jsonl')\" -eq 15 && grep -q '\"event_id\": \"ca-1\"' '$T/up/records.jsonl'"
+tv_ok "nothing was lost: 16 records, none twice" sh -c "test \"\$(grep -c '' '$T/up/records.jsonl')\" -eq 16 && grep -q '\"event_id\": \"ca-1\"' '$T/up/records.jsonl'"
 
 # A certificate from the right CA for another host name: refused.
 mv "$T/up" "$T/up-main"

@@ -18,6 +18,7 @@ Files in D:
                 by record_id, like a real receiver)
   dups          number of records received again (same record_id)
   bodies.bin    every request body, raw (for canary searches)
+  delay         optional; seconds to wait before answering (after logging)
 """
 import argparse
 import http.server
@@ -95,6 +96,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         f.write(json.dumps(r, sort_keys=True) + "\n")
                 with open(os.path.join(d, "dups"), "w") as f:
                     f.write("%d\n" % dups)
+        try:
+            with open(os.path.join(d, "delay")) as f:
+                time.sleep(float(f.read().strip() or 0))
+        except FileNotFoundError:
+            pass
         out = b'{"ok": true}' if code == 200 else b'{"error": "test"}'
         self.send_response(code)
         if retry is not None:
