@@ -7,7 +7,9 @@
 # records an operation only after it returned: a drop after rename() with
 # the document's SHA-256, a line after close(); an operation that failed
 # part-way (the vault died under it) is "uncertain": it may or may not be in
-# the vault.  Afterwards, through the remounted vault:
+# the vault.  The second round runs with the upstream down until the agent
+# restarts, so the queue is full when the daemons die.  Afterwards, through
+# the remounted vault:
 #   - every file closed before a kill reads back intact (SHA-256 of drops,
 #     exact line sequence of JSONL files);
 #   - the traces in the vault are the certain ones plus at most the
@@ -19,7 +21,7 @@
 . "$top_srcdir/tests/integration/system-lib.sh"
 tv_init system-crash
 SYS_LINGER_MS=50 SYS_BATCH_MAX=200 sys_setup alpha beta </dev/null
-tv_plan 9
+tv_plan 10
 SEED=${SYS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 tv_diag "seed $SEED (replay with SYS_SEED=$SEED)"
 RANDOM=$((SEED % 32768))
@@ -103,6 +105,9 @@ tv_defer "touch '$T/stop'; kill $wpids"
 
 kills=""
 for round in 1 2; do
+    # Round 2 runs with the upstream down (503) until the agent restarts, so
+    # records pile up in the queue across the keyd and vault kills.
+    [ $round -eq 2 ] && echo 503 > "$T/up/control"
     sleep "$(pick 0.8 2.5)"
     kill -9 "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null
     kills="$kills keyd"
@@ -119,6 +124,7 @@ for round in 1 2; do
     kills="$kills agent"
     sleep "$(pick 0.2 1.0)"
     agent_start || sys_bail "the agent did not restart"
+    rm -f "$T/up/control"
 done
 sleep "$(pick 0.5 1.5)"
 touch "$T/stop"
@@ -220,5 +226,11 @@ tv_ok "a final --once finds nothing left and exits 0" "$AGENT" -c "$T/tv.conf" -
 tv_diag "records the upstream saw again (re-sent after a kill, deduplicated): $(cat "$T/up/dups" 2>/dev/null || echo 0)"
 tv_ok "every trace in the vault delivered exactly once (one record_id per event, no extra, no skip)" \
     "$PY" "$T/check.py" "$M" "$T/ops.log" shipped "$T/up/records.jsonl"
+tv_ok "the vault's audit log is whole after two kill -9 (every line is a JSON object)" "$PY" -c '
+import json, sys
+n = 0
+for l in open(sys.argv[1]):
+    json.loads(l); n += 1
+print("# %d vault audit records" % n)' "$T/log/vault-audit.log"
 tv_ok "keyd's audit chain is intact after two kill -9" sh -c "\"$KEYCTL\" -c \"$T/tv.conf\" audit-verify >/dev/null"
 tv_done
