@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CALLER_SHARE_PCT 25            /* of a group's bytes, encoded by the caller */
+
 struct tout {
     msgpack_sbuffer sb;
     struct enc_rec *r;
@@ -27,6 +29,7 @@ struct encoder {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int started, stop, have_job, job_done;
+    int busy;                          /* a slice is out with the worker */
     struct enc_doc *docs;
     size_t lo, hi;                     /* the worker's slice */
     struct tout out[2];
@@ -153,7 +156,7 @@ void encoder_free(struct encoder *e)
     free(e);
 }
 
-int encoder_run(struct encoder *e, struct enc_doc *docs, size_t n)
+size_t encoder_start(struct encoder *e, struct enc_doc *docs, size_t n)
 {
     size_t mid = n;
 
@@ -162,11 +165,13 @@ int encoder_run(struct encoder *e, struct enc_doc *docs, size_t n)
         e->out[t].n = 0;
     }
     if (e->started && n >= 2) {
-        /* Split by bytes, not count: documents differ in size. */
+        /* Split by bytes, not count (documents differ in size), and give
+         * the worker the larger share: the caller queues its own share's
+         * records while the worker is still encoding. */
         size_t total = 0, acc = 0;
         for (size_t i = 0; i < n; i++)
             total += docs[i].len;
-        for (mid = 0; mid < n - 1 && acc + docs[mid].len <= total / 2; mid++)
+        for (mid = 0; mid < n - 1 && acc + docs[mid].len <= total * CALLER_SHARE_PCT / 100; mid++)
             acc += docs[mid].len;
         if (mid == 0)
             mid = 1;
@@ -176,17 +181,30 @@ int encoder_run(struct encoder *e, struct enc_doc *docs, size_t n)
         e->hi = n;
         e->job_done = 0;
         e->have_job = 1;
+        e->busy = 1;
         pthread_cond_broadcast(&e->cv);
         pthread_mutex_unlock(&e->mu);
     }
     for (size_t i = 0; i < mid; i++)
         encode_one(e->lim, &docs[i], 0, &e->out[0]);
-    if (mid < n) {
-        pthread_mutex_lock(&e->mu);
-        while (!e->job_done)
-            pthread_cond_wait(&e->cv, &e->mu);
-        pthread_mutex_unlock(&e->mu);
-    }
+    return mid;
+}
+
+void encoder_wait(struct encoder *e)
+{
+    if (!e->busy)
+        return;
+    pthread_mutex_lock(&e->mu);
+    while (!e->job_done)
+        pthread_cond_wait(&e->cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+    e->busy = 0;
+}
+
+int encoder_run(struct encoder *e, struct enc_doc *docs, size_t n)
+{
+    encoder_start(e, docs, n);
+    encoder_wait(e);
     return 0;
 }
 

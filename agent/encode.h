@@ -49,6 +49,13 @@ void encoder_free(struct encoder *e);
 /* Encode N documents.  Returns 0 (per-document errors are in doc->err). */
 int encoder_run(struct encoder *e, struct enc_doc *docs, size_t n);
 
+/* The same in two steps: encoder_start returns once the caller's share,
+ * docs[0..returned), is done (the worker may still be busy with the rest);
+ * encoder_wait returns when all are.  Between the two the caller may use the
+ * first documents' records, and must not touch DOCS beyond them. */
+size_t encoder_start(struct encoder *e, struct enc_doc *docs, size_t n);
+void encoder_wait(struct encoder *e);
+
 /* Record I of thread TID's output from the last run; *DATA its bytes. */
 const struct enc_rec *encoder_rec(const struct encoder *e, int tid, size_t i, const char **data);
 

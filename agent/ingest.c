@@ -594,34 +594,46 @@ static int doc_init(struct ingest *in, struct enc_doc *d, struct tracked *t, con
     return 0;
 }
 
-/* Encode in->docs[0..N) on both threads, then queue their records in
- * document order (the caller moves the checkpoints in the same transaction). */
-static int encode_queue(struct ingest *in, size_t n)
+/* Queue the records of in->docs[I]. */
+static int queue_doc(struct ingest *in, size_t i)
 {
+    struct enc_doc *d = &in->docs[i];
+    struct tracked *t = d->user;
     int r;
 
-    encoder_run(in->enc, in->docs, n);
-    for (size_t i = 0; i < n; i++) {
-        struct enc_doc *d = &in->docs[i];
-        struct tracked *t = d->user;
-        if (d->err)
-            return d->err;
-        in->m->traces_seen++;
-        in->m->bytes_read += d->len;
-        if (d->skip != SKIP_NONE) {
-            in->m->skipped[d->skip]++;
-            log_warn("%s: offset %llu: skipped %zu bytes: %s", t->path,
-                     (unsigned long long)d->ctx.position, d->len, skip_reason_name(d->skip));
-        }
-        for (size_t k = 0; k < d->count; k++) {
-            const char *data;
-            const struct enc_rec *rec = encoder_rec(in->enc, d->tid, d->first + k, &data);
-            if ((r = queue_push(in->q, t->project, rec->id, data, rec->len, d->ctx.observed_ms)) != 0)
-                return r;
-            in->m->records_queued++;
-        }
+    if (d->err)
+        return d->err;
+    in->m->traces_seen++;
+    in->m->bytes_read += d->len;
+    if (d->skip != SKIP_NONE) {
+        in->m->skipped[d->skip]++;
+        log_warn("%s: offset %llu: skipped %zu bytes: %s", t->path,
+                 (unsigned long long)d->ctx.position, d->len, skip_reason_name(d->skip));
+    }
+    for (size_t k = 0; k < d->count; k++) {
+        const char *data;
+        const struct enc_rec *rec = encoder_rec(in->enc, d->tid, d->first + k, &data);
+        if ((r = queue_push(in->q, t->project, rec->id, data, rec->len, d->ctx.observed_ms)) != 0)
+            return r;
+        in->m->records_queued++;
     }
     return 0;
+}
+
+/* Encode in->docs[0..N) on both threads and queue their records in document
+ * order (the caller moves the checkpoints in the same transaction).  The
+ * first share's records are queued while the worker still encodes the rest. */
+static int encode_queue(struct ingest *in, size_t n)
+{
+    size_t mid = encoder_start(in->enc, in->docs, n), i;
+    int r = 0;
+
+    for (i = 0; i < mid && r == 0; i++)
+        r = queue_doc(in, i);
+    encoder_wait(in->enc);
+    for (i = mid; i < n && r == 0; i++)
+        r = queue_doc(in, i);
+    return r;
 }
 
 static void mtime_size(const struct stat *st, struct file_ck *ck)
