@@ -186,13 +186,6 @@ c = collections.Counter(json.loads(l).get(\"skip_reason\") for l in open(sys.arg
 c.pop(None, None)
 print(\"\\n\".join(\"%s %d\" % kv for kv in sorted(c.items())))' '$T/up/records.jsonl' > '$T/got' &&
     diff '$T/want' '$T/got' | sed 's/^/# /'; cmp -s '$T/want' '$T/got'"
-_metrics() {
-    while read -r reason n; do
-        m=$(awk -v k="tracevault_agent_skipped_total{reason=\"$reason\"}" '$1 == k { print $2 }' "$T/agent/metrics.prom")
-        [ "$m" = "$n" ] || { tv_diag "skipped_total{reason=$reason} = $m, want $n"; return 1; }
-    done < "$T/want"
-}
-tv_ok "the agent's metrics count each skip by reason" _metrics
 _logged() {
     for n in malformed truncated huge deep badutf8 overlong surrogate binary random space shape \
              longstring manyevents; do
@@ -216,7 +209,15 @@ tv_ok "fsck finds exactly the tampered file, by its name (exit $rc)" sh -c \
     "test $rc -ne 0 && grep -q 'alpha/tamper.json' '$T/fsck.out' && grep -q ', 1 damaged' '$T/fsck.out'"
 tv_ok "keyd's audit chain verifies (hostile frames were audited, not fatal)" \
     sh -c "'$KEYCTL' -c '$T/tv.conf' audit-verify > /dev/null"
+tv_ok "the agent stops cleanly (exit 0)" agent_stop
+# The metrics file is final once the agent has exited.
+_metrics() {
+    while read -r reason n; do
+        m=$(awk -v k="tracevault_agent_skipped_total{reason=\"$reason\"}" '$1 == k { print $2 }' "$T/agent/metrics.prom")
+        [ "$m" = "$n" ] || { tv_diag "skipped_total{reason=$reason} = $m, want $n"; return 1; }
+    done < "$T/want"
+}
+tv_ok "the agent's metrics count each skip by reason" _metrics
 tv_ok "the agent's queue is empty (nothing dead-lettered, nothing stuck)" \
     sh -c "test $(agent_metric queue_depth) -eq 0 && test $(agent_metric records_dead_lettered_total) -eq 0"
-tv_ok "the agent stops cleanly (exit 0)" agent_stop
 tv_done

@@ -28,7 +28,7 @@ retention_days = 30
 [project.beta]
 retention_days = 30
 CONF
-tv_plan 26
+tv_plan 27
 A="$M/alpha"
 B="$M/beta"
 C="$T/tv.conf"
@@ -101,7 +101,11 @@ tv_ok "beta keeps flowing: its 2 queued and 1 new record delivered" agent_wait_c
 sleep 1
 tv_ok "alpha's queued records were never sent (no request with its key since)" sh -c \
     "test $(sys_records alpha) -eq 5 && test \$(grep -c 'key-alpha' '$T/up/requests.log') -eq $alpha_req"
-tv_ok "they are still in the queue (nothing lost: 2 records)" test "$(agent_metric queue_depth)" -eq 2
+_queue_is() {  # the metrics file is rewritten every second: wait up to 5 s for the value
+    for _i in $(seq 1 50); do [ "$(agent_metric queue_depth)" = "$1" ] && return 0; sleep 0.1; done
+    tv_diag "queue_depth $(agent_metric queue_depth), want $1"; return 1
+}
+tv_ok "they are still in the queue (nothing lost: 2 records)" _queue_is 2
 tv_ok "the agent logs that alpha's API key is gone" \
     grep -q 'project "alpha": batch .* not delivered (.*API key.*shredded' "$T/agent.log"
 tv_ok "and counts the failed deliveries as retries" test "$(agent_metric retries_total)" -gt "$retries0"
@@ -112,6 +116,14 @@ tv_ok "keyd's audit log records the shred and the refused API key requests" sh -
      grep 'op=APIKEY_GET project=alpha ' '$T/audit.after' | grep -qv 'result=ok'"
 tv_ok "keyd's audit chain verifies" sh -c "'$KEYCTL' -c '$C' audit-verify > /dev/null"
 
+# A restart while alpha is shredded (its directory unreadable): beta still flows.
+agent_stop
+agent_start || sys_bail "the agent did not restart"
+agent_event b-restart > "$B/restart.json"
+_restarted() {
+    agent_wait_count 7 "sys_records beta" 20 && _queue_is 2 && [ "$(sys_records alpha)" -eq 5 ]
+}
+tv_ok "after an agent restart beta still flows, alpha's 2 records still wait" _restarted
 # Retention.
 "$RETENTION" -c "$C" --no-syslog --project alpha > "$T/ret1.out" 2> "$T/ret1.err"; rc=$?
 tv_ok "retention through the mount cannot list alpha: reports it, exit 1 (got $rc)" sh -c \
