@@ -22,8 +22,9 @@ sys_setup alpha beta <<'CONF'
 [project.alpha]
 evaluators = all
 CONF
-tv_plan 19
+tv_plan 20
 
+touch "$T/.start"                # files made elsewhere after this are searched too
 rnd() { od -An -N8 -tx1 /dev/urandom | tr -d ' \n'; }
 C="CNRY$(rnd)"          # content canary
 N="NCNRY$(rnd)"         # name canary
@@ -125,4 +126,14 @@ _outside_mount() {
     return 1
 }
 tv_ok "no canary in any file or name anywhere in the test tree outside the mount" _outside_mount
+# Temporary files a daemon might leave elsewhere (sqlite, curl, libfuse).
+# -xdev keeps find out of FUSE mounts (ours and other tests').
+_elsewhere() {
+    _hits=$(find /tmp /var/tmp /dev/shm -xdev -path "$T" -prune -o -newer "$T/.start" -type f \
+                -size -64M -print0 2>/dev/null | xargs -0 -r grep -laF -e "$C" -e "$N" 2>/dev/null)
+    [ -z "$_hits" ] && return 0
+    printf '%s\n' "$_hits" | sed 's/^/# leak: /'
+    return 1
+}
+tv_ok "no canary in any file made meanwhile in /tmp, /var/tmp or /dev/shm" _elsewhere
 tv_done
