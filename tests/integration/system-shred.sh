@@ -12,7 +12,8 @@
 #   - beta's files read back intact; keyd's audit chain records the shred;
 #   - retention: through the mount alpha cannot be listed any more (its names
 #     were encrypted under the shredded key), so the run reports an error
-#     (exit 1) instead of guessing; with the vault stopped, retention in the
+#     (exit 1) instead of guessing, and still expires the other projects;
+#     with the vault stopped, retention in the
 #     backing store removes exactly alpha's expired files by their mtime,
 #     which needs no key (docs/OPERATIONS.md: afterwards remove the project).
 . "$top_srcdir/tests/integration/lib.sh"
@@ -28,7 +29,7 @@ retention_days = 30
 [project.beta]
 retention_days = 30
 CONF
-tv_plan 27
+tv_plan 28
 A="$M/alpha"
 B="$M/beta"
 C="$T/tv.conf"
@@ -38,17 +39,18 @@ for i in 1 2 3; do agent_event "a-$i" > "$A/a$i.json"; agent_event "b-$i" > "$B/
 mkdir "$A/sub"
 agent_event a-old > "$A/sub/old.json"
 agent_event a-old2 > "$A/old.jsonl"
-touch -d '40 days ago' "$A/a1.json" "$A/sub/old.json" "$A/old.jsonl"
+agent_event b-old > "$B/old-b.json"
+touch -d '40 days ago' "$A/a1.json" "$A/sub/old.json" "$A/old.jsonl" "$B/old-b.json"
 sha256sum "$B"/b*.json > "$T/beta.sha"
 agent_start || sys_bail "the agent did not start"
-tv_ok "before the shred: all 8 traces shipped (alpha 5, beta 3)" agent_wait_count 8 sys_records 20
+tv_ok "before the shred: all 9 traces shipped (alpha 5, beta 4)" agent_wait_count 9 sys_records 20
 tv_ok "alpha's batches carried alpha's API key" grep -q '"auth": "Bearer key-alpha-s3cret"' "$T/up/requests.log"
 
 # Records of both projects wait in the queue while the upstream answers 503.
 echo 503 > "$T/up/control"
 for i in 1 2; do agent_event "a-live-$i" >> "$A/live.jsonl"; agent_event "b-live-$i" >> "$B/live.jsonl"; done
 tv_ok "4 new records queued while the upstream refuses" \
-    agent_wait_count 12 "agent_metric records_queued_total" 15
+    agent_wait_count 13 "agent_metric records_queued_total" 15
 
 # A file of alpha held open across the shred.
 mkdir "$T/sync"
@@ -97,7 +99,7 @@ tv_ok "keyctl list shows alpha shredded, beta not" sh -c \
 rm -f "$T/up/control"
 alpha_req=$(grep -c 'key-alpha' "$T/up/requests.log")
 agent_event b-after > "$B/after.json"
-tv_ok "beta keeps flowing: its 2 queued and 1 new record delivered" agent_wait_count 6 "sys_records beta" 20
+tv_ok "beta keeps flowing: its 2 queued and 1 new record delivered" agent_wait_count 7 "sys_records beta" 20
 sleep 1
 tv_ok "alpha's queued records were never sent (no request with its key since)" sh -c \
     "test $(sys_records alpha) -eq 5 && test \$(grep -c 'key-alpha' '$T/up/requests.log') -eq $alpha_req"
@@ -121,13 +123,15 @@ agent_stop
 agent_start || sys_bail "the agent did not restart"
 agent_event b-restart > "$B/restart.json"
 _restarted() {
-    agent_wait_count 7 "sys_records beta" 20 && _queue_is 2 && [ "$(sys_records alpha)" -eq 5 ]
+    agent_wait_count 8 "sys_records beta" 20 && _queue_is 2 && [ "$(sys_records alpha)" -eq 5 ]
 }
 tv_ok "after an agent restart beta still flows, alpha's 2 records still wait" _restarted
 # Retention.
-"$RETENTION" -c "$C" --no-syslog --project alpha > "$T/ret1.out" 2> "$T/ret1.err"; rc=$?
+"$RETENTION" -c "$C" --no-syslog > "$T/ret1.out" 2> "$T/ret1.err"; rc=$?
 tv_ok "retention through the mount cannot list alpha: reports it, exit 1 (got $rc)" sh -c \
     "test $rc -eq 1 && grep -q '^project=alpha via=mount .* files=0 .*errors=1' '$T/ret1.out' && grep -q 'alpha' '$T/ret1.err'"
+tv_ok "the same run expired beta's old trace through the mount" sh -c \
+    "grep -q '^project=beta via=mount .* files=1 .*errors=0' '$T/ret1.out' && test ! -e '$B/old-b.json' && test -e '$B/b1.json'"
 agent_stop
 vault_umount
 backing() { find "$T/data/alpha" -type f ! -name '.*' | wc -l; }
