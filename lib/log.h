@@ -10,6 +10,7 @@
 #define TV_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -32,6 +33,11 @@ void log_vmsg(enum log_level level, const char *func, const char *fmt, va_list a
 #define log_warn(...)  log_msg(LOG_LVL_WARN, __func__, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LVL_INFO, __func__, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __func__, __VA_ARGS__)
+
+/* Copy SRC into DST (capacity CAP, NUL-terminated) with control bytes, DEL
+ * and backslash escaped (\n, \xNN, \\); every message goes through this, so
+ * a name containing a newline cannot forge a log line.  Returns the length. */
+size_t log_escape(char *dst, size_t cap, const char *src);
 
 /* Log at error level and exit(1). */
 void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
