@@ -37,6 +37,7 @@
 
 #define WORK_BUDGET 2000            /* documents/lines per loop turn */
 #define METRICS_PERIOD_MS 1000
+#define METRICS_MIN_GAP_MS 200        /* sooner when a counter changed */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -69,17 +70,33 @@ struct agent {
     struct shipper *ship;
     struct watch *w;
     struct metrics m;
-    uint64_t next_metrics;
+    uint64_t next_metrics, last_metrics, metrics_sig;
 };
+
+/* A cheap fingerprint of the counters: when it changes, the file is
+ * rewritten sooner than the regular period, so readers see an event within
+ * a fraction of a second. */
+static uint64_t metrics_sig(const struct metrics *m)
+{
+    uint64_t sig = m->traces_seen + m->records_queued * 3 + m->records_shipped * 5 +
+                   m->records_dead_lettered * 7 + m->retries * 11 + m->rescans * 13 +
+                   (uint64_t)m->reading_paused * 17;
+    for (int i = 0; i < SKIP_REASON_COUNT; i++)
+        sig += m->skipped[i] * (uint64_t)(19 + i);
+    return sig;
+}
 
 static void write_metrics(struct agent *a, int force)
 {
-    uint64_t now = tv_now_ms();
+    uint64_t now = tv_now_ms(), sig = metrics_sig(&a->m);
     int r;
 
-    if (!force && now < a->next_metrics)
+    if (!force && now < a->next_metrics &&
+        (sig == a->metrics_sig || now < a->last_metrics + METRICS_MIN_GAP_MS))
         return;
     a->next_metrics = now + METRICS_PERIOD_MS;
+    a->last_metrics = now;
+    a->metrics_sig = sig;
     a->m.queue_depth = queue_depth(a->q);
     a->m.queue_bytes = queue_bytes(a->q);
     if ((r = metrics_write(&a->m, a->cfg->agent.metrics_file)) != 0)
@@ -158,7 +175,7 @@ static int run_follow(struct agent *a, const char *root)
     watch_scan(root, a->in, 1);
     log_info("following %s", root);
     while (!stop_requested) {
-        uint64_t now = tv_now_ms(), due = now + METRICS_PERIOD_MS;
+        uint64_t now = tv_now_ms(), due = a->next_metrics > now ? a->next_metrics : now;
         int timeout;
         if (busy)
             due = now;
@@ -168,6 +185,8 @@ static int run_follow(struct agent *a, const char *root)
             due = next_ship;
         if (next_scan && next_scan < due)
             due = next_scan;
+        if (metrics_sig(&a->m) != a->metrics_sig && a->last_metrics + METRICS_MIN_GAP_MS < due)
+            due = a->last_metrics + METRICS_MIN_GAP_MS;
         timeout = due > now ? (int)(due - now) : 0;
         struct pollfd pfd = { .fd = watch_fd(a->w), .events = POLLIN };
         if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
