@@ -78,7 +78,9 @@ static void fingerprint(const unsigned char *key, const char *prefix, char *out,
     snprintf(out, outlen, "%s%s", prefix, hex);
 }
 
-/* The development fallback key for PROJECT (created on first use). */
+/* The development key for PROJECT (created on first use), used only when the
+ * configuration says pseudonym_keys = local: never as a silent fallback,
+ * because a local key would survive a SHRED and change every hash. */
 static int local_key(struct keys *k, const char *project, unsigned char *key)
 {
     char path[PATH_MAX];
@@ -101,17 +103,16 @@ static int local_key(struct keys *k, const char *project, unsigned char *key)
     if (r != 0)
         snprintf(k->err, sizeof(k->err), "%.180s: %s", path, strerror(-r));
     else
-        log_warn("keyd socket %s does not exist: project \"%s\" uses the local pseudonym "
-                 "key %s (development mode)", k->cfg->keyd.socket, project, path);
+        log_warn("project \"%s\": pseudonym_keys = local: using the local key %s "
+                 "(development mode: not shredded with the project)", project, path);
     return r;
 }
 
 int keys_pseudonym(struct keys *k, const char *project, const unsigned char **key,
                    const char **version)
 {
-    struct stat st;
     unsigned char *buf;
-    int r, local = 0;
+    int r, local = strcmp(k->cfg->agent.pseudonym_keys, "local") == 0;
 
     for (size_t i = 0; i < k->n; i++)
         if (!strcmp(k->p[i].project, project)) {
@@ -121,8 +122,7 @@ int keys_pseudonym(struct keys *k, const char *project, const unsigned char **ke
         }
     if (!(buf = sodium_malloc(KEYD_PSEUDONYM_KEY_LEN)))
         return -ENOMEM;
-    if (stat(k->cfg->keyd.socket, &st) != 0 && errno == ENOENT) {
-        local = 1;
+    if (local) {
         r = local_key(k, project, buf);
     } else {
         r = keyd_pseudonym_key(k->kc, project, buf);

@@ -24,69 +24,71 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum key_type { K_STR, K_PATH, K_USERS, K_INT, K_EVALUATORS };
+enum key_type { K_STR, K_PATH, K_USERS, K_INT, K_EVALUATORS, K_CHOICE };
 
 struct key_def {
     const char *name;
     enum key_type type;
     size_t off;
     long min, max;          /* for K_INT */
+    const char *choices;    /* for K_CHOICE: "a|b|c" */
 };
 
 #define KD(sect, field) offsetof(struct tv_config, sect.field)
 #define KP(field) offsetof(struct tv_project, field)
 
 static const struct key_def keyd_keys[] = {
-    { "socket", K_PATH, KD(keyd, socket), 0, 0 },
-    { "keystore", K_PATH, KD(keyd, keystore), 0, 0 },
-    { "master_key", K_PATH, KD(keyd, master_key), 0, 0 },
-    { "audit_log", K_PATH, KD(keyd, audit_log), 0, 0 },
-    { "vault_users", K_USERS, KD(keyd, vault_users), 0, 0 },
-    { "agent_users", K_USERS, KD(keyd, agent_users), 0, 0 },
-    { "admin_users", K_USERS, KD(keyd, admin_users), 0, 0 },
-    { "client_timeout_ms", K_INT, KD(keyd, client_timeout_ms), 10, 600000 },
-    { "max_clients", K_INT, KD(keyd, max_clients), 1, 65536 },
-    { NULL, 0, 0, 0, 0 }
+    { "socket", K_PATH, KD(keyd, socket), 0, 0, NULL },
+    { "keystore", K_PATH, KD(keyd, keystore), 0, 0, NULL },
+    { "master_key", K_PATH, KD(keyd, master_key), 0, 0, NULL },
+    { "audit_log", K_PATH, KD(keyd, audit_log), 0, 0, NULL },
+    { "vault_users", K_USERS, KD(keyd, vault_users), 0, 0, NULL },
+    { "agent_users", K_USERS, KD(keyd, agent_users), 0, 0, NULL },
+    { "admin_users", K_USERS, KD(keyd, admin_users), 0, 0, NULL },
+    { "client_timeout_ms", K_INT, KD(keyd, client_timeout_ms), 10, 600000, NULL },
+    { "max_clients", K_INT, KD(keyd, max_clients), 1, 65536, NULL },
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
 static const struct key_def vault_keys[] = {
-    { "backing", K_PATH, KD(vault, backing), 0, 0 },
-    { "mountpoint", K_PATH, KD(vault, mountpoint), 0, 0 },
-    { "audit_log", K_PATH, KD(vault, audit_log), 0, 0 },
-    { "dek_cache_seconds", K_INT, KD(vault, dek_cache_seconds), 0, 86400 },
-    { "threads", K_INT, KD(vault, threads), 0, 1024 },
-    { NULL, 0, 0, 0, 0 }
+    { "backing", K_PATH, KD(vault, backing), 0, 0, NULL },
+    { "mountpoint", K_PATH, KD(vault, mountpoint), 0, 0, NULL },
+    { "audit_log", K_PATH, KD(vault, audit_log), 0, 0, NULL },
+    { "dek_cache_seconds", K_INT, KD(vault, dek_cache_seconds), 0, 86400, NULL },
+    { "threads", K_INT, KD(vault, threads), 0, 1024, NULL },
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
 static const struct key_def agent_keys[] = {
-    { "state_dir", K_PATH, KD(agent, state_dir), 0, 0 },
-    { "upstream", K_STR, KD(agent, upstream), 0, 0 },
-    { "ca_file", K_STR, KD(agent, ca_file), 0, 0 },
-    { "pinned_pubkey", K_STR, KD(agent, pinned_pubkey), 0, 0 },
-    { "metrics_file", K_STR, KD(agent, metrics_file), 0, 0 },
-    { "price_table", K_STR, KD(agent, price_table), 0, 0 },
-    { "batch_max_records", K_INT, KD(agent, batch_max_records), 1, 100000 },
-    { "batch_max_bytes", K_INT, KD(agent, batch_max_bytes), 1024, 64 << 20 },
-    { "batch_linger_ms", K_INT, KD(agent, batch_linger_ms), 0, 600000 },
-    { "queue_max_mb", K_INT, KD(agent, queue_max_mb), 1, 1 << 20 },
-    { "max_document_bytes", K_INT, KD(agent, max_document_bytes), 1024, 1 << 30 },
-    { NULL, 0, 0, 0, 0 }
+    { "state_dir", K_PATH, KD(agent, state_dir), 0, 0, NULL },
+    { "upstream", K_STR, KD(agent, upstream), 0, 0, NULL },
+    { "ca_file", K_STR, KD(agent, ca_file), 0, 0, NULL },
+    { "pinned_pubkey", K_STR, KD(agent, pinned_pubkey), 0, 0, NULL },
+    { "metrics_file", K_STR, KD(agent, metrics_file), 0, 0, NULL },
+    { "price_table", K_STR, KD(agent, price_table), 0, 0, NULL },
+    { "pseudonym_keys", K_CHOICE, KD(agent, pseudonym_keys), 0, 0, "keyd|local" },
+    { "batch_max_records", K_INT, KD(agent, batch_max_records), 1, 100000, NULL },
+    { "batch_max_bytes", K_INT, KD(agent, batch_max_bytes), 1024, 64 << 20, NULL },
+    { "batch_linger_ms", K_INT, KD(agent, batch_linger_ms), 0, 600000, NULL },
+    { "queue_max_mb", K_INT, KD(agent, queue_max_mb), 1, 1 << 20, NULL },
+    { "max_document_bytes", K_INT, KD(agent, max_document_bytes), 1024, 1 << 30, NULL },
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
 static const struct key_def retention_keys[] = {
-    { "lock_file", K_PATH, KD(retention, lock_file), 0, 0 },
-    { NULL, 0, 0, 0, 0 }
+    { "lock_file", K_PATH, KD(retention, lock_file), 0, 0, NULL },
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
 static const struct key_def project_keys[] = {
-    { "writers", K_USERS, KP(writers), 0, 0 },
-    { "readers", K_USERS, KP(readers), 0, 0 },
-    { "maintainers", K_USERS, KP(maintainers), 0, 0 },
-    { "retention_days", K_INT, KP(retention_days), 0, 36500 },
-    { "evaluators", K_EVALUATORS, KP(evaluators), 0, 0 },
-    { "latency_slo_ms", K_INT, KP(latency_slo_ms), 1, 86400000 },
-    { "max_output_chars", K_INT, KP(max_output_chars), 1, INT_MAX },
-    { NULL, 0, 0, 0, 0 }
+    { "writers", K_USERS, KP(writers), 0, 0, NULL },
+    { "readers", K_USERS, KP(readers), 0, 0, NULL },
+    { "maintainers", K_USERS, KP(maintainers), 0, 0, NULL },
+    { "retention_days", K_INT, KP(retention_days), 0, 36500, NULL },
+    { "evaluators", K_EVALUATORS, KP(evaluators), 0, 0, NULL },
+    { "latency_slo_ms", K_INT, KP(latency_slo_ms), 1, 86400000, NULL },
+    { "max_output_chars", K_INT, KP(max_output_chars), 1, INT_MAX, NULL },
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
 static const struct { const char *name; unsigned bit; } evaluator_names[] = {
@@ -341,6 +343,23 @@ static void set_key(struct parse_state *ps, const char *section, const struct ke
             fail(ps, section, kd->name, "\"%s\" is not an integer in [%ld, %ld]",
                  value, kd->min, kd->max);
         break;
+    case K_CHOICE: {
+        size_t vl = strlen(value);
+        const char *c = kd->choices;
+        while (c && *c) {
+            const char *bar = strchr(c, '|');
+            size_t cl = bar ? (size_t)(bar - c) : strlen(c);
+            if (cl == vl && strncmp(c, value, vl) == 0) {
+                char **sp = (char **)field;
+                free(*sp);
+                *sp = xstrdup(value);
+                return;
+            }
+            c = bar ? bar + 1 : NULL;
+        }
+        fail(ps, section, kd->name, "\"%s\" is not one of %s", value, kd->choices);
+        break;
+    }
     case K_EVALUATORS:
         if (parse_evaluators(value, (unsigned *)field, why, sizeof(why)) != 0)
             fail(ps, section, kd->name, "unknown evaluator \"%s\"", why);
@@ -497,6 +516,7 @@ static void apply_defaults(struct tv_config *cfg)
     set_default(&cfg->agent.ca_file, "");
     set_default(&cfg->agent.pinned_pubkey, "");
     set_default(&cfg->agent.price_table, "");
+    set_default(&cfg->agent.pseudonym_keys, "keyd");
     if (!cfg->agent.metrics_file || !cfg->agent.metrics_file[0]) {
         free(cfg->agent.metrics_file);
         size_t n = strlen(cfg->agent.state_dir) + sizeof("/metrics.prom");
@@ -603,6 +623,7 @@ void tv_config_free(struct tv_config *cfg)
     free(cfg->agent.pinned_pubkey);
     free(cfg->agent.metrics_file);
     free(cfg->agent.price_table);
+    free(cfg->agent.pseudonym_keys);
     free(cfg->retention.lock_file);
     for (size_t i = 0; i < cfg->n_projects; i++) {
         struct tv_project *p = &cfg->projects[i];

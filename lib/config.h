@@ -82,6 +82,8 @@ struct tv_config {
         char *state_dir, *upstream, *ca_file, *pinned_pubkey;
         char *metrics_file;        /* Prometheus text, default STATE_DIR/metrics.prom */
         char *price_table;         /* "" = the built-in table */
+        char *pseudonym_keys;      /* "keyd" (default) or "local": a key file in
+                                      state_dir, for development without keyd */
         int batch_max_records;     /* default 500 */
         int batch_max_bytes;       /* default 1 MiB */
         int batch_linger_ms;       /* default 1000 */

@@ -3,11 +3,13 @@
 
 # agent_conf [UPSTREAM]: $T/tv.conf with project "checkout" (and "billing"),
 # short batch linger, the upstream given (default file://$T/outbox).  Extra
-# INI text on stdin is appended.
+# INI text on stdin is appended.  Pseudonym keys are local (no keyd needed)
+# unless AGENT_PSEUDONYM_KEYS=keyd, or agent_use_keyd is called after keyd starts.
 agent_conf() {
     _extra=$(cat)
     tv_write_conf <<CONF
 [agent]
+pseudonym_keys = ${AGENT_PSEUDONYM_KEYS:-local}
 batch_linger_ms = ${AGENT_LINGER_MS:-100}
 batch_max_records = ${AGENT_BATCH_MAX:-500}
 
@@ -24,6 +26,11 @@ CONF
     [ -n "${1:-}" ] && sed -i "s|^upstream .*|upstream    = $1|" "$T/tv.conf"
     # A vault makes project directories itself; a plain directory needs them.
     [ -n "${AGENT_VAULT:-}" ] || mkdir -p "$T/mnt/checkout" "$T/mnt/billing"
+}
+
+# Take pseudonym keys from keyd (call once keyd runs and the projects exist).
+agent_use_keyd() {
+    sed -i 's/^pseudonym_keys = .*/pseudonym_keys = keyd/' "$T/tv.conf"
 }
 
 # Start the agent in the background (follow mode); AGENT_PID, log in $T/agent.log.
@@ -123,6 +130,7 @@ agent_keyd_projects() {
         "$KEYCTL" -c "$T/tv.conf" create "$_p" >/dev/null || return 1
         printf 'key-%s-s3cret\n' "$_p" | "$KEYCTL" -c "$T/tv.conf" apikey-set "$_p" >/dev/null || return 1
     done
+    agent_use_keyd
 }
 
 # A HoneyHive event line with event_id $1 (and optional session $2).

@@ -14,7 +14,7 @@ tv_need_fuse
 tv_plan 7
 AG=$(tv_add_user ag) || tv_skip_all "cannot add a user"
 NOKEY=$(tv_add_user nk) || tv_skip_all "cannot add a user"
-TV_AGENT_USERS="$AG" AGENT_VAULT=1 agent_conf <<CONF
+TV_AGENT_USERS="$AG" AGENT_VAULT=1 AGENT_PSEUDONYM_KEYS=keyd agent_conf <<CONF
 [project.shop]
 writers = root
 readers = $AG, $NOKEY

@@ -14,7 +14,7 @@ tv_need_fuse
 [ -x "$AGENT" ] && [ -x "$VAULT" ] && [ -x "$KEYD" ] || tv_skip_all "agent, vault or keyd not built"
 tv_plan 12
 OTHER=$(tv_add_user rd) || tv_skip_all "cannot add a user"
-AGENT_VAULT=1 agent_conf <<CONF
+AGENT_VAULT=1 AGENT_PSEUDONYM_KEYS=keyd agent_conf <<CONF
 [project.secret]
 writers = root
 readers = $OTHER

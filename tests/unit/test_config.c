@@ -33,7 +33,7 @@ int main(void)
     int fd = mkstemp(path);
     close(fd);
 
-    plan(26);
+    plan(30);
 
     is_int(load("[keyd]\nsocket = /x/k.sock ; inline comment\n"
                 "vault_users = root, @0\n"
@@ -43,6 +43,7 @@ int main(void)
            "valid config loads");
     is_str(cfg->keyd.socket, "/x/k.sock", "inline comment stripped");
     is_str(cfg->vault.mountpoint, "/srv/traces", "default mountpoint");
+    is_str(cfg->agent.pseudonym_keys, "keyd", "pseudonym keys come from keyd by default");
     is_int(cfg->n_projects, 2, "two projects");
     const struct tv_project *p = tv_config_project(cfg, "checkout");
     ok(p && p->retention_days == 7, "retention_days read");
@@ -72,6 +73,10 @@ int main(void)
     is_int(load("[project.a]\nevaluators = latency, vibes\n", &cfg, err, sizeof(err)), -1, "unknown evaluator");
     ok(err_has(err, "unknown evaluator \"vibes\""), "error names the evaluator: %s", err);
     is_int(load("[keyd]\nsocket = /a\nsocket = /b\n", &cfg, err, sizeof(err)), -1, "duplicate key fails");
+    is_int(load("[agent]\npseudonym_keys = maybe\n", &cfg, err, sizeof(err)), -1, "a choice outside its set fails");
+    ok(err_has(err, ":2: [agent] pseudonym_keys: \"maybe\" is not one of keyd|local"), "error lists the choices: %s", err);
+    is_int(load("[agent]\npseudonym_keys = local\n", &cfg, err, sizeof(err)), 0, "a valid choice loads");
+    tv_config_free(cfg);
     unlink(path);
     return done();
 }
