@@ -46,6 +46,9 @@
 #define JSON_GROUP_BYTES (4u << 20) /* or this many bytes of them */
 #define GONE_CHECK_MS 500          /* a deleted stream is re-read this often ... */
 #define GONE_QUIET_CHECKS 6        /* ... until it has not grown this many times */
+#define RETRY_FIRST_MS 1000        /* a file that cannot be read now is retried after */
+#define RETRY_MAX_MS 60000         /* ... doubling up to this: never given up (keyd may be
+                                      down), but a damaged file costs one read a minute */
 
 struct tracked {
     struct tracked *hnext, *wnext, *dnext;
@@ -60,6 +63,7 @@ struct tracked {
     uint64_t not_before;
     int have_ck;
     struct file_ck ck;
+    unsigned failures;             /* consecutive attempts that could not read it */
     int skipping;                  /* inside an oversized line */
     uint64_t skip_scanned;         /* bytes of it already scanned */
 };
@@ -333,6 +337,27 @@ static void defer(struct ingest *in, struct tracked *t, uint64_t when)
     in->deferred = t;
 }
 
+/* T could not be read now (a vault EIO: keyd down, a shredded project or a
+ * damaged file, which the agent cannot tell apart): try again later with
+ * exponential backoff, and count it. */
+static void retry_later(struct ingest *in, struct tracked *t, uint64_t now)
+{
+    unsigned shift = t->failures < 6 ? t->failures : 6;
+    uint64_t delay = (uint64_t)RETRY_FIRST_MS << shift;
+
+    t->failures++;
+    in->m->read_retries++;
+    defer(in, t, now + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS));
+}
+
+/* Log T's failure on attempts 1, 2, 4, 8, ...: a file that stays unreadable
+ * for a day costs a dozen log lines, not one a second. */
+static int log_due(const struct tracked *t)
+{
+    unsigned n = t->failures + 1;
+    return (n & (n - 1)) == 0;
+}
+
 static int open_ro(const char *path)
 {
     return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -574,7 +599,9 @@ static int doc_init(struct ingest *in, struct enc_doc *d, struct tracked *t, con
     if (!pe)
         return -ENOENT;
     if (keys_pseudonym(in->keys, t->project, &key, &kv) != 0) {
-        log_warn("project \"%s\": %s: reading paused", t->project, keys_error(in->keys));
+        if (log_due(t))
+            log_warn("project \"%s\": %s: reading paused (attempt %u)", t->project,
+                     keys_error(in->keys), t->failures + 1);
         return -EAGAIN;
     }
     d->buf = buf;
@@ -674,7 +701,9 @@ static int json_prepare(struct ingest *in, struct tracked *t, size_t slot)
     while (len < want && (n = pread(fd, doc + len, want - len, (off_t)len)) > 0)
         len += (size_t)n;
     if (len < want) {
-        log_warn("%s: read %zu of %zu bytes: %s", t->path, len, want, strerror(errno));
+        if (log_due(t))
+            log_warn("%s: read %zu of %zu bytes: %s (attempt %u; retried with backoff up to %d s)",
+                     t->path, len, want, strerror(errno), t->failures + 1, RETRY_MAX_MS / 1000);
         r = -EAGAIN;
         goto out;
     }
@@ -996,6 +1025,7 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
             r = json_prepare(in, t, nj);
             budget--;
             if (r == 1) {
+                t->failures = 0;
                 /* Documents are encoded in groups, on both threads; a group
                  * is bounded in bytes too, so large traces cannot pile up. */
                 nj_bytes += in->docs[nj].len;
@@ -1007,7 +1037,7 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
                 continue;
             }
             if (r == -EAGAIN) {
-                defer(in, t, now + 1000);
+                retry_later(in, t, now);
                 continue;
             }
             if (r < 0)
@@ -1019,7 +1049,7 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
             nj_bytes = 0;
             r = read_stream(in, t, &budget);
             if (r == -EAGAIN) {
-                defer(in, t, now + 1000);
+                retry_later(in, t, now);
                 continue;
             }
             if (r < 0)

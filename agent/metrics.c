@@ -60,6 +60,9 @@ int metrics_write(const struct metrics *m, const char *path)
     metric(o, "retries_total", "counter", "Delivery attempts that failed and will be retried.",
            (double)m->retries);
     metric(o, "rescans_total", "counter", "Full rescans of the watched tree.", (double)m->rescans);
+    metric(o, "read_retries_total", "counter",
+           "Reads that failed (vault EIO: keyd down, shredded or damaged file) and are retried with backoff.",
+           (double)m->read_retries);
     metric(o, "bytes_read_total", "counter", "Trace bytes read.", (double)m->bytes_read);
     add(o, "# HELP tracevault_agent_skipped_total Documents skipped, by reason.\n"
         "# TYPE tracevault_agent_skipped_total counter\n");

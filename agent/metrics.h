@@ -18,6 +18,7 @@ struct metrics {
     uint64_t batches_shipped;
     uint64_t retries;                /* failed delivery attempts that will be retried */
     uint64_t rescans;                /* full rescans (start, queue overflow, watch limit) */
+    uint64_t read_retries;           /* files that could not be read now, retried later */
     uint64_t bytes_read;
     uint64_t skipped[SKIP_REASON_COUNT];
     uint64_t queue_depth;            /* gauge */
