@@ -420,9 +420,87 @@ static void loaded_del_locked(struct vfs *fs, struct vnode *n)
     n->on_list = false;
 }
 
+/* ---- tail journal (docs/FORMAT.md "Crash consistency") -------------------- */
+
+/* The current path of the backing object behind FD into OUT; -ENOENT when
+ * it has been unlinked.  Backing names never contain a space. */
+static int fd_path(int fd, char out[PATH_MAX])
+{
+    char pp[64];
+    proc_path(fd, pp);
+    ssize_t l = readlink(pp, out, PATH_MAX - 1);
+    if (l < 0)
+        return -errno;
+    out[l] = '\0';
+    if (l > 10 && strcmp(out + l - 10, " (deleted)") == 0)
+        return -ENOENT;
+    return 0;
+}
+
+/* Open N's journal ".<backing name>.tail" (made when CREATE) into n->io.jfd.
+ * The name is found from the file itself, so it is right after renames
+ * (which move the journal along).  -ENOENT: none, or the file is unlinked.
+ * Caller holds n->rw for writing. */
+static int journal_open(struct vnode *n, bool create)
+{
+    char path[PATH_MAX], jp[PATH_MAX];
+    int rc;
+
+    if (n->io.jfd > 0)
+        return 0;
+    if ((rc = fd_path(n->fd, path)) < 0)
+        return rc;
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return -ENOENT;
+    *slash = '\0';
+    if (snprintf(jp, sizeof jp, "%s/.%s.tail", path, slash + 1) >= (int)sizeof jp)
+        return -ENAMETOOLONG;
+    int fd = open(jp, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (fd == 0) {                      /* jfd 0 means "no journal" */
+        fd = fcntl(0, F_DUPFD_CLOEXEC, 1);
+        close(0);
+    }
+    if (fd < 0)
+        return -errno;
+    n->io.jfd = fd;
+    return 0;
+}
+
+/* Before N is rewritten: make sure it has a journal (an unlinked file needs
+ * none: nobody can open it after a crash).  Caller holds n->rw for writing. */
+static int journal_ready(struct vnode *n)
+{
+    int rc = journal_open(n, true);
+    if (rc < 0 && rc != -ENOENT)
+        log_error("vault: project \"%s\": file %s: cannot make its tail journal: %s",
+                  n->proj->name, n->fid_hex, strerror(-rc));
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* Close N's journal; with REMOVE unlink it first, if the name still holds
+ * this journal.  Called when the open state is dropped (the DEK leaves the
+ * cache): no rewrite can be in flight then, so the record is not needed;
+ * keeping it until then spares a create and an unlink per open/close of a
+ * file written in bursts.  Caller holds n->rw for writing. */
+static void journal_close(struct vnode *n, bool remove)
+{
+    char jp[PATH_MAX];
+    struct stat a, b;
+
+    if (n->io.jfd <= 0)
+        return;
+    if (remove && fd_path(n->io.jfd, jp) == 0 && fstat(n->io.jfd, &a) == 0 &&
+        lstat(jp, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        unlink(jp);
+    close(n->io.jfd);
+    n->io.jfd = 0;
+}
+
 /* Drop the open state (DEK wiped); caller holds n->rw for writing. */
 static void node_unload_locked(struct vnode *n)
 {
+    journal_close(n, true);
     if (n->io.dek) {
         keymem_free(n->io.dek);     /* wipes */
         n->io.dek = NULL;
@@ -575,10 +653,6 @@ static int node_load_locked(struct vfs *fs, struct vnode *n)
     }
     memcpy(n->io.file_id, h.file_id, BC_FILE_ID);
     tv_hex(h.file_id, BC_FILE_ID, n->fid_hex);
-    if (bc_plain_size(st.st_size, &n->io.size) < 0) {
-        integrity_failure(n, "size");
-        return -EIO;
-    }
     n->owner = st.st_uid;
     unsigned char *dek = keymem_alloc();
     if (!dek)
@@ -597,6 +671,34 @@ static int node_load_locked(struct vfs *fs, struct vnode *n)
         return -EIO;
     }
     n->io.dek = dek;
+    /* a journal left by a kill: undo a rewrite it interrupted */
+    if (journal_open(n, false) == 0) {
+        struct fio_tail t;
+        rc = fio_recover(&n->io, n->io.jfd, st.st_size, 1, &t);
+        if (rc == 1) {
+            log_warn("vault: project \"%s\": file %s: torn tail restored from its journal "
+                     "(%u block(s) from %llu, size %lld)", n->proj->name, n->fid_hex, t.count,
+                     (unsigned long long)t.first, (long long)t.old_size);
+            audit_log(0, 0, n->proj->name, "recover", 0, n->fid_hex, "tail");
+        } else if (rc == -EBADMSG) {
+            integrity_failure(n, "tail journal");
+        } else if (rc < 0) {
+            log_error("vault: project \"%s\": file %s: cannot apply its tail journal: %s",
+                      n->proj->name, n->fid_hex, strerror(-rc));
+        }
+        if (fstat(n->io.fd, &st) < 0) {
+            rc = -errno;
+            journal_close(n, false);        /* keep the record for a later try */
+            node_unload_locked(n);
+            return rc;
+        }
+    }
+    if (bc_plain_size(st.st_size, &n->io.size) < 0) {
+        integrity_failure(n, "size");
+        journal_close(n, false);
+        node_unload_locked(n);
+        return -EIO;
+    }
     return 0;
 }
 
@@ -693,6 +795,26 @@ static int child_node(struct vfs *fs, struct vnode *d, const char *bname, struct
     return *out ? 0 : -ENOMEM;
 }
 
+static int tail_name(const char *bname, char out[NAMES_ENC_MAX]);
+
+/* A tail journal next to file N (backing name BNAME in D), left by a kill:
+ * load N now, which restores a torn tail, so that the size the kernel is
+ * about to cache is the restored one (it would not ask again before reading
+ * below a stale, larger size). */
+static void recover_on_lookup(struct vfs *fs, struct vnode *d, struct vnode *n, const char *bname)
+{
+    char tn[NAMES_ENC_MAX];
+    struct stat st;
+
+    if (n->is_dir || tail_name(bname, tn) < 0 || fstatat(d->fd, tn, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return;
+    pthread_rwlock_rdlock(&n->rw);
+    bool loaded = n->io.dek != NULL;
+    pthread_rwlock_unlock(&n->rw);
+    if (!loaded && node_acquire(fs, n) == 0)
+        node_release(fs, n);
+}
+
 static int do_lookup(struct vfs *fs, fuse_req_t req, struct vnode *d, const char *name,
                      struct fuse_entry_param *e)
 {
@@ -735,6 +857,7 @@ static int do_lookup(struct vfs *fs, fuse_req_t req, struct vnode *d, const char
         return rc;
     if ((rc = child_node(fs, d, bname, &n)) < 0)
         return rc;
+    recover_on_lookup(fs, d, n, bname);
     rc = entry_of(fs, n, e);
     if (rc < 0)
         node_forget(fs, n, 1);
@@ -844,7 +967,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
         if ((rc = node_acquire(fs, n)) < 0)
             goto out;
         pthread_rwlock_wrlock(&n->rw);
-        rc = n->io.dek ? io_result(n, fio_truncate(&n->io, attr->st_size)) : -EIO;
+        rc = n->io.dek ? journal_ready(n) : -EIO;
+        if (rc == 0)
+            rc = io_result(n, fio_truncate(&n->io, attr->st_size));
         pthread_rwlock_unlock(&n->rw);
         node_release(fs, n);
         if (rc < 0)
@@ -1000,6 +1125,12 @@ static int clear_empty_dir(int parent, const char *bname)
     return rc;
 }
 
+/* The name of the tail journal of backing file BNAME: ".<bname>.tail". */
+static int tail_name(const char *bname, char out[NAMES_ENC_MAX])
+{
+    return snprintf(out, NAMES_ENC_MAX, ".%s.tail", bname) < (int)NAMES_ENC_MAX ? 0 : -ENAMETOOLONG;
+}
+
 static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
     struct vfs *fs = FS(req);
@@ -1047,6 +1178,8 @@ static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
         if (unlinkat(d->fd, bname, 0) < 0)
             rc = -errno;
     }
+    if (rc == 0 && !dir && tail_name(bname, side) == 0)
+        unlinkat(d->fd, side, 0);       /* the file's tail journal, if any */
     if (rc == 0 && is_long) {
         names_side(bname, side);
         unlinkat(d->fd, side, 0);
@@ -1115,6 +1248,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         rc = -errno;
         goto out;
     }
+    if (S_ISREG(st1.st_mode) && !(d1 == d2 && strcmp(b1, b2) == 0)) {
+        /* the tail journal follows the file; without one, a journal of the
+         * file just replaced must not be taken for it */
+        char t1[NAMES_ENC_MAX], t2[NAMES_ENC_MAX];
+        if (tail_name(b1, t1) == 0 && tail_name(b2, t2) == 0 &&
+            renameat(d1->fd, t1, d2->fd, t2) < 0)
+            unlinkat(d2->fd, t2, 0);
+    }
     if (long1 && !(d1 == d2 && strcmp(b1, b2) == 0)) {
         names_side(b1, side);
         unlinkat(d1->fd, side, 0);
@@ -1175,7 +1316,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         goto out;
     if (fi->flags & O_TRUNC) {
         pthread_rwlock_wrlock(&n->rw);
-        rc = n->io.dek ? io_result(n, fio_truncate(&n->io, 0)) : -EIO;
+        rc = n->io.dek ? journal_ready(n) : -EIO;
+        if (rc == 0)
+            rc = io_result(n, fio_truncate(&n->io, 0));
         pthread_rwlock_unlock(&n->rw);
     }
     if (rc == 0 && !(h = handle_new(n, &r, fi->flags)))
@@ -1381,7 +1524,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     pthread_rwlock_wrlock(&n->rw);
     if (!n->io.dek || atomic_load(&n->proj->shredded))
         rc = -EIO;
-    else
+    else if ((rc = journal_ready(n)) == 0)
         rc = io_result(n, fio_write(&n->io, buf, size,
                                     (h->append && !fs->writeback) ? n->io.size : off));
     pthread_rwlock_unlock(&n->rw);
@@ -1770,6 +1913,9 @@ void vfs_wipe_keys(struct vfs *fs)
         pthread_rwlock_wrlock(&v->rw);
         keymem_free(v->io.dek);
         v->io.dek = NULL;
+        /* the session is over: no rewrite is in flight, and a journal left
+         * at rest would only hand out older blocks (docs/THREAT_MODEL.md) */
+        journal_close(v, true);
         pthread_rwlock_unlock(&v->rw);
     }
     pthread_mutex_unlock(&fs->loaded_lock);

@@ -39,7 +39,8 @@ void vfs_reload(struct vfs *fs, struct tv_config *newcfg);
 
 int vfs_start_threads(struct vfs *fs);
 
-/* At unmount: wipe every DEK, pooled DEK and name key this process holds. */
+/* At unmount: wipe every DEK, pooled DEK and name key this process holds,
+ * and remove the tail journals of loaded files (no rewrite is in flight). */
 void vfs_wipe_keys(struct vfs *fs);
 
 #endif

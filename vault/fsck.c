@@ -21,6 +21,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "vault/blockcrypt.h"
+#include "vault/fileio.h"
 #include "vault/keys.h"
 #include "vault/meta.h"
 #include "vault/names.h"
@@ -31,7 +32,7 @@ struct walk {
     struct names_keys *nk;      /* sodium_malloc'd */
     int rewrap;
     uint32_t newest;
-    unsigned long files, dirs, damaged, rewrapped, errors;
+    unsigned long files, dirs, damaged, rewrapped, errors, restorable;
 };
 
 static void damaged(struct walk *w, const char *path, const char *why)
@@ -40,14 +41,20 @@ static void damaged(struct walk *w, const char *path, const char *why)
     w->damaged++;
 }
 
-/* Authenticate every block of the open backing file FD. */
-static int check_file(struct walk *w, int fd, const char *path)
+/* Authenticate every block of the open backing file FD (BNAME in directory
+ * DFD).  A file torn by a kill during a rewrite is checked as its tail
+ * journal would restore it, and reported as such; fsck itself writes
+ * nothing (the vault may be running and writing that very file: it
+ * restores the tail when it next opens the file). */
+static int check_file(struct walk *w, int dfd, const char *bname, int fd, const char *path)
 {
     unsigned char hdr[BC_HDR], cb[BC_CBLOCK], plain[BC_BLOCK];
+    char jname[NAME_MAX + 8];
     struct bc_header h;
+    struct fio_tail t = { 0 };
     struct stat st;
     off_t size;
-    int rc;
+    int rc, restorable = 0;
 
     if (fstat(fd, &st) < 0)
         return -errno;
@@ -55,7 +62,9 @@ static int check_file(struct walk *w, int fd, const char *path)
         damaged(w, path, "bad header");
         return 0;
     }
-    if (bc_plain_size(st.st_size, &size) < 0) {
+    snprintf(jname, sizeof jname, ".%s.tail", bname);
+    int jfd = openat(dfd, jname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (jfd < 0 && bc_plain_size(st.st_size, &size) < 0) {
         damaged(w, path, "impossible size (truncated?)");
         return 0;
     }
@@ -75,8 +84,29 @@ static int check_file(struct walk *w, int fd, const char *path)
         rc = 0;
         goto out;
     }
+    if (jfd >= 0) {
+        struct fileio f = { .fd = fd, .dek = dek, .project = w->project };
+        memcpy(f.file_id, h.file_id, BC_FILE_ID);
+        restorable = fio_recover(&f, jfd, st.st_size, 0, &t);
+        if (restorable == -EBADMSG) {
+            damaged(w, path, "torn tail, and its journal cannot restore it");
+            goto out;
+        }
+        if (restorable == 1) {
+            printf("%s: torn tail, restorable from its journal (%u block(s) from %llu, size %lld): "
+                   "the vault restores it when it next opens the file\n", path, t.count,
+                   (unsigned long long)t.first, (long long)t.old_size);
+            w->restorable++;
+            size = t.old_size;
+        } else if (bc_plain_size(st.st_size, &size) < 0) {
+            damaged(w, path, "impossible size (truncated?)");
+            goto out;
+        }
+    }
     uint64_t nb = bc_nblocks(size);
     for (uint64_t i = 0; i < nb; i++) {
+        if (restorable == 1 && i >= t.first && i - t.first < t.count)
+            continue;                   /* authenticated in the journal */
         size_t len = bc_block_len(size, i) + BC_OVERHEAD;
         if (meta_pread_full(fd, cb, len, bc_block_offset(i)) < 0 ||
             bc_open(plain, cb, len, dek, w->project, h.file_id, i, i == nb - 1) < 0) {
@@ -88,6 +118,8 @@ static int check_file(struct walk *w, int fd, const char *path)
     }
     sodium_memzero(plain, sizeof plain);
 out:
+    if (jfd >= 0)
+        close(jfd);
     sodium_free(dek);
     return rc;
 }
@@ -172,7 +204,7 @@ static int walk_dir(struct walk *w, int dfd, const char *path)
                 fd = openat(dfd, de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
                 rc = fd < 0 ? -errno : rewrap_file(w, fd, sub);
             } else {
-                rc = check_file(w, fd, sub);
+                rc = check_file(w, dfd, de->d_name, fd, sub);
             }
         } else {
             damaged(w, sub, "not a regular file or directory");
@@ -283,8 +315,8 @@ static int run(const struct tv_config *cfg, const char *project, int rewrap)
         printf("rewrap: %lu files, %lu headers re-wrapped, %lu errors\n", w.files, w.rewrapped,
                w.errors);
     else
-        printf("fsck: %lu files in %lu directories checked, %lu damaged, %lu errors\n", w.files,
-               w.dirs, w.damaged, w.errors);
+        printf("fsck: %lu files in %lu directories checked, %lu damaged, %lu errors, "
+               "%lu torn tails restorable\n", w.files, w.dirs, w.damaged, w.errors, w.restorable);
     if (w.damaged || w.errors)
         status = 1;
 out:
