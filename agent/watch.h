@@ -1,12 +1,15 @@
 /*
- * watch.h - discovery: recursive inotify over the root (libinotifytools) and
- * full scans.
+ * watch.h - discovery: recursive inotify over the root and full scans.
  *
- * New directories (projects included) are watched as soon as their creation
- * is seen and then scanned, so files made before the watch existed are not
- * missed.  An inotify queue overflow, or running out of watches, triggers a
- * full rescan (and, while watches are short, a rescan every few seconds):
- * never a silent gap.  Scans are idempotent: checkpoints decide what is new.
+ * Every directory is watched before it is listed, and subdirectories found
+ * by the listing are walked the same way, so whatever is made in a new tree
+ * is either in a listing or raises an event.  An inotify queue overflow, or
+ * running out of watches, triggers a full rescan (and, while watches are
+ * short, a rescan every few seconds): never a silent gap.  The root is
+ * checked every second: when its mount goes away (a dead FUSE mount, an
+ * unmount, another mount in its place) every watch is dropped, the loss is
+ * logged once, and when it is back the tree is watched and rescanned.
+ * Scans are idempotent: checkpoints decide what is new.
  */
 #ifndef TV_AGENT_WATCH_H
 #define TV_AGENT_WATCH_H
@@ -17,7 +20,8 @@ struct ingest;
 struct metrics;
 struct watch;
 
-/* Watch ROOT recursively.  Returns 0 and *OUT, or a negative errno (logged). */
+/* Watch ROOT recursively (a ROOT not usable yet is watched once it is).
+ * Scan it next.  Returns 0 and *OUT, or a negative errno (logged). */
 int watch_new(const char *root, struct ingest *in, struct metrics *m, struct watch **out);
 void watch_free(struct watch *w);
 
@@ -31,8 +35,8 @@ int watch_drain(struct watch *w);
  * ingest_scanned.  Usable without a watch (--once). */
 int watch_scan(const char *root, struct ingest *in, int settle);
 
-/* Rescan if one is due (overflow, watch limit).  Returns ms until the next
- * periodic rescan (0 = none planned). */
+/* Check the root, rescan if one is due (overflow, watch limit, the mount
+ * back).  Returns when to call again (tv_now_ms() time, within a second). */
 uint64_t watch_maintain(struct watch *w);
 
 #endif
