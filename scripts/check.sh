@@ -37,5 +37,20 @@ if [ "$status" -ne 0 ]; then
     done
     [ $((fail + xpass + err)) -eq 0 ] && err=1   # make failed without a failed test
 fi
+# Packaging: the tarball builds out of tree from a read-only source and
+# passes the same tests (automake's distcheck).  One more test in the count.
+if [ "$status" -eq 0 ] && [ -z "${TV_NO_DISTCHECK:-}" ]; then
+    if make distcheck >distcheck.log 2>&1; then
+        pass=$((pass + 1))
+        echo "PASS: make distcheck"
+    else
+        err=$((err + 1))
+        status=1
+        echo "FAIL: make distcheck"
+        grep -E '^(FAIL|ERROR):|Error|error:' distcheck.log | head -20
+    fi
+else
+    skip=$((skip + 1))
+fi
 echo "$((pass + xfail)) passed, $((fail + xpass + err)) failed, $skip skipped"
 exit "$status"
