@@ -235,16 +235,22 @@ static int root_identity(const char *root, struct stat *st, int *mounted)
 {
     char parent[PATH_MAX];
     struct stat pst;
-    const char *slash = strrchr(root, '/');
+    size_t len = strlen(root);
+    char *slash;
 
     if (stat(root, st) != 0)
         return -errno;
     if (!S_ISDIR(st->st_mode))
         return -ENOTDIR;
     *mounted = 1;
-    if (slash && slash != root && (size_t)(slash - root) < sizeof(parent)) {
-        memcpy(parent, root, (size_t)(slash - root));
-        parent[slash - root] = '\0';
+    while (len > 1 && root[len - 1] == '/')
+        len--;                         /* "/srv/traces/": the parent is /srv */
+    if (len >= sizeof(parent))
+        return 0;
+    memcpy(parent, root, len);
+    parent[len] = '\0';
+    if ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+        *slash = '\0';
         if (stat(parent, &pst) == 0)
             *mounted = pst.st_dev != st->st_dev;
     }
