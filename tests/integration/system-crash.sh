@@ -94,7 +94,6 @@ while not os.path.exists(stop):
         nlines += 1
 PY
 
-mkdir "$M/alpha/w1" "$M/beta/w2" "$M/alpha/w3" "$M/beta/w4"   # before the agent: see system-canary.sh
 agent_start || sys_bail "the agent did not start"
 wpids=""
 for w in 1 2 3 4; do

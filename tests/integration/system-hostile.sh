@@ -25,9 +25,6 @@ sys_setup alpha beta <<'CONF'
 max_document_bytes = 4194304
 CONF
 tv_plan 17
-# The hostile directory names exist before the agent starts (see system-canary.sh).
-mkdir -p "$M/alpha/dir
-nl/$(printf '\303\274n\303\257')"
 agent_start || sys_bail "the agent did not start"
 
 cat > "$T/gen.py" <<'PY'
@@ -51,7 +48,7 @@ names = ["good 1.json", "-rf good.json", "nl\nname.json", "\u00fcn\u00ef-\u4e2d\
 for i, n in enumerate(names):
     put(os.path.join(A, n), json.dumps(ev("g-name-%d" % i)).encode()); good.append("g-name-%d" % i)
 d = os.path.join(A, "dir\nnl", "\u00fcn\u00ef")
-os.makedirs(d, exist_ok=True)
+os.makedirs(d)
 put(os.path.join(d, "x.jsonl"), b"".join(json.dumps(ev("g-dir-%d" % i)).encode() + b"\n" for i in range(3)))
 good += ["g-dir-%d" % i for i in range(3)]
 put(os.path.join(B, "good.json"), json.dumps([ev("g-arr-0"), ev("g-arr-1")]).encode())
