@@ -139,6 +139,17 @@ static int journal(struct fileio *f, uint64_t first, uint64_t last, uint64_t run
     return pwrite_full(f->jfd, b, FIO_JHDR + blen, 0);
 }
 
+/* The rewrite is complete: void the record (its magic), so that a journal
+ * at rest can never undo a finished write, e.g. turn a block damaged later
+ * into a silent rollback.  A failure here leaves a record of a completed
+ * rewrite, which recovery ignores while the file is whole. */
+static void journal_done(struct fileio *f)
+{
+    static const unsigned char zero[4];
+    if (f->jfd > 0)
+        (void)!pwrite(f->jfd, zero, sizeof zero, 0);
+}
+
 int fio_recover(struct fileio *f, int jfd, off_t csize, int apply, struct fio_tail *t)
 {
     unsigned char hdr[FIO_JHDR], cb[BC_CBLOCK], plain[BC_BLOCK];
@@ -274,6 +285,7 @@ int fio_write(struct fileio *f, const void *vdata, size_t len, off_t off)
         goto out;
     if ((rc = pwrite_full(f->fd, cbuf, total, bc_block_offset(fb))) < 0)
         goto out;
+    journal_done(f);
     f->size = Z2;
     rc = 0;
 out:
@@ -312,6 +324,7 @@ int fio_truncate(struct fileio *f, off_t newsize)
         return rc;
     if (ftruncate(f->fd, bc_backing_size(newsize)) < 0)
         return -errno;
+    journal_done(f);
     f->size = newsize;
     return 0;
 }

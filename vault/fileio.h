@@ -37,7 +37,9 @@ struct fileio {
  *   the rewrite is in flight | u64 last block of the rewritten run
  *   | count sealed blocks first.. of a file of the old size
  *
- * so a rewrite stopped half-way by a kill of the process can be undone. */
+ * so a rewrite stopped half-way by a kill of the process can be undone.
+ * Once the rewrite is complete the magic is zeroed: only a record of a
+ * rewrite in flight is ever valid. */
 #define FIO_JHDR 40u
 struct fio_tail {
     uint64_t first;                     /* first block taken from the journal */

@@ -18,7 +18,7 @@ CONF
 sed -i "s|^\[vault\]|[vault]\ndek_cache_seconds = 1|" "$T/tv.conf"
 vault_remount
 ROUNDS=16
-tv_plan $((ROUNDS * 4 + 16))
+tv_plan $((ROUNDS * 4 + 18))
 
 # The content of every file is a function of the offset (byte o is o % 251),
 # so any prefix can be checked without keeping copies.
@@ -147,8 +147,11 @@ PY
     wait "$hold" 2>/dev/null
     wait "$VAULT_PID" 2>/dev/null
     fusermount3 -u -z "$T/mnt" 2>/dev/null
-    # block 1 (now 3904 bytes) spans [4264, 8208): its part in the third
-    # page, the tag, is what an interrupted pwrite leaves old
+    # the state of a kill during the second append's pwrite: its journal
+    # record still valid (a completed rewrite voids it), block 1 (now 3904
+    # bytes, [4264, 8208)) with its part in the third page, the tag, old
+    j=$(dirname "$b")/.$(basename "$b").tail
+    printf TVJ1 | dd of="$j" bs=1 conv=notrunc status=none
     dd if=/dev/urandom of="$b" bs=1 seek=8192 count=16 conv=notrunc status=none
     echo 5000
 }
@@ -192,7 +195,22 @@ os.write(fd, b"z" * 100)
 os.close(fd)
 PY
 tv_ok "unlink of a file open for writing leaves no journal" test -z "$(side_files)"
+# a journal next to a file written a moment ago (the vault keeps it while
+# the DEK is cached) holds a voided record: damage to the file is damage
+"$PY" -c 'import sys, time; f = open(sys.argv[1], "rb"); time.sleep(10)' "$M/alpha/sub/moved.log" &
+holder=$!                               # keeps the open state, so the journal
+"$PY" "$T/append1.py" "$M/alpha/sub/moved.log"
+b=$(vault_backing "$M/alpha/sub/moved.log")
+tv_ok "the file just written has its journal" test -n "$(side_files)"
+"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(4264 + 100); c = f.read(1); f.seek(4264 + 100); f.write(bytes([c[0] ^ 1]))' "$b"
+"$VAULT" fsck -c "$T/tv.conf" alpha > "$T/fsck.flip" 2>&1
+tv_ok "a flipped byte in it is damage for fsck, not a restorable tail" \
+    sh -c "grep -q 'moved.log: damaged' '$T/fsck.flip' && ! grep -q ': torn tail' '$T/fsck.flip'"
+grep -v '^fsck:' "$T/fsck.flip" | sed 's/^/# /'
+kill "$holder"; wait "$holder" 2>/dev/null
+rm "$M/alpha/sub/moved.log"
 # a clean unmount leaves no journal at rest, even for a file just written
+"$PY" -c 'import sys; open(sys.argv[1], "wb").write(bytes(range(251)) * 20)' "$M/alpha/sub/moved.log"
 "$PY" "$T/append1.py" "$M/alpha/sub/moved.log"
 tv_ok "a file just written has its journal" test -n "$(side_files)"
 vault_remount

@@ -111,6 +111,11 @@ static int torn_case(struct fileio *f, int jfd, off_t start, off_t off, size_t l
     memcpy(pafter, ref, (size_t)za);
     if (rc < 0 || bc < 0 || ac < 0)
         return 1;
+    /* the completed rewrite voided its record; while it ran it was valid */
+    unsigned char magic[4];
+    if (pread(jfd, magic, 4, 0) != 4 || memcmp(magic, "\0\0\0\0", 4) != 0 ||
+        pwrite(jfd, "TVJ1", 4, 0) != 4)
+        return 1;
     off_t during = ac > bc ? ac : bc, rs = 0;
     while (rs < bc && rs < ac && before[rs] == after[rs])
         rs++;
@@ -317,8 +322,11 @@ int main(void)
     struct fio_tail t;
     off_t cs = bc_backing_size(5100);
     unsigned char junk[16] = { 1 };
-    if (pwrite(f.fd, junk, sizeof junk, bc_block_offset(1) + 50) != (ssize_t)sizeof junk ||
-        pread(jfd, &byte, 1, FIO_JHDR + 60) != 1)
+    if (pwrite(f.fd, junk, sizeof junk, bc_block_offset(1) + 50) != (ssize_t)sizeof junk)
+        return 1;
+    is_int(fio_recover(&f, jfd, cs, 0, &t), 0,
+           "a block damaged after the write completed is not undone by its journal");
+    if (pwrite(jfd, "TVJ1", 4, 0) != 4 || pread(jfd, &byte, 1, FIO_JHDR + 60) != 1)
         return 1;
     byte ^= 0x40;
     if (pwrite(jfd, &byte, 1, FIO_JHDR + 60) != 1)
