@@ -797,16 +797,25 @@ static int child_node(struct vfs *fs, struct vnode *d, const char *bname, struct
 
 static int tail_name(const char *bname, char out[NAMES_ENC_MAX]);
 
-/* A tail journal next to file N (backing name BNAME in D), left by a kill:
- * load N now, which restores a torn tail, so that the size the kernel is
+/* A valid tail journal record next to file N (backing name BNAME in D),
+ * left by a kill during a rewrite: load N now, which restores a torn tail, so that the size the kernel is
  * about to cache is the restored one (it would not ask again before reading
  * below a stale, larger size). */
 static void recover_on_lookup(struct vfs *fs, struct vnode *d, struct vnode *n, const char *bname)
 {
     char tn[NAMES_ENC_MAX];
-    struct stat st;
+    unsigned char magic[4];
 
-    if (n->is_dir || tail_name(bname, tn) < 0 || fstatat(d->fd, tn, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    if (n->is_dir || tail_name(bname, tn) < 0)
+        return;
+    int jfd = openat(d->fd, tn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (jfd < 0)
+        return;
+    /* a voided record (a completed rewrite) needs no key from keyd */
+    bool valid = pread(jfd, magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
+                 memcmp(magic, "TVJ1", 4) == 0;
+    close(jfd);
+    if (!valid)
         return;
     pthread_rwlock_rdlock(&n->rw);
     bool loaded = n->io.dek != NULL;
