@@ -39,12 +39,22 @@
 #define METRICS_PERIOD_MS 1000
 #define METRICS_MIN_GAP_MS 200        /* sooner when a counter changed */
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, hup_seen;
 
 static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+/* SIGHUP is what operators and log rotators send daemons; its default action
+ * would end the agent with a status systemd does not restart.  The agent
+ * does not reload its configuration (projects and evaluators are built at
+ * start), so it says so and carries on. */
+static void on_hup(int sig)
+{
+    (void)sig;
+    hup_seen = 1;
 }
 
 static void usage(FILE *f)
@@ -122,6 +132,10 @@ static int run_once(struct agent *a, const char *root)
 
     watch_scan(root, a->in, 0);
     while (!stop_requested) {
+        if (hup_seen) {
+            hup_seen = 0;
+            log_info("SIGHUP: the configuration is not reloaded; restart the agent to apply changes");
+        }
         r = ingest_work(a->in, WORK_BUDGET, &next);
         if (r < 0)
             return 1;
@@ -288,6 +302,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     rc = once ? run_once(&a, root) : run_follow(&a, root);
 out:
