@@ -57,6 +57,15 @@ static void on_hup(int sig)
     hup_seen = 1;
 }
 
+/* Called from the main loops: say once per signal that nothing is reloaded. */
+static void note_hup(void)
+{
+    if (hup_seen) {
+        hup_seen = 0;
+        log_info("SIGHUP: the configuration is not reloaded; restart the agent to apply changes");
+    }
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -132,10 +141,7 @@ static int run_once(struct agent *a, const char *root)
 
     watch_scan(root, a->in, 0);
     while (!stop_requested) {
-        if (hup_seen) {
-            hup_seen = 0;
-            log_info("SIGHUP: the configuration is not reloaded; restart the agent to apply changes");
-        }
+        note_hup();
         r = ingest_work(a->in, WORK_BUDGET, &next);
         if (r < 0)
             return 1;
@@ -189,6 +195,7 @@ static int run_follow(struct agent *a, const char *root)
     watch_scan(root, a->in, 1);
     log_info("following %s", root);
     while (!stop_requested) {
+        note_hup();
         uint64_t now = tv_now_ms(), due = a->next_metrics > now ? a->next_metrics : now;
         int timeout;
         if (busy)
