@@ -46,9 +46,8 @@ chown "$NOKEY" "$T/agent-nk" "$T/outbox-nk"
 sed -e "s|^state_dir .*|state_dir   = $T/agent-nk|" -e "s|^upstream .*|upstream    = file://$T/outbox-nk|" \
     -e "s/^readers = root, $AG$/readers = root/" "$T/tv.conf" > "$T/nk.conf"
 chmod 0644 "$T/nk.conf"
-tv_as "$NOKEY" "$AGENT" -c "$T/nk.conf" >"$T/nk.log" 2>&1 &
-NKPID=$!
-tv_defer "kill $NKPID 2>/dev/null"
+TV_BG_OUT="$T/nk.log" tv_as_bg "$NOKEY" "$AGENT" -c "$T/nk.conf"
+NKPID=$TV_BG_PID
 sleep 2
 tv_ok "without keyd's consent no record is shipped" test -z "$(find "$T/outbox-nk" -name '*.msgpack')"
 tv_ok "... and the agent says why, and waits" sh -c "grep -q 'project \"shop\": keyd' '$T/nk.log' && kill -0 $NKPID"

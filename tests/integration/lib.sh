@@ -174,8 +174,19 @@ tv_add_user() {
     printf '%s\n' "$_u"
 }
 
-# Run a command as USER: tv_as USER cmd args...
+# Run a command as USER: tv_as USER cmd args...  (foreground only: "tv_as ... &"
+# would background a subshell, and $! would not be the command; use tv_as_bg.)
 tv_as() {
     _u=$1; shift
     setpriv --reuid="$_u" --regid="$(id -g "$_u")" --init-groups -- "$@"
+}
+
+# Start a command as USER in the background; TV_BG_PID is the command itself
+# (setpriv execs it), killed at exit.  Redirect with TV_BG_OUT (default /dev/null).
+tv_as_bg() {
+    _u=$1; shift
+    setpriv --reuid="$_u" --regid="$(id -g "$_u")" --init-groups -- "$@" \
+        >"${TV_BG_OUT:-/dev/null}" 2>&1 &
+    TV_BG_PID=$!
+    tv_defer "kill $TV_BG_PID 2>/dev/null"
 }

@@ -82,8 +82,8 @@ try:
 except OSError as e:
     print(errno.errorcode[e.errno])
 PY
-tv_as "$R" "$PY" "$T/holder.py" "$A/w.jsonl" "$T/sync" > "$T/holder.out" 2>&1 &
-hp=$!
+TV_BG_OUT="$T/holder.out" tv_as_bg "$R" "$PY" "$T/holder.py" "$A/w.jsonl" "$T/sync"
+hp=$TV_BG_PID
 tv_wait_for "$T/sync/ready" 10
 policy_conf "$MT" | tv_write_conf
 kill -HUP "$VAULT_PID"
