@@ -181,21 +181,6 @@ int audit_add(struct audit *a, const struct audit_rec *r, char *line)
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int audit_flush(struct audit *a)
 {
     int r;
@@ -204,7 +189,7 @@ int audit_flush(struct audit *a)
         return -EIO;
     if (a->staged == 0)
         return 0;
-    r = write_all(a->fd, a->batch, a->blen);
+    r = tv_write_full(a->fd, a->batch, a->blen, -1);
     if (r == 0 && a->do_fsync && fdatasync(a->fd) != 0)
         r = -errno;
     if (r == 0) {

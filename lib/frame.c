@@ -5,34 +5,15 @@
  */
 #include "config.h"
 #include "lib/frame.h"
+#include "lib/util.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-static int write_all(int fd, const uint8_t *p, size_t n, int is_sock)
-{
-    while (n > 0) {
-        ssize_t w = is_sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int frame_write(int fd, const void *body, size_t len)
 {
-    struct stat st;
-    int is_sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
     uint8_t small[FRAME_HDR + 512];
 
     if (len > UINT32_MAX)
@@ -45,40 +26,12 @@ int frame_write(int fd, const void *body, size_t len)
     if (len <= sizeof(small) - FRAME_HDR) {
         if (len)
             memcpy(small + FRAME_HDR, body, len);
-        return write_all(fd, small, FRAME_HDR + len, is_sock);
+        return tv_write_full(fd, small, FRAME_HDR + len, -1);
     }
-    int r = write_all(fd, small, FRAME_HDR, is_sock);
+    int r = tv_write_full(fd, small, FRAME_HDR, -1);
     if (r == 0)
-        r = write_all(fd, body, len, is_sock);
+        r = tv_write_full(fd, body, len, -1);
     return r;
-}
-
-static int read_full(int fd, uint8_t *p, size_t n, int timeout_ms)
-{
-    while (n > 0) {
-        if (timeout_ms >= 0) {
-            struct pollfd pfd = { .fd = fd, .events = POLLIN };
-            int pr = poll(&pfd, 1, timeout_ms);
-            if (pr < 0) {
-                if (errno == EINTR)
-                    continue;
-                return -errno;
-            }
-            if (pr == 0)
-                return -ETIMEDOUT;
-        }
-        ssize_t r = read(fd, p, n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return -ECONNRESET;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
 }
 
 int frame_read(int fd, size_t cap, int timeout_ms, void **body, size_t *len)
@@ -88,17 +41,17 @@ int frame_read(int fd, size_t cap, int timeout_ms, void **body, size_t *len)
     int r;
 
     *body = NULL;
-    if ((r = read_full(fd, hdr, FRAME_HDR, timeout_ms)) != 0)
-        return r;
+    if ((r = tv_read_full(fd, hdr, FRAME_HDR, -1, timeout_ms)) != 0)
+        return r == -ENODATA ? -ECONNRESET : r;
     n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) | ((size_t)hdr[2] << 8) | hdr[3];
     if (n > cap)
         return -EMSGSIZE;
     uint8_t *b = malloc(n ? n : 1);
     if (!b)
         return -ENOMEM;
-    if ((r = read_full(fd, b, n, timeout_ms)) != 0) {
+    if ((r = tv_read_full(fd, b, n, -1, timeout_ms)) != 0) {
         free(b);
-        return r;
+        return r == -ENODATA ? -ECONNRESET : r;
     }
     *body = b;
     *len = n;

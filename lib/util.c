@@ -8,14 +8,73 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+int tv_read_full(int fd, void *buf, size_t len, off_t off, int timeout_ms)
+{
+    char *p = buf;
+    size_t got = 0;
+
+    while (got < len) {
+        if (timeout_ms >= 0) {
+            struct pollfd pfd = { .fd = fd, .events = POLLIN };
+            int pr = poll(&pfd, 1, timeout_ms);
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr < 0)
+                return -errno;
+            if (pr == 0)
+                return -ETIMEDOUT;
+        }
+        ssize_t r = off < 0 ? read(fd, p + got, len - got)
+                            : pread(fd, p + got, len - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -ENODATA;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int tv_write_full(int fd, const void *buf, size_t len, off_t off)
+{
+    const char *p = buf;
+    size_t done = 0;
+    int sock = off < 0;         /* try send() first; ENOTSOCK says it is not one */
+
+    while (done < len) {
+        ssize_t w;
+        if (off >= 0) {
+            w = pwrite(fd, p + done, len - done, off + (off_t)done);
+        } else if (sock) {
+            w = send(fd, p + done, len - done, MSG_NOSIGNAL);
+            if (w < 0 && errno == ENOTSOCK) {
+                sock = 0;
+                continue;
+            }
+        } else {
+            w = write(fd, p + done, len - done);
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        done += (size_t)w;
+    }
+    return 0;
+}
 
 int tv_harden_process(void)
 {
@@ -60,17 +119,7 @@ int tv_write_atomic(int dirfd, const char *name, const void *data, size_t len, m
     fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            r = -errno;
-            break;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
+    r = tv_write_full(fd, p, len, -1);
     if (r == 0 && fchmod(fd, mode) != 0)
         r = -errno;
     if (r == 0 && fsync(fd) != 0)

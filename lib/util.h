@@ -9,6 +9,22 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/*
+ * The one full-I/O pair.  Both retry EINTR and short transfers.
+ *
+ * tv_read_full reads exactly LEN bytes into BUF: with pread at OFF, or from
+ * the current position (read) when OFF < 0.  With TIMEOUT_MS >= 0 it waits
+ * at most that long for each chunk (sockets, pipes); -1 waits forever.
+ * Returns 0, -ETIMEDOUT, -ENODATA when the end of the file (or a closed
+ * peer) comes before LEN bytes, or another negative errno.
+ *
+ * tv_write_full writes all LEN bytes of BUF: with pwrite at OFF, or at the
+ * current position when OFF < 0 (on a socket with send(MSG_NOSIGNAL), so a
+ * closed peer is -EPIPE rather than SIGPIPE).  Returns 0 or a negative errno.
+ */
+int tv_read_full(int fd, void *buf, size_t len, off_t off, int timeout_ms);
+int tv_write_full(int fd, const void *buf, size_t len, off_t off);
+
 /* Make the process non-dumpable and disable core dumps: its memory holds key
  * material or trace content (same reasoning as OpenSSH's ssh-agent). */
 int tv_harden_process(void);

@@ -74,14 +74,14 @@ static void put_safe(char *dst, size_t cap, const char *s)
     dst[i] = '\0';
 }
 
-void audit_log(uid_t uid, pid_t pid, const char *project, const char *op, int result,
-               const char *file_id_hex, const char *detail)
+int audit_log(uid_t uid, pid_t pid, const char *project, const char *op, int result,
+              const char *file_id_hex, const char *detail)
 {
     char ts[32], line[512], proj[72], fid[40], det[40], eb[16];
     int n;
 
     if (audit_fd < 0)
-        return;
+        return 0;
     tv_rfc3339(tv_wall_ns(), ts);
     put_safe(proj, sizeof proj, project ? project : "");
     put_safe(fid, sizeof fid, file_id_hex ? file_id_hex : "");
@@ -94,7 +94,10 @@ void audit_log(uid_t uid, pid_t pid, const char *project, const char *op, int re
                  fid[0] ? ",\"file_id\":\"" : "", fid, fid[0] ? "\"" : "",
                  det[0] ? ",\"detail\":\"" : "", det, det[0] ? "\"" : "");
     if (n <= 0 || (size_t)n >= sizeof line)
-        return;
-    if (write(audit_fd, line, (size_t)n) != n)
+        return -EIO;
+    if (write(audit_fd, line, (size_t)n) != n) {
         log_warn("vault: audit log: write failed: %s", strerror(errno));
+        return -EIO;
+    }
+    return 0;
 }

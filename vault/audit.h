@@ -22,10 +22,11 @@ int audit_reopen(const char *path);
 
 /* Append one record.  PROJECT, FILE_ID_HEX and DETAIL may be NULL; RESULT is
  * 0 for "ok" or a negative errno (written as its name, e.g. "EACCES").
- * DETAIL is a fixed, code-chosen word (never user data).  Failures to write
- * are logged, never fatal. */
-void audit_log(uid_t uid, pid_t pid, const char *project, const char *op, int result,
-               const char *file_id_hex, const char *detail);
+ * DETAIL is a fixed, code-chosen word (never user data).  Returns 0, or -EIO
+ * when the record could not be written (logged): the caller fails the
+ * operation it was recording (fail-closed). */
+int audit_log(uid_t uid, pid_t pid, const char *project, const char *op, int result,
+              const char *file_id_hex, const char *detail);
 
 /* The symbolic name of a positive errno value ("EIO"), or "E<n>". */
 const char *audit_errname(int err, char buf[16]);

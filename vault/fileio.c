@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "vault/fileio.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,36 +56,11 @@ static uint64_t get64(const unsigned char *p, int n)
     return v;
 }
 
+/* A short read means the file is shorter than its size says: damage. */
 static int pread_full(int fd, void *buf, size_t len, off_t off)
 {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return -EBADMSG;            /* the file is shorter than its size says */
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        done += (size_t)w;
-    }
-    return 0;
+    int rc = tv_read_full(fd, buf, len, off, -1);
+    return rc == -ENODATA ? -EBADMSG : rc;
 }
 
 /* Reserve backing space up to NEWC bytes before any block is rewritten, so a
@@ -136,7 +112,7 @@ static int journal(struct fileio *f, uint64_t first, uint64_t last, uint64_t run
     int rc = pread_full(f->fd, b + FIO_JHDR, blen, bc_block_offset(first));
     if (rc < 0)
         return rc;
-    return pwrite_full(f->jfd, b, FIO_JHDR + blen, 0);
+    return tv_write_full(f->jfd, b, FIO_JHDR + blen, 0);
 }
 
 /* The rewrite is complete: void the record (its magic), so that a journal
@@ -203,7 +179,7 @@ int fio_recover(struct fileio *f, int jfd, off_t csize, int apply, struct fio_ta
             size_t len = bc_block_len(Z, first + i) + BC_OVERHEAD;
             rc = pread_full(jfd, cb, len, (off_t)(FIO_JHDR + i * BC_CBLOCK));
             if (rc == 0)
-                rc = pwrite_full(f->fd, cb, len, bc_block_offset(first + i));
+                rc = tv_write_full(f->fd, cb, len, bc_block_offset(first + i));
         }
         if (rc == 0 && ftruncate(f->fd, oldc) < 0)
             rc = -errno;
@@ -224,7 +200,7 @@ int fio_init(struct fileio *f, const struct bc_header *h)
     memcpy(f->file_id, h->file_id, BC_FILE_ID);
     randombytes_buf(nonce, sizeof nonce);
     bc_seal(buf + BC_HDR, NULL, 0, nonce, f->dek, f->project, f->file_id, 0, 1);
-    int rc = pwrite_full(f->fd, buf, sizeof buf, 0);
+    int rc = tv_write_full(f->fd, buf, sizeof buf, 0);
     if (rc == 0)
         f->size = 0;
     return rc;
@@ -283,7 +259,7 @@ int fio_write(struct fileio *f, const void *vdata, size_t len, off_t off)
         goto out;
     if ((rc = reserve(f->fd, bc_backing_size(Z), bc_backing_size(Z2))) < 0)
         goto out;
-    if ((rc = pwrite_full(f->fd, cbuf, total, bc_block_offset(fb))) < 0)
+    if ((rc = tv_write_full(f->fd, cbuf, total, bc_block_offset(fb))) < 0)
         goto out;
     journal_done(f);
     f->size = Z2;
@@ -320,7 +296,7 @@ int fio_truncate(struct fileio *f, off_t newsize)
     /* journal, rewrite the new last block inside the old file, then cut:
      * up to the cut the journal can undo it, after it the file is whole */
     if ((rc = journal(f, last, last, last, bc_backing_size(Z))) < 0 ||
-        (rc = pwrite_full(f->fd, cb, len + BC_OVERHEAD, bc_block_offset(last))) < 0)
+        (rc = tv_write_full(f->fd, cb, len + BC_OVERHEAD, bc_block_offset(last))) < 0)
         return rc;
     if (ftruncate(f->fd, bc_backing_size(newsize)) < 0)
         return -errno;

@@ -16,19 +16,8 @@
 
 int meta_pread_full(int fd, void *buf, size_t len, off_t off)
 {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return -EBADMSG;
-        got += (size_t)r;
-    }
-    return 0;
+    int rc = tv_read_full(fd, buf, len, off, -1);
+    return rc == -ENODATA ? -EBADMSG : rc;
 }
 
 static int read_small(int dirfd, const char *name, void *buf, size_t cap, size_t *len)
