@@ -76,6 +76,16 @@ int tv_write_full(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+void *tv_scratch(struct tv_scratch *s, size_t need)
+{
+    if (need > s->cap) {
+        free(s->buf);
+        s->buf = malloc(need);
+        s->cap = s->buf ? need : 0;
+    }
+    return s->buf;
+}
+
 int tv_harden_process(void)
 {
     struct rlimit rl = { 0, 0 };

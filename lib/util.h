@@ -25,6 +25,17 @@
 int tv_read_full(int fd, void *buf, size_t len, off_t off, int timeout_ms);
 int tv_write_full(int fd, const void *buf, size_t len, off_t off);
 
+/* A scratch buffer that grows to the largest size asked of it and is kept
+ * for the next use; typically one per thread (`static __thread struct
+ * tv_scratch s;`).  tv_scratch returns a buffer of at least NEED bytes,
+ * or NULL on ENOMEM (the old buffer is freed then).  Contents are not kept
+ * across growth; callers that put secrets in it wipe what they used. */
+struct tv_scratch {
+    void *buf;
+    size_t cap;
+};
+void *tv_scratch(struct tv_scratch *s, size_t need);
+
 /* Make the process non-dumpable and disable core dumps: its memory holds key
  * material or trace content (same reasoning as OpenSSH's ssh-agent). */
 int tv_harden_process(void);

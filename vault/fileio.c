@@ -1,40 +1,422 @@
 /*
- * fileio.c - the block I/O engine (see fileio.h, docs/FORMAT.md "Writing"
- * and "Crash consistency").
+ * fileio.c - the one door into an open sealed file (see fileio.h,
+ * docs/FORMAT.md "Writing" and "Crash consistency").
  *
- * Buffers for a request's run of sealed blocks (and for its journal record)
- * are per thread and grow to the largest request seen (1 MiB + overhead
- * with the vault's max_write).
+ * Layout: the open/create/close door (header, DEK, tail journal), then the
+ * block engine (read, write, truncate, verify) and the journal's record
+ * (write, void, recover).  Buffers for a request's run of sealed blocks and
+ * for its journal record are per thread and grow to the largest request
+ * seen (1 MiB + overhead with the vault's max_write).
+ *
+ * The tail journal of backing file "B" is ".B.tail" in the same directory.
+ * It is found from the file itself (/proc/self/fd of its O_PATH
+ * descriptor), so it is right after renames, which move it along.
  */
 #include "config.h"
 #include "vault/fileio.h"
-#include "lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
 
-static __thread unsigned char *tbuf, *jbuf;
-static __thread size_t tbuf_cap, jbuf_cap;
+#include "lib/log.h"
+#include "lib/util.h"
+#include "vault/audit.h"
+#include "vault/keymem.h"
+#include "vault/keys.h"
 
-static unsigned char *grow(unsigned char **buf, size_t *cap, size_t need)
+#define JMAGIC "TVJ1"
+#define JSUFFIX ".tail"
+
+struct fileio {
+    int fd;                             /* backing file, read-write (read-only: FIO_CHECK) */
+    int pathfd;                         /* O_PATH of the backing file (borrowed), or -1 */
+    int jfd;                            /* tail journal, or -1 */
+    bool readonly;
+    unsigned char *dek;                 /* keymem slot */
+    unsigned char file_id[BC_FILE_ID];
+    char fid_hex[2 * BC_FILE_ID + 1];
+    const char *project;                /* borrowed */
+    off_t size;                         /* plaintext size */
+    uint64_t skip_first;                /* FIO_CHECK: blocks authenticated in the journal */
+    uint32_t skip_count;
+};
+
+static __thread struct tv_scratch run_buf, jrec_buf;
+
+/* A short read means the file is shorter than its size says: damage. */
+static int pread_full(int fd, void *buf, size_t len, off_t off)
 {
-    if (need > *cap) {
-        free(*buf);
-        *buf = malloc(need);
-        *cap = *buf ? need : 0;
+    int rc = tv_read_full(fd, buf, len, off, -1);
+    return rc == -ENODATA ? -EBADMSG : rc;
+}
+
+/* ---- the journal's name ---------------------------------------------------- */
+
+static int journal_name(const char *bname, char *out, size_t cap)
+{
+    return snprintf(out, cap, ".%s" JSUFFIX, bname) < (int)cap ? 0 : -ENAMETOOLONG;
+}
+
+bool fio_is_journal_name(const char *name)
+{
+    size_t l = strlen(name), sl = strlen(JSUFFIX);
+    return name[0] == '.' && l > sl + 1 && strcmp(name + l - sl, JSUFFIX) == 0;
+}
+
+/* The current path of the backing object behind FD into OUT; -ENOENT when
+ * it has been unlinked.  Backing names never contain a space. */
+static int fd_path(int fd, char out[PATH_MAX])
+{
+    char pp[64];
+    snprintf(pp, sizeof pp, "/proc/self/fd/%d", fd);
+    ssize_t l = readlink(pp, out, PATH_MAX - 1);
+    if (l < 0)
+        return -errno;
+    out[l] = '\0';
+    if (l > 10 && strcmp(out + l - 10, " (deleted)") == 0)
+        return -ENOENT;
+    return 0;
+}
+
+/* Open F's journal (made when CREATE) into f->jfd.  -ENOENT: none, or the
+ * file is unlinked (nobody can open it after a crash: it needs none). */
+static int journal_open(struct fileio *f, bool create)
+{
+    char path[PATH_MAX], jp[PATH_MAX];
+    int rc;
+
+    if (f->jfd >= 0)
+        return 0;
+    if (f->pathfd < 0)
+        return -ENOENT;
+    if ((rc = fd_path(f->pathfd, path)) < 0)
+        return rc;
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return -ENOENT;
+    *slash = '\0';
+    if (snprintf(jp, sizeof jp, "%s/.%s" JSUFFIX, path, slash + 1) >= (int)sizeof jp)
+        return -ENAMETOOLONG;
+    int fd = open(jp, (f->readonly ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC |
+                          O_NONBLOCK | (create ? O_CREAT : 0), 0600);
+    if (fd < 0)
+        return -errno;
+    f->jfd = fd;
+    return 0;
+}
+
+/* Before a rewrite: make sure the file has a journal. */
+static int journal_ready(struct fileio *f)
+{
+    if (f->jfd >= 0 || f->pathfd < 0)
+        return 0;
+    int rc = journal_open(f, true);
+    if (rc < 0 && rc != -ENOENT)
+        log_error("vault: project \"%s\": file %s: cannot make its tail journal: %s",
+                  f->project, f->fid_hex, strerror(-rc));
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* Close F's journal; with REMOVE unlink it first, if the name still holds
+ * this journal.  Keeping it while the file is open spares a create and an
+ * unlink per open/close of a file written in bursts. */
+static void journal_close(struct fileio *f, bool remove)
+{
+    char jp[PATH_MAX];
+    struct stat a, b;
+
+    if (f->jfd < 0)
+        return;
+    if (remove && fd_path(f->jfd, jp) == 0 && fstat(f->jfd, &a) == 0 &&
+        lstat(jp, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        unlink(jp);
+    close(f->jfd);
+    f->jfd = -1;
+}
+
+bool fio_journal_pending(int dirfd, const char *bname)
+{
+    char jn[NAME_MAX + 1];
+    unsigned char magic[4];
+
+    if (journal_name(bname, jn, sizeof jn) < 0)
+        return false;
+    int jfd = openat(dirfd, jn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (jfd < 0)
+        return false;
+    /* a voided record (a completed rewrite) needs no key from keyd */
+    bool valid = pread(jfd, magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
+                 memcmp(magic, JMAGIC, 4) == 0;
+    close(jfd);
+    return valid;
+}
+
+void fio_journal_unlink(int dirfd, const char *bname)
+{
+    char jn[NAME_MAX + 1];
+    if (journal_name(bname, jn, sizeof jn) == 0)
+        unlinkat(dirfd, jn, 0);
+}
+
+void fio_journal_rename(int d1, const char *b1, int d2, const char *b2)
+{
+    char t1[NAME_MAX + 1], t2[NAME_MAX + 1];
+    if (journal_name(b1, t1, sizeof t1) == 0 && journal_name(b2, t2, sizeof t2) == 0 &&
+        renameat(d1, t1, d2, t2) < 0)
+        unlinkat(d2, t2, 0);
+}
+
+/* ---- the door ------------------------------------------------------------- */
+
+static struct fileio *fio_alloc(const char *project)
+{
+    struct fileio *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->fd = f->pathfd = f->jfd = -1;
+    f->project = project;
+    if (!(f->dek = keymem_alloc())) {
+        free(f);
+        return NULL;
     }
-    return *buf;
+    return f;
 }
 
-static unsigned char *scratch(size_t need)
+static void set_file_id(struct fileio *f, const unsigned char id[BC_FILE_ID])
 {
-    return grow(&tbuf, &tbuf_cap, need);
+    memcpy(f->file_id, id, BC_FILE_ID);
+    tv_hex(id, BC_FILE_ID, f->fid_hex);
 }
+
+void fio_close(struct fileio *f, bool drop_journal)
+{
+    if (!f)
+        return;
+    journal_close(f, drop_journal);
+    keymem_free(f->dek);                /* wipes */
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f);
+}
+
+int fio_read_header(int fd, struct bc_header *h)
+{
+    unsigned char hdr[BC_HDR];
+    int rc = pread_full(fd, hdr, BC_HDR, 0);
+    return rc < 0 ? rc : bc_header_parse(hdr, BC_HDR, h);
+}
+
+int fio_file_id_of(int pathfd, char hex[2 * BC_FILE_ID + 1])
+{
+    char pp[64];
+    struct bc_header h;
+    snprintf(pp, sizeof pp, "/proc/self/fd/%d", pathfd);
+    int fd = open(pp, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    int rc = fio_read_header(fd, &h);
+    close(fd);
+    if (rc < 0)
+        return rc;
+    tv_hex(h.file_id, BC_FILE_ID, hex);
+    return 0;
+}
+
+int fio_open(struct fileio **out, struct keys *keys, const char *project, int pathfd, int mode,
+             struct fio_report *rep)
+{
+    struct bc_header h;
+    struct stat st;
+    char pp[64];
+    int rc;
+
+    memset(rep, 0, sizeof *rep);
+    *out = NULL;
+    struct fileio *f = fio_alloc(project);
+    if (!f)
+        return -ENOMEM;
+    f->pathfd = pathfd;
+    f->readonly = mode == FIO_CHECK;
+    snprintf(pp, sizeof pp, "/proc/self/fd/%d", pathfd);
+    f->fd = open(pp, (f->readonly ? O_RDONLY | O_NONBLOCK : O_RDWR) | O_CLOEXEC);
+    if (f->fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (fstat(f->fd, &st) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((rc = fio_read_header(f->fd, &h)) < 0) {
+        rep->what = "header";
+        rc = -EBADMSG;
+        goto fail;
+    }
+    set_file_id(f, h.file_id);
+    memcpy(rep->fid_hex, f->fid_hex, sizeof rep->fid_hex);
+    rc = keys_unwrap(keys, project, h.kek_version, h.wrapped, f->dek);
+    if (rc == -EBADMSG) {
+        rep->what = "wrapped key";
+        goto fail;
+    }
+    if (rc < 0 && rc != -EKEYREVOKED) {
+        log_error("vault: project \"%s\": file %s: cannot unwrap its key: %s", project,
+                  f->fid_hex, keys_error(keys)[0] ? keys_error(keys) : strerror(-rc));
+        rc = -EIO;
+    }
+    if (rc < 0)
+        goto fail;
+    /* a journal left by a kill: undo the rewrite it interrupted */
+    if (journal_open(f, false) == 0) {
+        rc = fio_recover(f, f->jfd, st.st_size, !f->readonly, rep);
+        if (rc == -EBADMSG) {
+            rep->journal_damaged = true;        /* the caller reports it */
+        } else if (rc < 0) {
+            log_error("vault: project \"%s\": file %s: cannot apply its tail journal: %s",
+                      project, f->fid_hex, strerror(-rc));
+        } else if (rc == 1 && f->readonly) {
+            f->skip_first = rep->first;
+            f->skip_count = rep->count;
+            f->size = rep->old_size;
+            *out = f;
+            return 0;
+        } else if (rc == 1) {
+            log_warn("vault: project \"%s\": file %s: torn tail restored from its journal "
+                     "(%u block(s) from %llu, size %lld)", project, f->fid_hex, rep->count,
+                     (unsigned long long)rep->first, (long long)rep->old_size);
+            audit_log(0, 0, project, "recover", 0, f->fid_hex, "tail");
+        }
+        if (fstat(f->fd, &st) < 0) {
+            rc = -errno;
+            goto fail;
+        }
+    }
+    if (bc_plain_size(st.st_size, &f->size) < 0) {
+        rep->what = "size";
+        rc = -EBADMSG;
+        goto fail;
+    }
+    *out = f;
+    return 0;
+fail:
+    fio_close(f, false);        /* a journal is kept for a later try */
+    return rc;
+}
+
+/* Write a fresh empty file: header H and one sealed empty block. */
+static int init_file(struct fileio *f, const struct bc_header *h)
+{
+    unsigned char buf[BC_HDR + BC_OVERHEAD], nonce[BC_NONCE];
+    bc_header_encode(h, buf);
+    set_file_id(f, h->file_id);
+    randombytes_buf(nonce, sizeof nonce);
+    bc_seal(buf + BC_HDR, NULL, 0, nonce, f->dek, f->project, f->file_id, 0, 1);
+    int rc = tv_write_full(f->fd, buf, sizeof buf, 0);
+    if (rc == 0)
+        f->size = 0;
+    return rc;
+}
+
+int fio_create(struct fileio **out, struct keys *keys, const char *project, int fd, int pathfd)
+{
+    struct bc_header h;
+    int rc;
+
+    *out = NULL;
+    struct fileio *f = fio_alloc(project);
+    if (!f) {
+        close(fd);
+        return -ENOMEM;
+    }
+    f->fd = fd;
+    f->pathfd = pathfd;
+    if ((rc = keys_new_dek(keys, project, f->dek, h.wrapped, &h.kek_version)) < 0) {
+        if (rc != -EKEYREVOKED)
+            rc = -EIO;          /* keyd refused or is away: logged by keys */
+        goto fail;
+    }
+    randombytes_buf(h.file_id, sizeof h.file_id);
+    if ((rc = init_file(f, &h)) < 0)
+        goto fail;
+    *out = f;
+    return 0;
+fail:
+    fio_close(f, false);
+    return rc;
+}
+
+int fio_attach(struct fileio **out, int fd, const unsigned char dek[BC_DEK],
+               const struct bc_header *h, bool init, const char *project, int jfd)
+{
+    struct fileio *f = fio_alloc(project);
+    int rc;
+
+    *out = NULL;
+    if (!f) {
+        close(fd);
+        if (jfd >= 0)
+            close(jfd);
+        return -ENOMEM;
+    }
+    f->fd = fd;
+    f->jfd = jfd;
+    memcpy(f->dek, dek, BC_DEK);
+    set_file_id(f, h->file_id);
+    rc = init ? init_file(f, h) : fio_refresh_size(f);
+    if (rc < 0) {
+        fio_close(f, false);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+off_t fio_size(const struct fileio *f)
+{
+    return f->size;
+}
+
+const unsigned char *fio_file_id(const struct fileio *f)
+{
+    return f->file_id;
+}
+
+const char *fio_file_id_hex(const struct fileio *f)
+{
+    return f->fid_hex;
+}
+
+int fio_backing_fd(const struct fileio *f)
+{
+    return f->fd;
+}
+
+void fio_set_journal(struct fileio *f, int jfd)
+{
+    f->jfd = jfd;
+}
+
+int fio_refresh_size(struct fileio *f)
+{
+    struct stat st;
+    if (fstat(f->fd, &st) < 0)
+        return -errno;
+    return bc_plain_size(st.st_size, &f->size);
+}
+
+int fio_sync(struct fileio *f, bool datasync)
+{
+    return (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0 ? -errno : 0;
+}
+
+/* ---- the block engine ------------------------------------------------------ */
 
 static void put32(unsigned char *p, uint32_t v)
 {
@@ -54,13 +436,6 @@ static uint64_t get64(const unsigned char *p, int n)
     for (int i = n - 1; i >= 0; i--)
         v = v << 8 | p[i];
     return v;
-}
-
-/* A short read means the file is shorter than its size says: damage. */
-static int pread_full(int fd, void *buf, size_t len, off_t off)
-{
-    int rc = tv_read_full(fd, buf, len, off, -1);
-    return rc == -ENODATA ? -EBADMSG : rc;
 }
 
 /* Reserve backing space up to NEWC bytes before any block is rewritten, so a
@@ -96,14 +471,14 @@ static int read_block(struct fileio *f, off_t size, uint64_t i, unsigned char *p
 static int journal(struct fileio *f, uint64_t first, uint64_t last, uint64_t run_end,
                    off_t during)
 {
-    if (f->jfd <= 0)
+    if (f->jfd < 0)
         return 0;
     size_t count = (size_t)(last - first + 1);
     size_t blen = (count - 1) * BC_CBLOCK + bc_block_len(f->size, last) + BC_OVERHEAD;
-    unsigned char *b = grow(&jbuf, &jbuf_cap, FIO_JHDR + blen);
+    unsigned char *b = tv_scratch(&jrec_buf, FIO_JHDR + blen);
     if (!b)
         return -ENOMEM;
-    memcpy(b, "TVJ1", 4);
+    memcpy(b, JMAGIC, 4);
     put32(b + 4, (uint32_t)count);
     put64(b + 8, first);
     put64(b + 16, (uint64_t)f->size);
@@ -122,16 +497,16 @@ static int journal(struct fileio *f, uint64_t first, uint64_t last, uint64_t run
 static void journal_done(struct fileio *f)
 {
     static const unsigned char zero[4];
-    if (f->jfd > 0)
+    if (f->jfd >= 0)
         (void)!pwrite(f->jfd, zero, sizeof zero, 0);
 }
 
-int fio_recover(struct fileio *f, int jfd, off_t csize, int apply, struct fio_tail *t)
+int fio_recover(struct fileio *f, int jfd, off_t csize, bool apply, struct fio_report *t)
 {
     unsigned char hdr[FIO_JHDR], cb[BC_CBLOCK], plain[BC_BLOCK];
     int rc = 0;
 
-    if (pread_full(jfd, hdr, FIO_JHDR, 0) < 0 || memcmp(hdr, "TVJ1", 4) != 0)
+    if (pread_full(jfd, hdr, FIO_JHDR, 0) < 0 || memcmp(hdr, JMAGIC, 4) != 0)
         return 0;
     uint64_t count = get64(hdr + 4, 4), first = get64(hdr + 8, 8), z = get64(hdr + 16, 8);
     uint64_t during = get64(hdr + 24, 8), run_end = get64(hdr + 32, 8);
@@ -173,6 +548,7 @@ int fio_recover(struct fileio *f, int jfd, off_t csize, int apply, struct fio_ta
     t->first = first;
     t->count = (uint32_t)count;
     t->old_size = Z;
+    t->restored = true;
     if (apply) {
         /* idempotent: a kill in here leaves the same record to apply again */
         for (uint64_t i = 0; i < count && rc == 0; i++) {
@@ -190,19 +566,6 @@ int fio_recover(struct fileio *f, int jfd, off_t csize, int apply, struct fio_ta
     rc = 1;
 out:
     sodium_memzero(plain, sizeof plain);
-    return rc;
-}
-
-int fio_init(struct fileio *f, const struct bc_header *h)
-{
-    unsigned char buf[BC_HDR + BC_OVERHEAD], nonce[BC_NONCE];
-    bc_header_encode(h, buf);
-    memcpy(f->file_id, h->file_id, BC_FILE_ID);
-    randombytes_buf(nonce, sizeof nonce);
-    bc_seal(buf + BC_HDR, NULL, 0, nonce, f->dek, f->project, f->file_id, 0, 1);
-    int rc = tv_write_full(f->fd, buf, sizeof buf, 0);
-    if (rc == 0)
-        f->size = 0;
     return rc;
 }
 
@@ -224,12 +587,14 @@ int fio_write(struct fileio *f, const void *vdata, size_t len, off_t off)
         fb = nb - 1;
     uint64_t lb = (uint64_t)((E - 1) / BC_BLOCK);
     size_t count = (size_t)(lb - fb + 1);
-    unsigned char *cbuf = scratch(count * BC_CBLOCK + count * BC_NONCE);
+    unsigned char *cbuf = tv_scratch(&run_buf, count * BC_CBLOCK + count * BC_NONCE);
     unsigned char plain[BC_BLOCK];
     int rc;
 
     if (!cbuf)
         return -ENOMEM;
+    if ((rc = journal_ready(f)) < 0)
+        return rc;
     unsigned char *nonces = cbuf + count * BC_CBLOCK;
     randombytes_buf(nonces, count * BC_NONCE);
     for (uint64_t i = fb; i <= lb; i++) {
@@ -277,6 +642,8 @@ int fio_truncate(struct fileio *f, off_t newsize)
 
     if (newsize < 0 || newsize > BC_MAX_SIZE)
         return -EINVAL;
+    if ((rc = journal_ready(f)) < 0)
+        return rc;
     while (newsize > f->size && rc == 0) {
         off_t chunk = newsize - f->size;
         if (chunk > (off_t)sizeof zeros)
@@ -321,7 +688,7 @@ int fio_read(struct fileio *f, void *vout, size_t len, off_t off, size_t *got)
     uint64_t nb = bc_nblocks(Z);
     size_t count = (size_t)(lb - fb + 1);
     size_t clen = (count - 1) * BC_CBLOCK + bc_block_len(Z, lb) + BC_OVERHEAD;
-    unsigned char *buf = scratch(clen);
+    unsigned char *buf = tv_scratch(&run_buf, clen);
     if (!buf)
         return -ENOMEM;
     if ((rc = pread_full(f->fd, buf, clen, bc_block_offset(fb))) < 0)
@@ -347,5 +714,22 @@ int fio_read(struct fileio *f, void *vout, size_t len, off_t off, size_t *got)
     sodium_memzero(tmp, sizeof tmp);
     if (rc == 0)
         *got = (size_t)(end - off);
+    return rc;
+}
+
+int fio_verify(struct fileio *f, uint64_t *bad)
+{
+    unsigned char plain[BC_BLOCK];
+    uint64_t nb = bc_nblocks(f->size);
+    int rc = 0;
+
+    for (uint64_t i = 0; i < nb && rc == 0; i++) {
+        if (f->skip_count && i >= f->skip_first && i - f->skip_first < f->skip_count)
+            continue;                   /* authenticated in the journal */
+        rc = read_block(f, f->size, i, plain);
+        if (rc < 0)
+            *bad = i;
+    }
+    sodium_memzero(plain, sizeof plain);
     return rc;
 }

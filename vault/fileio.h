@@ -1,69 +1,97 @@
 /*
- * fileio.h - reading and writing one encrypted backing file (the format of
- * blockcrypt.h) through a held descriptor: the I/O engine under the FUSE
- * handlers, with no FUSE, no keyd and no locking of its own (callers
- * serialise: reads may run together, a write or truncate runs alone).
+ * fileio.h - the one door into an open sealed file (docs/FORMAT.md).
  *
- * A struct fileio describes an open file: backing fd (read-write), the DEK
- * (borrowed; guarded memory owned by the caller), file ID, project name
- * (borrowed) and the current plaintext size, which the engine keeps up to
- * date.  Integrity failures return -EBADMSG (callers report and map to EIO);
- * other failures a negative errno.  Plaintext passing through the engine's
- * own buffers is wiped.
+ * A struct fileio is an open encrypted backing file: its read-write
+ * descriptor, its DEK (a keymem slot: guarded memory, wiped on close), its
+ * file ID, its project (borrowed name, for the block AAD) and its plaintext
+ * size, which the engine keeps up to date; and its tail journal, the file's
+ * crash-consistency record, whose name and format only this module knows.
+ *
+ * Opening (fio_open) reads and parses the header, unwraps the DEK through
+ * keyd (vault/keys.h), applies a tail journal left by a kill and computes
+ * the size; creating (fio_create) takes a pooled DEK and writes a fresh empty
+ * file.  The FUSE side (vnode.c) and fsck both come in here.
+ *
+ * No FUSE and no locking of its own: callers serialise (reads may run
+ * together; a write, truncate or close runs alone).  Integrity failures
+ * return -EBADMSG (callers report and map to EIO); other failures a
+ * negative errno.  Plaintext passing through the engine's buffers is wiped.
  */
 #ifndef TV_VAULT_FILEIO_H
 #define TV_VAULT_FILEIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "vault/blockcrypt.h"
 
-struct fileio {
-    int fd;
-    unsigned char *dek;                 /* BC_DEK bytes, borrowed */
-    unsigned char file_id[BC_FILE_ID];
-    const char *project;                /* borrowed */
-    off_t size;                         /* plaintext size */
-    int jfd;                            /* tail journal (read-write), used when > 0:
-                                           a zero-initialised struct journals nothing */
+struct fileio;
+struct keys;
+
+/* fio_open modes */
+#define FIO_RDWR 0        /* the vault: read-write, a torn tail is restored */
+#define FIO_CHECK 1       /* fsck: read-only; a restorable torn tail is reported,
+                             and the file is read as the journal would restore it */
+
+/* What fio_open found out, for the caller's report. */
+struct fio_report {
+    char fid_hex[2 * BC_FILE_ID + 1]; /* the file ID, once the header was read */
+    const char *what;       /* on -EBADMSG: "header", "wrapped key", "tail journal",
+                               "size": the part that failed authentication */
+    bool journal_damaged;   /* a torn tail whose journal cannot restore it (the
+                               open goes on; reads of the torn blocks fail) */
+    bool restored;          /* FIO_RDWR: a torn tail was restored from the journal;
+                               FIO_CHECK: one is restorable */
+    uint64_t first;         /* the restored run: blocks first..first+count-1 */
+    uint32_t count;
+    off_t old_size;         /* the size the file was restored to */
 };
 
-/* The tail journal (docs/FORMAT.md "Crash consistency").  Before a write or
- * truncate rewrites existing blocks in place, the engine saves their old
- * sealed bytes into F->jfd (one pwrite at offset 0, page cache only):
- *
- *   "TVJ1" | u32 count | u64 first | u64 old size | u64 backing size while
- *   the rewrite is in flight | u64 last block of the rewritten run
- *   | count sealed blocks first.. of a file of the old size
- *
- * so a rewrite stopped half-way by a kill of the process can be undone.
- * Once the rewrite is complete the magic is zeroed: only a record of a
- * rewrite in flight is ever valid. */
-#define FIO_JHDR 40u
-struct fio_tail {
-    uint64_t first;                     /* first block taken from the journal */
-    uint32_t count;                     /* how many */
-    off_t old_size;                     /* plaintext size the file is restored to */
-};
+/*
+ * Open the sealed file behind PATHFD (an O_PATH descriptor of the backing
+ * file; borrowed, and kept to find the tail journal next to the file after
+ * renames) of PROJECT (borrowed; must outlive the fileio).  Returns 0 and
+ * *OUT, or -EBADMSG (REP->what says what failed), -EKEYREVOKED (the project
+ * was shredded), -EIO (keyd refused or is unreachable: logged), another
+ * negative errno.  REP->journal_damaged is reported by the caller.
+ */
+int fio_open(struct fileio **out, struct keys *keys, const char *project, int pathfd, int mode,
+             struct fio_report *rep);
 
-/* Look at journal JFD for the file F (fd, DEK, file ID and project set; size
- * unused) whose backing file has CSIZE bytes.  Returns 0 when the file needs
- * nothing (no usable record, a record of a rewrite that completed or of
- * another state of the file), 1 when the file is torn in the journalled
- * run and the journal's blocks authenticate as its old blocks: with APPLY
- * they are written back and the backing file is cut to the old size
- * (F->size becomes it); *T describes the restore either way.  -EBADMSG when
- * the file is torn in the run but the journal cannot repair it. */
-int fio_recover(struct fileio *f, int jfd, off_t csize, int apply, struct fio_tail *t);
+/*
+ * Make FD (a new, empty backing file opened read-write; consumed, also on
+ * failure) a fresh sealed file of PROJECT: a pooled DEK from KEYS, a random
+ * file ID, the header and one empty sealed block.  PATHFD as for fio_open.
+ * -EKEYREVOKED if the project was shredded, -EIO if keyd refused or is
+ * unreachable, another negative errno if the file cannot be written.
+ */
+int fio_create(struct fileio **out, struct keys *keys, const char *project, int fd, int pathfd);
 
-/* Write a fresh empty file (header H + one sealed empty block) at offset 0
- * of F->fd; F->size becomes 0. */
-int fio_init(struct fileio *f, const struct bc_header *h);
+/*
+ * Close F: wipe its DEK, close its descriptors.  With DROP_JOURNAL the tail
+ * journal is removed (nothing is in flight: the open state is being dropped
+ * for good); without, it is kept for a later open to apply.  NULL is fine.
+ */
+void fio_close(struct fileio *f, bool drop_journal);
+
+/* Open an engine on FD (read-write, consumed) with a DEK the caller already
+ * holds (copied into guarded memory) and the file ID of header H: for unit
+ * tests and tools.  With INIT the file is written fresh (H and one empty
+ * block), else its size is computed from the backing size.  JFD (>= 0,
+ * consumed) journals rewrites; -1 journals nothing. */
+int fio_attach(struct fileio **out, int fd, const unsigned char dek[BC_DEK],
+               const struct bc_header *h, bool init, const char *project, int jfd);
+
+/* Plaintext size; file ID (BC_FILE_ID bytes) and its hex form. */
+off_t fio_size(const struct fileio *f);
+const unsigned char *fio_file_id(const struct fileio *f);
+const char *fio_file_id_hex(const struct fileio *f);
 
 /* Write LEN bytes of DATA at OFF (growing the file, zero-filling a gap).
  * The backing growth is reserved (fallocate) before any block is rewritten,
- * so ENOSPC leaves the file as it was. */
+ * so ENOSPC leaves the file as it was; blocks rewritten in place are first
+ * saved in the tail journal. */
 int fio_write(struct fileio *f, const void *data, size_t len, off_t off);
 
 /* Truncate to NEWSIZE, or extend with zeros.  Shrinking journals the new
@@ -72,5 +100,61 @@ int fio_truncate(struct fileio *f, off_t newsize);
 
 /* Read up to LEN bytes at OFF into OUT; *GOT receives the count (0 at EOF). */
 int fio_read(struct fileio *f, void *out, size_t len, off_t off, size_t *got);
+
+/* Authenticate every block; on -EBADMSG *BAD is the first failing block.
+ * Blocks a FIO_CHECK open found restorable in the journal are skipped (the
+ * journal's copies authenticated). */
+int fio_verify(struct fileio *f, uint64_t *bad);
+
+/* fsync / fdatasync the backing file. */
+int fio_sync(struct fileio *f, bool datasync);
+
+/* Read and parse the header of the backing file FD. */
+int fio_read_header(int fd, struct bc_header *h);
+
+/* The file ID of the backing file behind PATHFD (an O_PATH or any
+ * descriptor), from its header, as hex. */
+int fio_file_id_of(int pathfd, char hex[2 * BC_FILE_ID + 1]);
+
+/* ---- the tail journal, by the backing name of its file ------------------- */
+
+/* True if a valid (not voided) journal record lies next to backing file
+ * BNAME in DIRFD: a rewrite was interrupted, and opening the file will
+ * restore it.  Cheap: no key is needed. */
+bool fio_journal_pending(int dirfd, const char *bname);
+
+/* The file BNAME in DIRFD was unlinked: remove its journal, if any. */
+void fio_journal_unlink(int dirfd, const char *bname);
+
+/* The file was renamed from D1/B1 to D2/B2: its journal follows it (and a
+ * journal of a file it replaced is removed, so it is never taken for the
+ * file's own). */
+void fio_journal_rename(int d1, const char *b1, int d2, const char *b2);
+
+/* True if NAME (a backing name) is a journal's. */
+bool fio_is_journal_name(const char *name);
+
+/* ---- for the unit test of the engine -------------------------------------- */
+
+/* The journal record layout (docs/FORMAT.md "Crash consistency"):
+ *   "TVJ1" | u32 count | u64 first | u64 old size | u64 backing size while
+ *   the rewrite is in flight | u64 last block of the rewritten run
+ *   | count sealed blocks first.. of a file of the old size
+ * Once the rewrite is complete the magic is zeroed. */
+#define FIO_JHDR 40u
+
+/* Look at journal JFD for F whose backing file has CSIZE bytes.  Returns 0
+ * when the file needs nothing, 1 when it is torn in the journalled run and
+ * the journal's blocks authenticate as its old blocks (with APPLY they are
+ * written back and the backing file cut to the old size; the size becomes
+ * it); REP describes the restore either way.  -EBADMSG when the file is torn
+ * in the run but the journal cannot repair it. */
+int fio_recover(struct fileio *f, int jfd, off_t csize, bool apply, struct fio_report *rep);
+
+/* The backing descriptor; replace the journal descriptor (-1: none; the old
+ * one is not closed); recompute the size from the backing size. */
+int fio_backing_fd(const struct fileio *f);
+void fio_set_journal(struct fileio *f, int jfd);
+int fio_refresh_size(struct fileio *f);
 
 #endif

@@ -38,6 +38,9 @@ void vfs_set_session(struct vfs *fs, struct fuse_session *se);
 void vfs_reload(struct vfs *fs, struct tv_config *newcfg);
 
 int vfs_start_threads(struct vfs *fs);
+/* Stop the threads vfs_start_threads started that use the vfs (the keyd
+ * subscription stops with keys_free). */
+void vfs_stop_threads(struct vfs *fs);
 
 /* At unmount: wipe every DEK, pooled DEK and name key this process holds,
  * and remove the tail journals of loaded files (no rewrite is in flight). */

@@ -23,7 +23,7 @@
 #include "vault/blockcrypt.h"
 #include "vault/fileio.h"
 #include "vault/keys.h"
-#include "vault/meta.h"
+#include "vault/project.h"
 #include "vault/names.h"
 
 struct walk {
@@ -41,86 +41,54 @@ static void damaged(struct walk *w, const char *path, const char *why)
     w->damaged++;
 }
 
-/* Authenticate every block of the open backing file FD (BNAME in directory
- * DFD).  A file torn by a kill during a rewrite is checked as its tail
- * journal would restore it, and reported as such; fsck itself writes
- * nothing (the vault may be running and writing that very file: it
- * restores the tail when it next opens the file). */
-static int check_file(struct walk *w, int dfd, const char *bname, int fd, const char *path)
+/* Authenticate every block of the backing file BNAME in directory DFD.  A
+ * file torn by a kill during a rewrite is checked as its tail journal would
+ * restore it, and reported as such; fsck itself writes nothing (the vault
+ * may be running and writing that very file: it restores the tail when it
+ * next opens the file). */
+static int check_file(struct walk *w, int dfd, const char *bname, const char *path)
 {
-    unsigned char hdr[BC_HDR], cb[BC_CBLOCK], plain[BC_BLOCK];
-    char jname[NAME_MAX + 8];
-    struct bc_header h;
-    struct fio_tail t = { 0 };
-    struct stat st;
-    off_t size;
-    int rc, restorable = 0;
+    struct fio_report rep;
+    struct fileio *f = NULL;
+    uint64_t bad = 0;
+    char why[64];
 
-    if (fstat(fd, &st) < 0)
+    int pfd = openat(dfd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0)
         return -errno;
-    if (meta_pread_full(fd, hdr, BC_HDR, 0) < 0 || bc_header_parse(hdr, BC_HDR, &h) < 0) {
-        damaged(w, path, "bad header");
-        return 0;
+    int rc = fio_open(&f, w->keys, w->project, pfd, FIO_CHECK, &rep);
+    if (rep.journal_damaged) {
+        damaged(w, path, "torn tail, and its journal cannot restore it");
+        rc = 0;
+        goto out;
     }
-    snprintf(jname, sizeof jname, ".%s.tail", bname);
-    int jfd = openat(dfd, jname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (jfd < 0 && bc_plain_size(st.st_size, &size) < 0) {
-        damaged(w, path, "impossible size (truncated?)");
-        return 0;
-    }
-    unsigned char *dek = sodium_malloc(BC_DEK);
-    if (!dek)
-        return -ENOMEM;
-    rc = keys_unwrap(w->keys, w->project, h.kek_version, h.wrapped, dek);
     if (rc == -EBADMSG) {
-        damaged(w, path, "wrapped key fails authentication");
+        damaged(w, path, strcmp(rep.what, "header") == 0        ? "bad header"
+                         : strcmp(rep.what, "wrapped key") == 0 ? "wrapped key fails authentication"
+                                                                : "impossible size (truncated?)");
         rc = 0;
         goto out;
     }
     if (rc < 0) {
-        fprintf(stderr, "tracevault fsck: %s: cannot unwrap its key: %s\n", path,
-                keys_error(w->keys));
+        fprintf(stderr, "tracevault fsck: %s: cannot open it: %s\n", path,
+                keys_error(w->keys)[0] ? keys_error(w->keys) : strerror(-rc));
         w->errors++;
         rc = 0;
         goto out;
     }
-    if (jfd >= 0) {
-        struct fileio f = { .fd = fd, .dek = dek, .project = w->project };
-        memcpy(f.file_id, h.file_id, BC_FILE_ID);
-        restorable = fio_recover(&f, jfd, st.st_size, 0, &t);
-        if (restorable == -EBADMSG) {
-            damaged(w, path, "torn tail, and its journal cannot restore it");
-            goto out;
-        }
-        if (restorable == 1) {
-            printf("%s: torn tail, restorable from its journal (%u block(s) from %llu, size %lld): "
-                   "the vault restores it when it next opens the file\n", path, t.count,
-                   (unsigned long long)t.first, (long long)t.old_size);
-            w->restorable++;
-            size = t.old_size;
-        } else if (bc_plain_size(st.st_size, &size) < 0) {
-            damaged(w, path, "impossible size (truncated?)");
-            goto out;
-        }
+    if (rep.restored) {
+        printf("%s: torn tail, restorable from its journal (%u block(s) from %llu, size %lld): "
+               "the vault restores it when it next opens the file\n", path, rep.count,
+               (unsigned long long)rep.first, (long long)rep.old_size);
+        w->restorable++;
     }
-    uint64_t nb = bc_nblocks(size);
-    for (uint64_t i = 0; i < nb; i++) {
-        if (restorable == 1 && i >= t.first && i - t.first < t.count)
-            continue;                   /* authenticated in the journal */
-        size_t len = bc_block_len(size, i) + BC_OVERHEAD;
-        if (meta_pread_full(fd, cb, len, bc_block_offset(i)) < 0 ||
-            bc_open(plain, cb, len, dek, w->project, h.file_id, i, i == nb - 1) < 0) {
-            char why[64];
-            snprintf(why, sizeof why, "block %llu fails authentication", (unsigned long long)i);
-            damaged(w, path, why);
-            break;
-        }
+    if (fio_verify(f, &bad) == -EBADMSG) {
+        snprintf(why, sizeof why, "block %llu fails authentication", (unsigned long long)bad);
+        damaged(w, path, why);
     }
-    sodium_memzero(plain, sizeof plain);
 out:
-    if (jfd >= 0)
-        close(jfd);
-    sodium_free(dek);
+    fio_close(f, false);
+    close(pfd);
     return rc;
 }
 
@@ -131,7 +99,7 @@ static int rewrap_file(struct walk *w, int fd, const char *path)
     struct bc_header h;
     uint32_t nv;
 
-    if (meta_pread_full(fd, hdr, BC_HDR, 0) < 0 || bc_header_parse(hdr, BC_HDR, &h) < 0) {
+    if (fio_read_header(fd, &h) < 0) {
         damaged(w, path, "bad header");
         return 0;
     }
@@ -147,7 +115,10 @@ static int rewrap_file(struct walk *w, int fd, const char *path)
     h.kek_version = nv;
     memcpy(h.wrapped, nw, BC_WRAPPED);
     bc_header_encode(&h, hdr);
-    if (pwrite(fd, hdr, BC_HDR, 0) != (ssize_t)BC_HDR || fdatasync(fd) < 0)
+    int rc2 = tv_write_full(fd, hdr, BC_HDR, 0);
+    if (rc2 < 0)
+        return rc2;
+    if (fdatasync(fd) < 0)
         return -errno;
     w->rewrapped++;
     return 0;
@@ -157,7 +128,7 @@ static int walk_dir(struct walk *w, int dfd, const char *path)
 {
     unsigned char iv[NAMES_IV];
     char enc[NAMES_ENC_MAX], plain[NAMES_PLAIN_MAX + 1], sub[PATH_MAX];
-    int rc = meta_dir_iv(dfd, 0, iv);
+    int rc = meta_dir_iv(dfd, false, iv);
 
     w->dirs++;
     if (rc < 0) {
@@ -204,7 +175,7 @@ static int walk_dir(struct walk *w, int dfd, const char *path)
                 fd = openat(dfd, de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
                 rc = fd < 0 ? -errno : rewrap_file(w, fd, sub);
             } else {
-                rc = check_file(w, dfd, de->d_name, fd, sub);
+                rc = check_file(w, dfd, de->d_name, sub);
             }
         } else {
             damaged(w, sub, "not a regular file or directory");
@@ -240,7 +211,7 @@ static int open_project(const struct tv_config *cfg, struct walk *w, const char 
         close(dfd);
         return -ENOMEM;
     }
-    int rc = meta_project_key(dfd, w->keys, p, 0, key);
+    int rc = meta_project_key(dfd, w->keys, p, false, key);
     if (rc < 0) {
         fprintf(stderr, "tracevault: project \"%s\": cannot load its name key: %s\n", p,
                 rc == -EBADMSG ? "damaged .tvproject" : (keys_error(w->keys)[0] ? keys_error(w->keys) : strerror(-rc)));
@@ -289,20 +260,15 @@ static int run(const struct tv_config *cfg, const char *project, int rewrap)
             continue;
         }
         if (rewrap) {
-            unsigned char buf[META_PROJECT_LEN], nw[BC_WRAPPED], wr[BC_WRAPPED];
+            unsigned char nw[BC_WRAPPED], wr[BC_WRAPPED];
             uint32_t v, nv;
-            int fd = openat(dfd, META_PROJECT, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0 && meta_pread_full(fd, buf, sizeof buf, 0) == 0 &&
-                meta_project_parse(buf, sizeof buf, &v, wr) == 0 && v != w.newest &&
+            if (meta_project_read(dfd, &v, wr) == 0 && v != w.newest &&
                 keys_rewrap(w.keys, p, v, wr, &nv, nw) == 0) {
-                meta_project_encode(nv, nw, buf);
-                if (tv_write_atomic(dfd, META_PROJECT, buf, sizeof buf, 0600) == 0)
+                if (meta_project_write(dfd, nv, nw) == 0)
                     w.rewrapped++;
                 else
                     w.errors++;
             }
-            if (fd >= 0)
-                close(fd);
         }
         walk_dir(&w, dfd, p);
         close(dfd);

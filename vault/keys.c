@@ -217,11 +217,29 @@ void keys_purge(struct keys *k, const char *project)
 
 /* Subscriber: (re)connect, deliver events, back off 0.2 s .. 2 s while keyd
  * is away.  Runs until the process exits. */
+/* Cancellation (keys_free) may only hit the thread while it waits: never
+ * while it holds a lock inside the callback or a keyd client. */
+static void cancel_point_usleep(useconds_t us)
+{
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    usleep(us);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+}
+
+static int cancel_point_poll(struct pollfd *pfd)
+{
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    int rc = poll(pfd, 1, -1);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    return rc;
+}
+
 static void *events_main(void *arg)
 {
     struct keys *k = arg;
     int delay_ms = 200, warned = 0;
 
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     while (!k->stopping) {
         struct keyd_sub *s = NULL;
         int rc = keyd_subscribe(k->socket, &s);
@@ -229,7 +247,7 @@ static void *events_main(void *arg)
             if (!warned)
                 log_warn("vault: keyd event subscription failed (%s); retrying", strerror(-rc));
             warned = 1;
-            usleep((useconds_t)delay_ms * 1000);
+            cancel_point_usleep((useconds_t)delay_ms * 1000);
             if (delay_ms < 2000)
                 delay_ms *= 2;
             continue;
@@ -244,7 +262,7 @@ static void *events_main(void *arg)
             k->fn(k->fnarg, KEYS_EV_RESYNC, "", 0);
         for (;;) {
             struct pollfd pfd = { .fd = keyd_sub_fd(s), .events = POLLIN };
-            if (poll(&pfd, 1, -1) < 0) {
+            if (cancel_point_poll(&pfd) < 0) {
                 if (errno == EINTR)
                     continue;
                 break;
@@ -255,8 +273,11 @@ static void *events_main(void *arg)
                 break;
             if (ev.type == KEYD_EV_SHRED || ev.type == KEYD_EV_ROTATE)
                 keys_purge(k, ev.project);
+            enum keys_event type = ev.type == KEYD_EV_SHRED    ? KEYS_EV_SHRED
+                                   : ev.type == KEYD_EV_ROTATE ? KEYS_EV_ROTATE
+                                                               : KEYS_EV_RETIRE;
             if (k->fn)
-                k->fn(k->fnarg, (int)ev.type, ev.project, ev.version);
+                k->fn(k->fnarg, type, ev.project, ev.version);
         }
         keyd_sub_free(s);
         log_warn("vault: keyd event subscription lost; reconnecting");

@@ -19,11 +19,14 @@
 
 struct keys;
 
-/* Event callback: TYPE is a keyd_event_type, or KEYS_EV_RESYNC (project "")
- * each time the subscription is (re)established; runs on the subscriber
- * thread. */
-#define KEYS_EV_RESYNC 0
-typedef void (*keys_event_fn)(void *arg, int type, const char *project, uint32_t version);
+/* What the event subscription reports: keyd's events, and RESYNC (project
+ * "") each time the subscription is (re)established, since events sent
+ * while it was down are lost. */
+enum keys_event { KEYS_EV_RESYNC, KEYS_EV_SHRED, KEYS_EV_ROTATE, KEYS_EV_RETIRE };
+
+/* Event callback; runs on the subscriber thread. */
+typedef void (*keys_event_fn)(void *arg, enum keys_event type, const char *project,
+                              uint32_t version);
 
 /* A key manager for keyd at SOCKET with TIMEOUT_MS per request; NULL on ENOMEM. */
 struct keys *keys_new(const char *socket, int timeout_ms);

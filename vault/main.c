@@ -40,6 +40,7 @@
 #include "vault/keys.h"
 
 static sem_t hup_sem;
+static volatile int hup_stop;
 static struct vfs *the_fs;
 static const char *conf_path = TV_DEFAULT_CONFIG;
 static double entry_timeout;
@@ -68,6 +69,8 @@ static void *hup_main(void *arg)
     for (;;) {
         while (sem_wait(&hup_sem) < 0)
             ;
+        if (hup_stop)
+            break;
         char err[512];
         struct tv_config *cfg = NULL;
         if (tv_config_load(conf_path, &cfg, err, sizeof err) < 0) {
@@ -120,7 +123,8 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     struct fuse_session *se = NULL;
     struct keys *keys = NULL;
     struct fuse_loop_config *lc = NULL;
-    int rc = 1;
+    pthread_t hup_thread;
+    int rc = 1, hup_started = 0;
 
     raise_nofile();
     if (fuse_opt_add_arg(&args, "tracevault") != 0 ||
@@ -156,12 +160,13 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
         log_init("tracevault", 1, LOG_LVL_INFO);
     /* after daemonizing: threads do not survive fork */
     sem_init(&hup_sem, 0, 0);
-    pthread_t t;
     struct sigaction sa = { .sa_handler = on_hup };
     sigemptyset(&sa.sa_mask);
-    if (pthread_create(&t, NULL, hup_main, NULL) != 0 || sigaction(SIGHUP, &sa, NULL) != 0)
+    if (pthread_create(&hup_thread, NULL, hup_main, NULL) != 0)
         goto out_unmount;
-    pthread_detach(t);
+    hup_started = 1;
+    if (sigaction(SIGHUP, &sa, NULL) != 0)
+        goto out_unmount;
     if (vfs_start_threads(the_fs) < 0)
         goto out_unmount;
     log_info("vault: mounted %s on %s", backing, mnt);
@@ -190,7 +195,18 @@ out:
     if (se)
         fuse_session_destroy(se);
     tv_config_free(cfg);
-    /* the vfs is not freed: detached threads may still reference it */
+    /* stop every thread that reaches the vfs before freeing it */
+    if (hup_started) {
+        signal(SIGHUP, SIG_IGN);
+        hup_stop = 1;
+        sem_post(&hup_sem);
+        pthread_join(hup_thread, NULL);
+    }
+    if (the_fs)
+        vfs_stop_threads(the_fs);
+    keys_free(keys);                  /* joins the keyd event subscriber */
+    vfs_free(the_fs);
+    the_fs = NULL;
     audit_close();
     fuse_opt_free_args(&args);
     return rc;

@@ -1,0 +1,181 @@
+/*
+ * test_vault_vnode.c - the vnode table without FUSE: lookup references
+ * (one vnode per backing object, freed by the last forget), file IDs,
+ * open-state references (adopt, release, the DEK cache and the reaper, its
+ * clean stop), purge of a shredded project, stat of plaintext sizes, and
+ * hammering from threads (lookups, forgets, opens, closes and purges at once).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "tests/unit/tap.h"
+#include "vault/fileio.h"
+#include "vault/keymem.h"
+#include "vault/project.h"
+#include "vault/vnode.h"
+
+static char dir[] = "/tmp/tv-vnode.XXXXXX";
+static int dirfd_;
+static struct vproj proj = { .name = "unit" };
+static unsigned char dek[BC_DEK];
+
+/* A sealed file NAME with LEN bytes; returns its open state, *PFD its O_PATH fd. */
+static struct fileio *make_file(const char *name, size_t len, int *pfd, struct stat *st)
+{
+    struct bc_header h;
+    struct fileio *f = NULL;
+    char buf[5000];
+    memset(buf, 'x', sizeof buf);
+    randombytes_buf(h.file_id, sizeof h.file_id);
+    memset(h.wrapped, 0, sizeof h.wrapped);
+    h.kek_version = 1;
+    int fd = openat(dirfd_, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fio_attach(&f, fd, dek, &h, true, proj.name, -1) < 0)
+        return NULL;
+    if (len && fio_write(f, buf, len, 0) < 0)
+        return NULL;
+    *pfd = openat(dirfd_, name, O_PATH | O_CLOEXEC);
+    if (*pfd < 0 || fstat(*pfd, st) < 0)
+        return NULL;
+    return f;
+}
+
+static struct vtable *vt;
+static struct vnode *shared;
+
+static void *hammer(void *arg)
+{
+    int id = (int)(intptr_t)arg, bad = 0;
+    char name[32];
+    struct stat st;
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "t%d-%d", id, i % 7);
+        int pfd;
+        struct fileio *f = make_file(name, (size_t)(i % 3) * 1000, &pfd, &st);
+        if (!f)
+            return (void *)1;
+        struct vnode *n = vt_get(vt, pfd, &st, &proj, false);
+        struct vnode *again = vt_get(vt, openat(dirfd_, name, O_PATH | O_CLOEXEC), &st, &proj,
+                                     false);
+        bad += n != again;
+        vn_adopt(vt, n, f);
+        struct stat s2;
+        bad += vn_stat(n, &s2) != 0 || s2.st_size != (off_t)((i % 3) * 1000);
+        vn_release(vt, n);
+        vt_forget(vt, n, 2);
+        /* the shared vnode: references from every thread at once */
+        struct stat sst;
+        fstatat(shared->fd, "", &sst, AT_EMPTY_PATH);
+        struct vnode *s = vt_get(vt, openat(dirfd_, "shared", O_PATH | O_CLOEXEC), &sst, &proj,
+                                 false);
+        bad += s != shared;
+        vt_forget(vt, s, 1);
+    }
+    return (void *)(intptr_t)bad;
+}
+
+int main(void)
+{
+    struct stat st, st2;
+    int pfd;
+
+    if (sodium_init() < 0 || !mkdtemp(dir))
+        return 1;
+    dirfd_ = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    randombytes_buf(dek, sizeof dek);
+    pthread_mutex_init(&proj.lock, NULL);
+    atomic_store(&proj.loaded, true);
+
+    vt = vt_new(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), NULL, 0);
+    ok(vt != NULL, "a table on a backing directory");
+    is_int(vt_count(vt), 0, "starts empty");
+
+    struct fileio *f = make_file("a", 5000, &pfd, &st);
+    struct vnode *a = vt_get(vt, pfd, &st, &proj, false);
+    ok(a && !a->is_dir && a->nlookup == 1, "a regular file gets a vnode with one reference");
+    struct vnode *a2 = vt_get(vt, openat(dirfd_, "a", O_PATH | O_CLOEXEC), &st, &proj, false);
+    ok(a2 == a && a->nlookup == 2, "the same backing object is the same vnode");
+    is_int(vt_count(vt), 1, "one vnode in the table");
+
+    char hex[2 * BC_FILE_ID + 1];
+    ok(!vt_file_id(vt, &st, hex), "no file ID before the file is loaded");
+    vn_adopt(vt, a, f);
+    ok(vt_file_id(vt, &st, hex) && strcmp(hex, fio_file_id_hex(f)) == 0,
+       "adopting an open state publishes the file ID");
+    ok(vn_stat(a, &st2) == 0 && st2.st_size == 5000 && st2.st_nlink == 1,
+       "stat shows the plaintext size");
+    unsigned slots = keymem_in_use();
+    vn_release(vt, a);
+    ok(a->io == NULL && keymem_in_use() == slots - 1,
+       "with no DEK cache, the last close drops the open state and wipes the DEK");
+    ok(vn_stat(a, &st2) == 0 && st2.st_size == 5000, "stat of an unloaded file from the backing size");
+
+    /* the DEK cache and the reaper */
+    vt_set_cache_ms(vt, 300);
+    f = make_file("b", 10, &pfd, &st);
+    struct vnode *b = vt_get(vt, pfd, &st, &proj, false);
+    vn_adopt(vt, b, f);
+    vn_release(vt, b);
+    ok(b->io != NULL, "with a DEK cache, a closed file keeps its open state");
+    is_int(vt_start_reaper(vt), 0, "the reaper starts");
+    for (int i = 0; i < 40 && b->io; i++)
+        usleep(100000);
+    ok(b->io == NULL, "the reaper drops it after the cache time");
+    vt_stop_reaper(vt);
+    ok(1, "the reaper stops cleanly");
+
+    /* purge: open handles of a shredded project fail from now on */
+    f = make_file("c", 100, &pfd, &st);
+    struct vnode *c = vt_get(vt, pfd, &st, &proj, false);
+    vn_adopt(vt, c, f);
+    atomic_store(&proj.shredded, true);
+    vt_purge(vt, &proj);
+    ok(c->io == NULL && c->nopen == 1, "a purge drops the state of a file still open");
+    is_int(vn_acquire(vt, c), -EIO, "a file of a shredded project does not load again");
+    vn_release(vt, c);
+    atomic_store(&proj.shredded, false);
+    struct vnode **list;
+    size_t nl = vt_loaded(vt, NULL, &list);
+    ok(nl >= 1, "loaded vnodes can be listed for invalidation");
+    free(list);
+
+    vt_forget(vt, a, 2);
+    vt_forget(vt, b, 1);
+    vt_forget(vt, c, 1);
+    is_int(vt_count(vt), 0, "the last forget frees each vnode");
+
+    /* threads */
+    vt_set_cache_ms(vt, 0);
+    f = make_file("shared", 1, &pfd, &st);
+    fio_close(f, false);
+    shared = vt_get(vt, pfd, &st, &proj, false);
+    vt_start_reaper(vt);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, hammer, (void *)(intptr_t)i);
+    long bad = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad += (long)(intptr_t)r;
+    }
+    is_int(bad, 0, "4 threads x 300 lookups, opens, closes and forgets agree");
+    is_int(vt_count(vt), 1, "only the shared vnode is left");
+    vt_forget(vt, shared, 1);
+    vt_free(vt);
+    is_int(keymem_in_use(), 0, "every DEK slot is back");
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
+    return done();
+}

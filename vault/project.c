@@ -1,0 +1,339 @@
+/*
+ * project.c - the project table and the backing store's metadata files
+ * (see project.h, docs/FORMAT.md).
+ */
+#include "config.h"
+#include "vault/project.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+#include "vault/keymem.h"
+#include "vault/keys.h"
+
+struct projects {
+    int rootfd;                     /* backing root (borrowed) */
+    struct keys *keys;              /* borrowed */
+    pthread_mutex_t lock;           /* the table */
+    struct vproj *p[PROJECTS_MAX];
+    int n;
+};
+
+/* ---- the table ------------------------------------------------------------ */
+
+struct projects *projects_new(int rootfd, struct keys *keys)
+{
+    struct projects *pt = calloc(1, sizeof *pt);
+    if (!pt)
+        return NULL;
+    pt->rootfd = rootfd;
+    pt->keys = keys;
+    pthread_mutex_init(&pt->lock, NULL);
+    return pt;
+}
+
+void projects_free(struct projects *pt)
+{
+    if (!pt)
+        return;
+    for (int i = 0; i < pt->n; i++) {
+        sodium_free(pt->p[i]->nk);          /* wipes */
+        pthread_mutex_destroy(&pt->p[i]->lock);
+        free(pt->p[i]);
+    }
+    pthread_mutex_destroy(&pt->lock);
+    free(pt);
+}
+
+struct vproj *proj_find(struct projects *pt, const char *name, bool create)
+{
+    struct vproj *p = NULL;
+    pthread_mutex_lock(&pt->lock);
+    for (int i = 0; i < pt->n; i++)
+        if (strcmp(pt->p[i]->name, name) == 0) {
+            p = pt->p[i];
+            goto out;
+        }
+    if (!create || pt->n == PROJECTS_MAX)
+        goto out;
+    p = calloc(1, sizeof *p);
+    if (!p)
+        goto out;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    pthread_mutex_init(&p->lock, NULL);
+    pt->p[pt->n++] = p;
+out:
+    pthread_mutex_unlock(&pt->lock);
+    return p;
+}
+
+int proj_list(struct projects *pt, struct vproj **out, int max)
+{
+    pthread_mutex_lock(&pt->lock);
+    int n = pt->n < max ? pt->n : max;
+    memcpy(out, pt->p, sizeof out[0] * (size_t)n);
+    pthread_mutex_unlock(&pt->lock);
+    return n;
+}
+
+int proj_load(struct projects *pt, struct vproj *p)
+{
+    bool made = false;
+    int rc = 0, dfd = -1;
+    unsigned char *key = NULL;
+
+    if (atomic_load(&p->shredded))
+        return -EIO;
+    if (atomic_load(&p->loaded))
+        return 0;
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load(&p->loaded) || atomic_load(&p->shredded)) {
+        rc = atomic_load(&p->shredded) ? -EIO : 0;
+        goto out;
+    }
+    made = mkdirat(pt->rootfd, p->name, 0700) == 0;
+    if (!made && errno != EEXIST) {
+        rc = -errno;
+        log_error("vault: project \"%s\": cannot create backing directory: %s", p->name,
+                  strerror(errno));
+        goto out;
+    }
+    dfd = openat(pt->rootfd, p->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    key = keymem_alloc();
+    p->nk = p->nk ? p->nk : sodium_malloc(sizeof *p->nk);
+    if (!key || !p->nk) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = meta_project_key(dfd, pt->keys, p->name, true, key);
+    if (rc < 0) {
+        if (rc == -EKEYREVOKED) {
+            atomic_store(&p->shredded, true);
+            rc = -EIO;
+        } else if (rc == -EBADMSG) {
+            log_error("vault: project \"%s\": .tvproject missing or damaged: its names "
+                      "cannot be decrypted", p->name);
+            rc = -EIO;
+        } else if (rc != -ENOENT) {
+            log_error("vault: project \"%s\": cannot load its name key: %s; "
+                      "its files cannot be opened until keyd answers",
+                      p->name, keys_error(pt->keys)[0] ? keys_error(pt->keys) : strerror(-rc));
+            rc = -EIO;
+        }
+        goto out;
+    }
+    unsigned char iv[NAMES_IV];
+    if ((rc = meta_dir_iv(dfd, true, iv)) < 0) {
+        log_error("vault: project \"%s\": directory IV missing or damaged", p->name);
+        rc = -EIO;
+        goto out;
+    }
+    names_derive(p->nk, key);
+    atomic_store(&p->loaded, true);
+out:
+    /* a project keyd does not know leaves no directory behind */
+    if (rc < 0 && made && dfd >= 0) {
+        unlinkat(dfd, META_DIRIV, 0);
+        unlinkat(pt->rootfd, p->name, AT_REMOVEDIR);
+    }
+    keymem_free(key);
+    if (dfd >= 0)
+        close(dfd);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int proj_recheck(struct projects *pt, struct vproj *p)
+{
+    if (!atomic_load(&p->loaded) || atomic_load(&p->shredded))
+        return 0;
+    unsigned char *key = keymem_alloc();
+    int dfd = openat(pt->rootfd, p->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = 0;
+    if (key && dfd >= 0 && meta_project_key(dfd, pt->keys, p->name, false, key) == -EKEYREVOKED)
+        rc = -EKEYREVOKED;
+    if (dfd >= 0)
+        close(dfd);
+    keymem_free(key);
+    return rc;
+}
+
+void proj_shred(struct projects *pt, struct vproj *p)
+{
+    atomic_store(&p->shredded, true);       /* nothing may load keys any more */
+    pthread_mutex_lock(&p->lock);
+    if (p->nk)
+        sodium_memzero(p->nk, sizeof *p->nk);
+    pthread_mutex_unlock(&p->lock);
+    keys_purge(pt->keys, p->name);
+}
+
+/* ---- metadata ------------------------------------------------------------- */
+
+static int read_small(int dirfd, const char *name, void *buf, size_t cap, size_t *len)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t r = pread(fd, buf, cap, 0);
+    int rc = r < 0 ? -errno : 0;
+    close(fd);
+    if (rc == 0)
+        *len = (size_t)r;
+    return rc;
+}
+
+void meta_project_encode(uint32_t version, const unsigned char wrapped[BC_WRAPPED],
+                         unsigned char out[META_PROJECT_LEN])
+{
+    memcpy(out, "TVP1", 4);
+    for (int i = 0; i < 4; i++)
+        out[4 + i] = (unsigned char)(version >> (8 * i));
+    memcpy(out + 8, wrapped, BC_WRAPPED);
+}
+
+int meta_project_parse(const unsigned char *buf, size_t len, uint32_t *version,
+                       unsigned char wrapped[BC_WRAPPED])
+{
+    if (len != META_PROJECT_LEN || memcmp(buf, "TVP1", 4) != 0)
+        return -EBADMSG;
+    *version = (uint32_t)buf[4] | (uint32_t)buf[5] << 8 | (uint32_t)buf[6] << 16 |
+               (uint32_t)buf[7] << 24;
+    memcpy(wrapped, buf + 8, BC_WRAPPED);
+    return *version ? 0 : -EBADMSG;
+}
+
+int meta_project_read(int dirfd, uint32_t *version, unsigned char wrapped[BC_WRAPPED])
+{
+    unsigned char buf[META_PROJECT_LEN + 1];
+    size_t len = 0;
+    int rc = read_small(dirfd, META_PROJECT, buf, sizeof buf, &len);
+    return rc < 0 ? rc : meta_project_parse(buf, len, version, wrapped);
+}
+
+int meta_project_write(int dirfd, uint32_t version, const unsigned char wrapped[BC_WRAPPED])
+{
+    unsigned char buf[META_PROJECT_LEN];
+    meta_project_encode(version, wrapped, buf);
+    return tv_write_atomic(dirfd, META_PROJECT, buf, sizeof buf, 0600);
+}
+
+/* True if DIRFD holds an entry that is not metadata (a name not starting
+ * with '.'). */
+static int has_entries(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dp = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    int found = 0;
+    if (!dp) {
+        if (fd >= 0)
+            close(fd);
+        return 1;                     /* cannot tell: do not invent an IV */
+    }
+    while (!found && (de = readdir(dp)))
+        found = de->d_name[0] != '.';
+    closedir(dp);
+    return found;
+}
+
+int meta_project_key(int dirfd, struct keys *k, const char *project, bool create,
+                     unsigned char key[NAMES_KEY])
+{
+    unsigned char wrapped[BC_WRAPPED];
+    uint32_t version;
+    int rc = meta_project_read(dirfd, &version, wrapped);
+
+    /* a new name key only for a project without entries: a lost .tvproject
+     * must not silently hide every name */
+    if (rc == -ENOENT && create && has_entries(dirfd))
+        return -EBADMSG;
+    if (rc == -ENOENT && create) {
+        rc = keys_new_dek(k, project, key, wrapped, &version);
+        if (rc < 0)
+            return rc;
+        rc = meta_project_write(dirfd, version, wrapped);
+        sodium_memzero(key, NAMES_KEY);
+        if (rc < 0)
+            return rc;
+        /* another mounter may have raced us: re-read what is on disk */
+        rc = meta_project_read(dirfd, &version, wrapped);
+    }
+    if (rc < 0)
+        return rc;
+    return keys_unwrap(k, project, version, wrapped, key);
+}
+
+int meta_dir_iv_new(int dirfd)
+{
+    unsigned char iv[NAMES_IV];
+    randombytes_buf(iv, sizeof iv);
+    int fd = openat(dirfd, META_DIRIV, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int rc = write(fd, iv, sizeof iv) == (ssize_t)sizeof iv ? 0 : -EIO;
+    close(fd);
+    if (rc < 0)
+        unlinkat(dirfd, META_DIRIV, 0);
+    return rc;
+}
+
+int meta_dir_iv(int dirfd, bool create, unsigned char iv[NAMES_IV])
+{
+    size_t len = 0;
+    int rc = read_small(dirfd, META_DIRIV, iv, NAMES_IV, &len);
+    /* a missing IV is only made for a directory without entries: inventing
+     * one for a populated directory would silently hide its names */
+    if (rc == -ENOENT && create && has_entries(dirfd))
+        return -EBADMSG;
+    if (rc == -ENOENT && create) {
+        rc = meta_dir_iv_new(dirfd);
+        if (rc < 0 && rc != -EEXIST)
+            return rc;
+        rc = read_small(dirfd, META_DIRIV, iv, NAMES_IV, &len);
+    }
+    if (rc < 0)
+        return rc;
+    return len == NAMES_IV ? 0 : -EBADMSG;
+}
+
+int meta_long_read(int dirfd, const char *backing, char enc[NAMES_ENC_MAX])
+{
+    char side[NAMES_ENC_MAX], check[NAMES_ENC_MAX];
+    size_t len = 0;
+    names_side(backing, side);
+    int rc = read_small(dirfd, side, enc, NAMES_ENC_MAX - 1, &len);
+    if (rc < 0)
+        return rc;
+    enc[len] = '\0';
+    /* the side file must belong to this backing name */
+    if (names_backing(enc, check) != 1 || strcmp(check, backing) != 0)
+        return -EBADMSG;
+    return 0;
+}
+
+int meta_long_write(int dirfd, const char *backing, const char *enc)
+{
+    char side[NAMES_ENC_MAX];
+    names_side(backing, side);
+    int fd = openat(dirfd, side, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(enc);
+    int rc = write(fd, enc, len) == (ssize_t)len ? 0 : -EIO;
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,486 @@
+/*
+ * vnode.c - the vnode table, open-state references and the reaper (see
+ * vnode.h for the lock order).
+ *
+ * Layout: the hash table (get, forget, file IDs), the loaded list, open
+ * state (acquire, adopt, release, stat), directory IVs, purge and the
+ * reaper thread.
+ */
+#include "config.h"
+#include "vault/vnode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+#include "vault/audit.h"
+#include "vault/fileio.h"
+#include "vault/project.h"
+
+#define HASH_BUCKETS 4096
+
+struct vtable {
+    struct keys *keys;
+    struct vnode root;
+    atomic_int dek_cache_ms;
+    pthread_mutex_t table_lock;
+    struct vnode *table[HASH_BUCKETS];
+    size_t count;
+    pthread_mutex_t loaded_lock;
+    struct vnode *loaded;
+    /* the reaper */
+    pthread_t reaper;
+    bool reaper_running;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    bool stopping;
+};
+
+static size_t hash_of(dev_t dev, ino_t ino)
+{
+    return (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) % HASH_BUCKETS;
+}
+
+static void node_init(struct vnode *n)
+{
+    pthread_mutex_init(&n->dlock, NULL);
+    pthread_rwlock_init(&n->rw, NULL);
+}
+
+/* Drop N's open state; caller holds n->rw for writing (or is the last user). */
+static void unload_locked(struct vnode *n)
+{
+    fio_close(n->io, true);         /* nothing is in flight: its journal can go */
+    n->io = NULL;
+}
+
+static void node_free(struct vnode *n)
+{
+    unload_locked(n);
+    close(n->fd);
+    pthread_rwlock_destroy(&n->rw);
+    pthread_mutex_destroy(&n->dlock);
+    free(n);
+}
+
+struct vtable *vt_new(int rootfd, struct keys *keys, int dek_cache_ms)
+{
+    struct stat st;
+    struct vtable *vt = calloc(1, sizeof *vt);
+    if (!vt || fstatat(rootfd, "", &st, AT_EMPTY_PATH) < 0) {
+        free(vt);
+        close(rootfd);
+        return NULL;
+    }
+    vt->keys = keys;
+    atomic_store(&vt->dek_cache_ms, dek_cache_ms);
+    pthread_mutex_init(&vt->table_lock, NULL);
+    pthread_mutex_init(&vt->loaded_lock, NULL);
+    pthread_mutex_init(&vt->stop_lock, NULL);
+    pthread_cond_init(&vt->stop_cond, NULL);
+    node_init(&vt->root);
+    vt->root.fd = rootfd;
+    vt->root.dev = st.st_dev;
+    vt->root.bino = st.st_ino;
+    vt->root.is_dir = true;
+    return vt;
+}
+
+void vt_free(struct vtable *vt)
+{
+    if (!vt)
+        return;
+    vt_stop_reaper(vt);
+    for (size_t h = 0; h < HASH_BUCKETS; h++) {
+        struct vnode *n = vt->table[h], *next;
+        for (; n; n = next) {
+            next = n->hnext;
+            node_free(n);
+        }
+    }
+    close(vt->root.fd);
+    pthread_rwlock_destroy(&vt->root.rw);
+    pthread_mutex_destroy(&vt->root.dlock);
+    pthread_mutex_destroy(&vt->table_lock);
+    pthread_mutex_destroy(&vt->loaded_lock);
+    pthread_mutex_destroy(&vt->stop_lock);
+    pthread_cond_destroy(&vt->stop_cond);
+    free(vt);
+}
+
+struct vnode *vt_root(struct vtable *vt)
+{
+    return &vt->root;
+}
+
+void vt_set_cache_ms(struct vtable *vt, int ms)
+{
+    atomic_store(&vt->dek_cache_ms, ms);
+}
+
+size_t vt_count(struct vtable *vt)
+{
+    pthread_mutex_lock(&vt->table_lock);
+    size_t n = vt->count;
+    pthread_mutex_unlock(&vt->table_lock);
+    return n;
+}
+
+/* ---- the hash table ------------------------------------------------------- */
+
+struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vproj *proj,
+                     bool proj_root)
+{
+    size_t h = hash_of(st->st_dev, st->st_ino);
+    struct vnode *n;
+
+    pthread_mutex_lock(&vt->table_lock);
+    for (n = vt->table[h]; n; n = n->hnext)
+        if (n->dev == st->st_dev && n->bino == st->st_ino) {
+            n->nlookup++;
+            pthread_mutex_unlock(&vt->table_lock);
+            close(fd);
+            return n;
+        }
+    n = calloc(1, sizeof *n);
+    if (!n) {
+        pthread_mutex_unlock(&vt->table_lock);
+        close(fd);
+        return NULL;
+    }
+    node_init(n);
+    n->dev = st->st_dev;
+    n->bino = st->st_ino;
+    n->fd = fd;
+    n->nlookup = 1;
+    n->proj = proj;
+    n->is_dir = S_ISDIR(st->st_mode);
+    n->is_proj_root = proj_root;
+    n->hnext = vt->table[h];
+    vt->table[h] = n;
+    vt->count++;
+    pthread_mutex_unlock(&vt->table_lock);
+    return n;
+}
+
+static void loaded_del_locked(struct vtable *vt, struct vnode *n)
+{
+    if (!n->on_list)
+        return;
+    if (n->lprev)
+        n->lprev->lnext = n->lnext;
+    else
+        vt->loaded = n->lnext;
+    if (n->lnext)
+        n->lnext->lprev = n->lprev;
+    n->on_list = false;
+}
+
+void vt_forget(struct vtable *vt, struct vnode *n, uint64_t count)
+{
+    if (n == &vt->root)
+        return;
+    pthread_mutex_lock(&vt->table_lock);
+    n->nlookup -= count < n->nlookup ? count : n->nlookup;
+    if (n->nlookup > 0) {
+        pthread_mutex_unlock(&vt->table_lock);
+        return;
+    }
+    for (struct vnode **pp = &vt->table[hash_of(n->dev, n->bino)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == n) {
+            *pp = n->hnext;
+            break;
+        }
+    vt->count--;
+    pthread_mutex_unlock(&vt->table_lock);
+    /* the kernel forgets an inode only once no handle is open on it, and no
+     * other thread can reach N any more: the lock is only for the list */
+    pthread_mutex_lock(&vt->loaded_lock);
+    loaded_del_locked(vt, n);
+    pthread_mutex_unlock(&vt->loaded_lock);
+    node_free(n);
+}
+
+bool vt_file_id(struct vtable *vt, const struct stat *st, char hex[2 * BC_FILE_ID + 1])
+{
+    bool found = false;
+    pthread_mutex_lock(&vt->table_lock);
+    for (struct vnode *n = vt->table[hash_of(st->st_dev, st->st_ino)]; n; n = n->hnext)
+        if (n->dev == st->st_dev && n->bino == st->st_ino && n->fid_hex[0]) {
+            memcpy(hex, n->fid_hex, sizeof n->fid_hex);
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&vt->table_lock);
+    return found;
+}
+
+/* ---- open state ----------------------------------------------------------- */
+
+static void loaded_add(struct vtable *vt, struct vnode *n)
+{
+    pthread_mutex_lock(&vt->loaded_lock);
+    if (!n->on_list) {
+        n->lprev = NULL;
+        n->lnext = vt->loaded;
+        if (vt->loaded)
+            vt->loaded->lprev = n;
+        vt->loaded = n;
+        n->on_list = true;
+    }
+    pthread_mutex_unlock(&vt->loaded_lock);
+}
+
+void vn_integrity(const struct vnode *n, const char *what)
+{
+    const char *fid = n->fid_hex[0] ? n->fid_hex : NULL;
+    log_warn("vault: project \"%s\": file %s: %s: integrity check failed", n->proj->name,
+             fid ? fid : "?", what);
+    audit_log(0, 0, n->proj->name, "integrity", -EIO, fid, what);
+}
+
+/* Publish the file ID of N (readers take either lock). */
+static void set_fid(struct vtable *vt, struct vnode *n, const char *hex)
+{
+    if (n->fid_hex[0])
+        return;
+    pthread_mutex_lock(&vt->table_lock);
+    memcpy(n->fid_hex, hex, sizeof n->fid_hex);
+    pthread_mutex_unlock(&vt->table_lock);
+}
+
+/* Load the open state of N; caller holds n->rw for writing. */
+static int load_locked(struct vtable *vt, struct vnode *n)
+{
+    struct fio_report rep;
+    struct stat st;
+
+    if (atomic_load(&n->proj->shredded))
+        return -EIO;
+    if (n->io)
+        return 0;
+    if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    int rc = fio_open(&n->io, vt->keys, n->proj->name, n->fd, FIO_RDWR, &rep);
+    if (rep.fid_hex[0])
+        set_fid(vt, n, rep.fid_hex);
+    if (rep.journal_damaged)
+        vn_integrity(n, "tail journal");
+    if (rc == -EBADMSG) {
+        vn_integrity(n, rep.what);
+        return -EIO;
+    }
+    if (rc == -EKEYREVOKED) {
+        atomic_store(&n->proj->shredded, true);
+        return -EIO;
+    }
+    if (rc < 0)
+        return rc;
+    n->owner = st.st_uid;
+    return 0;
+}
+
+int vn_acquire(struct vtable *vt, struct vnode *n)
+{
+    pthread_rwlock_wrlock(&n->rw);
+    int rc = load_locked(vt, n);
+    if (rc == 0)
+        n->nopen++;
+    pthread_rwlock_unlock(&n->rw);
+    if (rc == 0)
+        loaded_add(vt, n);
+    return rc;
+}
+
+void vn_adopt(struct vtable *vt, struct vnode *n, struct fileio *io)
+{
+    pthread_rwlock_wrlock(&n->rw);
+    unload_locked(n);
+    n->io = io;
+    n->owner = vn_owner(n);
+    set_fid(vt, n, fio_file_id_hex(io));
+    n->nopen++;
+    pthread_rwlock_unlock(&n->rw);
+    loaded_add(vt, n);
+}
+
+void vn_release(struct vtable *vt, struct vnode *n)
+{
+    pthread_rwlock_wrlock(&n->rw);
+    if (--n->nopen == 0) {
+        n->closed_ms = tv_now_ms();
+        if (atomic_load(&vt->dek_cache_ms) == 0)
+            unload_locked(n);
+    }
+    pthread_rwlock_unlock(&n->rw);
+}
+
+int vn_stat(struct vnode *n, struct stat *st)
+{
+    if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (S_ISREG(st->st_mode)) {
+        off_t sz = 0;
+        pthread_rwlock_rdlock(&n->rw);
+        if (n->io)
+            sz = fio_size(n->io);
+        else if (bc_plain_size(st->st_size, &sz) < 0)
+            sz = 0;
+        pthread_rwlock_unlock(&n->rw);
+        st->st_size = sz;
+        st->st_blocks = (sz + 511) / 512;
+    }
+    st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
+    return 0;
+}
+
+uid_t vn_owner(const struct vnode *n)
+{
+    struct stat st;
+    if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+        return (uid_t)-1;
+    return st.st_uid;
+}
+
+int vn_dir_iv(struct vnode *d, unsigned char iv[NAMES_IV])
+{
+    int rc = 0;
+    pthread_mutex_lock(&d->dlock);
+    if (!d->have_iv) {
+        int dfd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+            rc = -errno;
+        } else {
+            rc = meta_dir_iv(dfd, true, d->iv);
+            close(dfd);
+        }
+        if (rc == -EBADMSG) {
+            vn_integrity(d, "directory IV");
+            rc = -EIO;
+        }
+        if (rc == 0)
+            d->have_iv = true;
+    }
+    if (rc == 0)
+        memcpy(iv, d->iv, NAMES_IV);
+    pthread_mutex_unlock(&d->dlock);
+    return rc;
+}
+
+/* ---- purge and invalidation ---------------------------------------------- */
+
+void vt_purge(struct vtable *vt, const struct vproj *proj)
+{
+    pthread_mutex_lock(&vt->loaded_lock);
+    for (struct vnode *v = vt->loaded; v; v = v->lnext) {
+        if (proj && v->proj != proj)
+            continue;
+        pthread_rwlock_wrlock(&v->rw);
+        unload_locked(v);
+        pthread_rwlock_unlock(&v->rw);
+    }
+    pthread_mutex_unlock(&vt->loaded_lock);
+}
+
+size_t vt_loaded(struct vtable *vt, const struct vproj *proj, struct vnode ***out)
+{
+    size_t cap = 64, n = 0;
+    struct vnode **list = malloc(cap * sizeof *list);
+    pthread_mutex_lock(&vt->loaded_lock);
+    for (struct vnode *v = vt->loaded; v && list; v = v->lnext) {
+        if (proj && v->proj != proj)
+            continue;
+        if (n == cap) {
+            struct vnode **nl = realloc(list, 2 * cap * sizeof *nl);
+            if (!nl)
+                break;
+            list = nl;
+            cap *= 2;
+        }
+        list[n++] = v;
+    }
+    pthread_mutex_unlock(&vt->loaded_lock);
+    *out = list;
+    return list ? n : 0;
+}
+
+/* ---- the reaper ----------------------------------------------------------- */
+
+/* One pass: drop the state of files closed longer than dek_cache_ms ago,
+ * and keep at most VT_CLOSED_MAX closed files loaded (the oldest go first). */
+static void reap(struct vtable *vt)
+{
+    uint64_t now = tv_now_ms(), cutoff = 0, cache = (uint64_t)atomic_load(&vt->dek_cache_ms);
+    unsigned closed = 0;
+
+    pthread_mutex_lock(&vt->loaded_lock);
+    for (int pass = 0; pass < 2; pass++) {
+        struct vnode *v = vt->loaded, *next;
+        for (; v; v = next) {
+            next = v->lnext;
+            if (pthread_rwlock_trywrlock(&v->rw) != 0)
+                continue;
+            if (v->io && atomic_load(&v->proj->shredded))
+                unload_locked(v);           /* found shredded by a failed unwrap */
+            if (v->nopen == 0 && (now - v->closed_ms >= cache ||
+                                  (pass == 1 && v->closed_ms <= cutoff))) {
+                unload_locked(v);
+                loaded_del_locked(vt, v);
+            } else if (v->nopen == 0 && pass == 0) {
+                closed++;
+            }
+            pthread_rwlock_unlock(&v->rw);
+        }
+        if (closed <= VT_CLOSED_MAX)
+            break;
+        /* over the cap: drop those closed in the older half of the window */
+        cutoff = now - cache / 2;
+    }
+    pthread_mutex_unlock(&vt->loaded_lock);
+}
+
+static void *reaper_main(void *arg)
+{
+    struct vtable *vt = arg;
+    pthread_mutex_lock(&vt->stop_lock);
+    while (!vt->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&vt->stop_cond, &vt->stop_lock, &ts);
+        if (vt->stopping)
+            break;
+        pthread_mutex_unlock(&vt->stop_lock);
+        reap(vt);
+        pthread_mutex_lock(&vt->stop_lock);
+    }
+    pthread_mutex_unlock(&vt->stop_lock);
+    return NULL;
+}
+
+int vt_start_reaper(struct vtable *vt)
+{
+    int rc = pthread_create(&vt->reaper, NULL, reaper_main, vt);
+    if (rc != 0)
+        return -rc;
+    vt->reaper_running = true;
+    return 0;
+}
+
+void vt_stop_reaper(struct vtable *vt)
+{
+    if (!vt->reaper_running)
+        return;
+    pthread_mutex_lock(&vt->stop_lock);
+    vt->stopping = true;
+    pthread_cond_signal(&vt->stop_cond);
+    pthread_mutex_unlock(&vt->stop_lock);
+    pthread_join(vt->reaper, NULL);
+    vt->reaper_running = false;
+}
