@@ -24,13 +24,13 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum key_type { K_STR, K_PATH, K_USERS, K_INT, K_EVALUATORS, K_CHOICE };
+enum key_type { K_STR, K_PATH, K_USERS, K_INT, K_SIZE, K_EVALUATORS, K_CHOICE };
 
 struct key_def {
     const char *name;
     enum key_type type;
     size_t off;
-    long min, max;          /* for K_INT */
+    long min, max;          /* for K_INT; for K_SIZE, in MiB */
     const char *choices;    /* for K_CHOICE: "a|b|c" */
 };
 
@@ -56,6 +56,7 @@ static const struct key_def vault_keys[] = {
     { "audit_log", K_PATH, KD(vault, audit_log), 0, 0, NULL },
     { "dek_cache_seconds", K_INT, KD(vault, dek_cache_seconds), 0, 86400, NULL },
     { "threads", K_INT, KD(vault, threads), 0, 1024, NULL },
+    { "reserve_bytes", K_SIZE, KD(vault, reserve_bytes), 0, 1L << 30, NULL },
     { NULL, 0, 0, 0, 0, NULL }
 };
 
@@ -88,6 +89,8 @@ static const struct key_def project_keys[] = {
     { "evaluators", K_EVALUATORS, KP(evaluators), 0, 0, NULL },
     { "latency_slo_ms", K_INT, KP(latency_slo_ms), 1, 86400000, NULL },
     { "max_output_chars", K_INT, KP(max_output_chars), 1, INT_MAX, NULL },
+    { "max_file_bytes", K_SIZE, KP(max_file_bytes), 0, 1L << 30, NULL },
+    { "quota_bytes", K_SIZE, KP(quota_bytes), 0, 1L << 30, NULL },
     { NULL, 0, 0, 0, 0, NULL }
 };
 
@@ -291,6 +294,31 @@ static int parse_int(const char *v, long min, long max, int *out)
     return 0;
 }
 
+/* "1048576", "512k", "64M", "4G", "1T" (powers of 1024), at most MAX_MIB MiB. */
+static int parse_size(const char *v, long max_mib, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    int shift = 0;
+    if (errno || end == v || x < 0)
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (*end != '\0' || (x >> (63 - shift)) != 0)
+        return -1;
+    int64_t bytes = (int64_t)x << shift;
+    if (bytes > ((int64_t)max_mib << 20))
+        return -1;
+    *out = bytes;
+    return 0;
+}
+
 static int parse_evaluators(const char *v, unsigned *out, char *bad, size_t badlen)
 {
     unsigned bits = 0;
@@ -343,6 +371,11 @@ static void set_key(struct parse_state *ps, const char *section, const struct ke
             fail(ps, section, kd->name, "\"%s\" is not an integer in [%ld, %ld]",
                  value, kd->min, kd->max);
         break;
+    case K_SIZE:
+        if (parse_size(value, kd->max, (int64_t *)field) != 0)
+            fail(ps, section, kd->name, "\"%s\" is not a size (bytes, or with k, M, G, T) "
+                 "of at most %ld GiB", value, kd->max >> 10);
+        break;
     case K_CHOICE: {
         size_t vl = strlen(value);
         const char *c = kd->choices;
@@ -383,6 +416,8 @@ static struct tv_project *project_get(struct tv_config *cfg, const char *name)
     p->evaluators = TV_EVAL_ALL;
     p->latency_slo_ms = 2000;
     p->max_output_chars = 20000;
+    p->max_file_bytes = -1;
+    p->quota_bytes = -1;
     p->maintainers.e = calloc(1, sizeof(struct tv_principal));   /* root */
     if (!p->maintainers.e)
         abort();
@@ -511,6 +546,15 @@ static void apply_defaults(struct tv_config *cfg)
     set_default(&cfg->vault.audit_log, "/var/log/tracevault/vault-audit.log");
     if (cfg->vault.dek_cache_seconds < 0)
         cfg->vault.dek_cache_seconds = 30;
+    if (cfg->vault.reserve_bytes < 0)
+        cfg->vault.reserve_bytes = TV_DEFAULT_RESERVE_BYTES;
+    for (size_t i = 0; i < cfg->n_projects; i++) {
+        struct tv_project *p = &cfg->projects[i];
+        if (p->max_file_bytes < 0)
+            p->max_file_bytes = TV_DEFAULT_MAX_FILE_BYTES;
+        if (p->quota_bytes < 0)
+            p->quota_bytes = TV_DEFAULT_QUOTA_BYTES;
+    }
     set_default(&cfg->agent.state_dir, "/var/lib/tracevault/agent");
     set_default(&cfg->agent.upstream, "file:///var/lib/tracevault/outbox");
     set_default(&cfg->agent.ca_file, "");
@@ -553,6 +597,7 @@ int tv_config_load(const char *path, struct tv_config **out, char *err, size_t e
     cfg->path = xstrdup(path);
     /* Sentinels: "unset" for keys whose valid range includes 0. */
     cfg->vault.dek_cache_seconds = -1;
+    cfg->vault.reserve_bytes = -1;
     cfg->agent.batch_linger_ms = -1;
     /* admin_users defaults to root; the other lists default to nobody (deny). */
     cfg->keyd.admin_users.e = calloc(1, sizeof(struct tv_principal));

@@ -21,6 +21,10 @@
 
 #define TV_DEFAULT_CONFIG "/etc/tracevault/tracevault.conf"
 #define TV_PROJECT_NAME_MAX 63
+/* Defaults of the vault's limits (docs/CONFIG.md "Limits"). */
+#define TV_DEFAULT_MAX_FILE_BYTES ((int64_t)1 << 30)      /* 1 GiB per file */
+#define TV_DEFAULT_QUOTA_BYTES ((int64_t)64 << 30)        /* 64 GiB per project */
+#define TV_DEFAULT_RESERVE_BYTES ((int64_t)256 << 20)     /* 256 MiB left free */
 
 /* A resolved "alice, @apps, 1001" list. */
 struct tv_userlist {
@@ -61,6 +65,8 @@ struct tv_project {
     unsigned evaluators;           /* TV_EVAL_* bits; default TV_EVAL_ALL */
     int latency_slo_ms;            /* default 2000 */
     int max_output_chars;          /* length evaluator limit; default 20000 */
+    int64_t max_file_bytes;        /* plaintext bytes per file, 0 = no limit (EFBIG) */
+    int64_t quota_bytes;           /* plaintext bytes per project, 0 = no limit (EDQUOT) */
     struct tv_assertion *assertions;
     size_t n_assertions;
 };
@@ -77,6 +83,8 @@ struct tv_config {
         char *backing, *mountpoint, *audit_log;
         int dek_cache_seconds;     /* how long a DEK of a closed file stays cached; default 30 */
         int threads;               /* FUSE worker threads, 0 = libfuse default */
+        int64_t reserve_bytes;     /* growth that would leave less free on the backing
+                                      filesystem fails with ENOSPC; 0 = none */
     } vault;
     struct {
         char *state_dir, *upstream, *ca_file, *pinned_pubkey;

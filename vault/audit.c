@@ -54,6 +54,7 @@ const char *audit_errname(int err, char buf[16])
         { EEXIST, "EEXIST" }, { EXDEV, "EXDEV" }, { ENOSPC, "ENOSPC" }, { EBADMSG, "EBADMSG" },
         { ENOTEMPTY, "ENOTEMPTY" }, { EINVAL, "EINVAL" }, { ENOTCONN, "ENOTCONN" },
         { EKEYREVOKED, "EKEYREVOKED" }, { ENAMETOOLONG, "ENAMETOOLONG" }, { EISDIR, "EISDIR" },
+        { EFBIG, "EFBIG" }, { EDQUOT, "EDQUOT" }, { EINTR, "EINTR" }, { EROFS, "EROFS" },
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i].e == err)

@@ -518,17 +518,19 @@ int fio_recover(struct fileio *f, int jfd, off_t csize, bool apply, struct fio_r
         (off_t)during < oldc || csize < oldc || csize > (off_t)during)
         return 0;                       /* not a record of the file's last rewrite */
 
-    /* is the file whole where the rewrite ran (and at its end)? */
+    /* is the file whole where the rewrite ran, and at its end?  The last
+     * block first: when the rewrite grew the file, an intact last block is
+     * new, and the run's pwrites, which go in order, all completed before it */
     off_t cur;
     bool torn = bc_plain_size(csize, &cur) < 0;
     if (!torn) {
         uint64_t cnb = bc_nblocks(cur), end = run_end < cnb - 1 ? run_end : cnb - 1;
+        rc = read_block(f, cur, cnb - 1, plain);
+        torn = rc == -EBADMSG;
+        if (!torn && rc == 0 && csize > oldc)
+            goto out;                   /* a completed extension */
         for (uint64_t i = first; i <= end && !torn && rc == 0; i++) {
             rc = read_block(f, cur, i, plain);
-            torn = rc == -EBADMSG;
-        }
-        if (!torn && rc == 0 && end < cnb - 1) {
-            rc = read_block(f, cur, cnb - 1, plain);
             torn = rc == -EBADMSG;
         }
         if (!torn)
@@ -569,89 +571,193 @@ out:
     return rc;
 }
 
-/* Blocks from the first touched one (or the old last block, which must be
- * re-sealed as "not last") to the last touched one are rebuilt in memory and
- * written with one pwrite. */
-int fio_write(struct fileio *f, const void *vdata, size_t len, off_t off)
+static off_t limit_of(const struct fio_ctl *ctl)
 {
-    const unsigned char *data = vdata;
-    off_t Z = f->size, E = off + (off_t)len;
-    if (len == 0)
-        return 0;
-    if (off < 0 || E > BC_MAX_SIZE)
-        return -EFBIG;
-    off_t Z2 = E > Z ? E : Z;
+    return ctl && ctl->max_size > 0 && ctl->max_size < BC_MAX_SIZE ? ctl->max_size : BC_MAX_SIZE;
+}
+
+static int charge(const struct fio_ctl *ctl, int64_t delta)
+{
+    return ctl && ctl->charge && delta ? ctl->charge(ctl->arg, delta) : 0;
+}
+
+static bool interrupted(const struct fio_ctl *ctl)
+{
+    return ctl && ctl->interrupted && ctl->interrupted(ctl->arg);
+}
+
+/* Seal block I of a file of SIZE2 bytes into OUT: its plaintext is OLDLEN
+ * bytes of OLD (the block's current content, or NULL), then zeros, with
+ * DATA (covering [OFF, E)) laid over it. */
+static void seal_block(struct fileio *f, unsigned char *out, const unsigned char nonce[BC_NONCE],
+                       uint64_t i, off_t size2, const unsigned char *old, size_t oldlen,
+                       const unsigned char *data, off_t off, off_t E, unsigned char *plain)
+{
+    off_t bstart = (off_t)i * BC_BLOCK;
+    size_t newlen = bc_block_len(size2, i);
+    if (old && oldlen && old != plain)
+        memcpy(plain, old, oldlen);
+    if (!old)
+        oldlen = 0;
+    if (newlen > oldlen)
+        memset(plain + oldlen, 0, newlen - oldlen);
+    off_t s = off > bstart ? off : bstart;
+    off_t e = E < bstart + (off_t)newlen ? E : bstart + (off_t)newlen;
+    if (data && e > s)
+        memcpy(plain + (s - bstart), data + (s - off), (size_t)(e - s));
+    bc_seal(out, plain, newlen, nonce, f->dek, f->project, f->file_id, i,
+            i == bc_nblocks(size2) - 1);
+}
+
+/* A write that starts inside the file or at its end (OFF <= size): the
+ * blocks from the first touched one (or the old last block, which must be
+ * re-sealed as "not last") to the last touched one are rebuilt in memory
+ * and written with one pwrite.  Memory: the run, bounded by LEN. */
+static int write_run(struct fileio *f, const unsigned char *data, size_t len, off_t off)
+{
+    off_t Z = f->size, E = off + (off_t)len, Z2 = E > Z ? E : Z;
     uint64_t nb = bc_nblocks(Z), nb2 = bc_nblocks(Z2);
-    uint64_t fb = (uint64_t)((off < Z ? off : Z) / BC_BLOCK);
+    uint64_t fb = (uint64_t)(off / BC_BLOCK);
     if (nb2 > nb && nb - 1 < fb)
         fb = nb - 1;
     uint64_t lb = (uint64_t)((E - 1) / BC_BLOCK);
     size_t count = (size_t)(lb - fb + 1);
     unsigned char *cbuf = tv_scratch(&run_buf, count * BC_CBLOCK + count * BC_NONCE);
     unsigned char plain[BC_BLOCK];
-    int rc;
+    int rc = 0;
 
     if (!cbuf)
         return -ENOMEM;
-    if ((rc = journal_ready(f)) < 0)
-        return rc;
     unsigned char *nonces = cbuf + count * BC_CBLOCK;
     randombytes_buf(nonces, count * BC_NONCE);
-    for (uint64_t i = fb; i <= lb; i++) {
+    for (uint64_t i = fb; i <= lb && rc == 0; i++) {
         off_t bstart = (off_t)i * BC_BLOCK;
-        size_t newlen = bc_block_len(Z2, i);
         size_t oldlen = i < nb ? bc_block_len(Z, i) : 0;
-        bool covered = off <= bstart && E >= bstart + (off_t)newlen;
-        if (oldlen > 0 && !covered) {
-            /* never re-seal a block we could not authenticate */
-            if ((rc = read_block(f, Z, i, plain)) < 0)
-                goto out;
-        } else {
-            oldlen = 0;
-        }
-        if (newlen > oldlen)
-            memset(plain + oldlen, 0, newlen - oldlen);
-        off_t s = off > bstart ? off : bstart;
-        off_t e = E < bstart + (off_t)newlen ? E : bstart + (off_t)newlen;
-        if (e > s)
-            memcpy(plain + (s - bstart), data + (s - off), (size_t)(e - s));
-        bc_seal(cbuf + (i - fb) * BC_CBLOCK, plain, newlen, nonces + (i - fb) * BC_NONCE, f->dek,
-                f->project, f->file_id, i, i == nb2 - 1);
+        bool covered = off <= bstart && E >= bstart + (off_t)bc_block_len(Z2, i);
+        /* never re-seal a block we could not authenticate */
+        bool keep = oldlen > 0 && !covered;
+        if (keep)
+            rc = read_block(f, Z, i, plain);
+        if (rc == 0)
+            seal_block(f, cbuf + (i - fb) * BC_CBLOCK, nonces + (i - fb) * BC_NONCE, i, Z2,
+                       keep ? plain : NULL, oldlen, data, off, E, plain);
     }
     size_t total = (count - 1) * BC_CBLOCK + bc_block_len(Z2, lb) + BC_OVERHEAD;
     /* blocks fb..min(lb, nb - 1) hold existing bytes: journal them first */
-    if ((rc = journal(f, fb, lb < nb - 1 ? lb : nb - 1, lb, bc_backing_size(Z2))) < 0)
-        goto out;
-    if ((rc = reserve(f->fd, bc_backing_size(Z), bc_backing_size(Z2))) < 0)
-        goto out;
-    if ((rc = tv_write_full(f->fd, cbuf, total, bc_block_offset(fb))) < 0)
-        goto out;
-    journal_done(f);
-    f->size = Z2;
-    rc = 0;
-out:
+    if (rc == 0)
+        rc = journal(f, fb, lb < nb - 1 ? lb : nb - 1, lb, bc_backing_size(Z2));
+    if (rc == 0 && (rc = reserve(f->fd, bc_backing_size(Z), bc_backing_size(Z2))) < 0)
+        (void)!ftruncate(f->fd, bc_backing_size(Z));
+    if (rc == 0)
+        rc = tv_write_full(f->fd, cbuf, total, bc_block_offset(fb));
+    if (rc == 0) {
+        journal_done(f);
+        f->size = Z2;
+    }
     sodium_memzero(plain, sizeof plain);
     return rc;
 }
 
-int fio_truncate(struct fileio *f, off_t newsize)
+/* Grow the file from its size Z to Z2 > Z, with DATA over [OFF, OFF+LEN)
+ * (OFF >= Z; DATA may be NULL) and zeros elsewhere, in chunks of
+ * FIO_CHUNK_BLOCKS blocks: memory stays bounded however far the file
+ * grows, and CTL may interrupt between chunks.  The growth is reserved
+ * first (ENOSPC changes nothing) and the old last block journalled; any
+ * failure puts the old last block back and cuts the file to its old size,
+ * so a failed extension leaves the file as it was (a kill leaves the
+ * journal, which does the same at the next open). */
+static int extend(struct fileio *f, const unsigned char *data, size_t len, off_t off, off_t Z2,
+                  const struct fio_ctl *ctl)
 {
-    static const unsigned char zeros[1 << 16];
-    off_t Z = f->size;
-    int rc = 0;
+    off_t Z = f->size, E = off + (off_t)len, oldc = bc_backing_size(Z);
+    uint64_t nb = bc_nblocks(Z), nb2 = bc_nblocks(Z2), last = nb - 1;
+    size_t oldlen = bc_block_len(Z, last);
+    unsigned char oldcb[BC_CBLOCK], plain[BC_BLOCK], oldplain[BC_BLOCK];
+    unsigned char *cbuf = tv_scratch(&run_buf, FIO_CHUNK_BLOCKS * (BC_CBLOCK + BC_NONCE));
+    int rc;
 
-    if (newsize < 0 || newsize > BC_MAX_SIZE)
+    if (!cbuf)
+        return -ENOMEM;
+    /* never re-seal a block we could not authenticate; keep its sealed bytes
+     * to put back on failure */
+    if ((rc = pread_full(f->fd, oldcb, oldlen + BC_OVERHEAD, bc_block_offset(last))) < 0 ||
+        (rc = bc_open(oldplain, oldcb, oldlen + BC_OVERHEAD, f->dek, f->project, f->file_id,
+                      last, true)) < 0)
+        goto out;
+    if ((rc = journal(f, last, last, nb2 - 1, bc_backing_size(Z2))) < 0)
+        goto out;
+    if ((rc = reserve(f->fd, oldc, bc_backing_size(Z2))) < 0)
+        goto undo;
+    for (uint64_t i = last; i < nb2 && rc == 0;) {
+        uint64_t n = nb2 - i < FIO_CHUNK_BLOCKS ? nb2 - i : FIO_CHUNK_BLOCKS;
+        unsigned char *nonces = cbuf + n * BC_CBLOCK;
+        randombytes_buf(nonces, n * BC_NONCE);
+        for (uint64_t k = 0; k < n; k++)
+            seal_block(f, cbuf + k * BC_CBLOCK, nonces + k * BC_NONCE, i + k, Z2,
+                       i + k == last ? oldplain : NULL, oldlen, data, off, E, plain);
+        size_t bytes = (n - 1) * BC_CBLOCK + bc_block_len(Z2, i + n - 1) + BC_OVERHEAD;
+        rc = tv_write_full(f->fd, cbuf, bytes, bc_block_offset(i));
+        i += n;
+        if (rc == 0 && i < nb2 && interrupted(ctl))
+            rc = -EINTR;
+    }
+    if (rc == 0) {
+        journal_done(f);
+        f->size = Z2;
+        goto out;
+    }
+undo:
+    /* put the old last block back and cut: the file as it was */
+    if (tv_write_full(f->fd, oldcb, oldlen + BC_OVERHEAD, bc_block_offset(last)) == 0 &&
+        ftruncate(f->fd, oldc) == 0)
+        journal_done(f);            /* else the record stays for the next open */
+out:
+    sodium_memzero(plain, sizeof plain);
+    sodium_memzero(oldplain, sizeof oldplain);
+    return rc;
+}
+
+int fio_write(struct fileio *f, const void *vdata, size_t len, off_t off,
+              const struct fio_ctl *ctl)
+{
+    off_t Z = f->size, E = off + (off_t)len;
+    int rc;
+
+    if (len == 0)
+        return 0;
+    if (off < 0)
         return -EINVAL;
+    if (E > limit_of(ctl) || E < off)
+        return -EFBIG;
+    int64_t growth = E > Z ? E - Z : 0;
+    if ((rc = journal_ready(f)) < 0 || (rc = charge(ctl, growth)) < 0)
+        return rc;
+    rc = off > Z ? extend(f, vdata, len, off, E, ctl) : write_run(f, vdata, len, off);
+    if (rc < 0)
+        charge(ctl, -growth);
+    return rc;
+}
+
+int fio_truncate(struct fileio *f, off_t newsize, const struct fio_ctl *ctl)
+{
+    off_t Z = f->size;
+    int rc;
+
+    if (newsize < 0)
+        return -EINVAL;
+    if (newsize > limit_of(ctl))
+        return -EFBIG;
+    if (newsize == Z)
+        return 0;
     if ((rc = journal_ready(f)) < 0)
         return rc;
-    while (newsize > f->size && rc == 0) {
-        off_t chunk = newsize - f->size;
-        if (chunk > (off_t)sizeof zeros)
-            chunk = sizeof zeros;
-        rc = fio_write(f, zeros, (size_t)chunk, f->size);
-    }
-    if (rc < 0 || newsize >= Z)
+    if (newsize > Z) {
+        if ((rc = charge(ctl, newsize - Z)) < 0)
+            return rc;
+        if ((rc = extend(f, NULL, 0, newsize, newsize, ctl)) < 0)
+            charge(ctl, Z - newsize);
         return rc;
+    }
     uint64_t last = bc_nblocks(newsize) - 1;
     size_t len = bc_block_len(newsize, last);
     unsigned char plain[BC_BLOCK], cb[BC_CBLOCK], nonce[BC_NONCE];
@@ -669,6 +775,7 @@ int fio_truncate(struct fileio *f, off_t newsize)
         return -errno;
     journal_done(f);
     f->size = newsize;
+    charge(ctl, newsize - Z);
     return 0;
 }
 

@@ -88,15 +88,35 @@ off_t fio_size(const struct fileio *f);
 const unsigned char *fio_file_id(const struct fileio *f);
 const char *fio_file_id_hex(const struct fileio *f);
 
+/* Limits and hooks of one write or truncate (every field optional; a NULL
+ * ctl means none). */
+struct fio_ctl {
+    off_t max_size;                      /* beyond it: -EFBIG (0: BC_MAX_SIZE) */
+    /* Reserve DELTA more plaintext bytes for the file's growth (negative:
+     * give back); a refusal (-EDQUOT, -ENOSPC) fails the call before any
+     * byte is written.  A shrink reports its negative delta after it. */
+    int (*charge)(void *arg, int64_t delta);
+    /* Asked between chunks of a long extension: true stops it (-EINTR),
+     * the file left as it was. */
+    bool (*interrupted)(void *arg);
+    void *arg;
+};
+
+/* Blocks a long extension writes at a time (its memory: ~1 MiB). */
+#define FIO_CHUNK_BLOCKS 256u
+
 /* Write LEN bytes of DATA at OFF (growing the file, zero-filling a gap).
  * The backing growth is reserved (fallocate) before any block is rewritten,
  * so ENOSPC leaves the file as it was; blocks rewritten in place are first
- * saved in the tail journal. */
-int fio_write(struct fileio *f, const void *data, size_t len, off_t off);
+ * saved in the tail journal.  A gap is filled in bounded chunks; a failed
+ * or interrupted extension leaves the file at its old size. */
+int fio_write(struct fileio *f, const void *data, size_t len, off_t off,
+              const struct fio_ctl *ctl);
 
-/* Truncate to NEWSIZE, or extend with zeros.  Shrinking journals the new
- * last block, rewrites it, then cuts the backing file. */
-int fio_truncate(struct fileio *f, off_t newsize);
+/* Truncate to NEWSIZE, or extend with zeros (as a write with a gap).
+ * Shrinking journals the new last block, rewrites it, then cuts the backing
+ * file.  -EFBIG beyond the size limit. */
+int fio_truncate(struct fileio *f, off_t newsize, const struct fio_ctl *ctl);
 
 /* Read up to LEN bytes at OFF into OUT; *GOT receives the count (0 at EOF). */
 int fio_read(struct fileio *f, void *out, size_t len, off_t off, size_t *got);

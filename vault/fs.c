@@ -12,12 +12,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "vault/audit.h"
 #include "vault/keys.h"
 
@@ -86,13 +89,79 @@ bool fs_in_config(struct vfs *fs, const char *name)
     return ok;
 }
 
-int fs_io_result(struct vnode *n, int rc)
+int fs_io_result(const struct rq *r, struct vnode *n, const char *op, int rc)
 {
     if (rc == -EBADMSG) {
         vn_integrity(n, "block");
         return -EIO;
     }
+    if (rc == -EFBIG || rc == -EDQUOT || rc == -ENOSPC)
+        audit_log(r->uid, r->pid, n->proj->name, op, rc, n->fid_hex[0] ? n->fid_hex : NULL,
+                  "limit");
     return rc;
+}
+
+/* The backing filesystem must keep [vault] reserve_bytes free: growth that
+ * would eat into it fails with ENOSPC before anything is written.  statvfs
+ * is asked at most every 100 ms; growth in between is taken off the last
+ * answer. */
+static int space_check(struct vfs *fs, int64_t growth, int64_t reserve)
+{
+    uint64_t now = tv_now_ms();
+    int64_t need = growth + growth / 64 + BC_CBLOCK;    /* backing bytes, generously */
+    if (reserve <= 0)
+        return 0;
+    if (now - atomic_load(&fs->free_ms) >= 100) {
+        struct statvfs sv;
+        if (fstatvfs(fs->root_fd, &sv) == 0) {
+            atomic_store(&fs->free_bytes, (int64_t)sv.f_bavail * (int64_t)sv.f_frsize);
+            atomic_store(&fs->free_ms, now);
+        }
+    }
+    if (atomic_load(&fs->free_bytes) - need < reserve)
+        return -ENOSPC;
+    atomic_fetch_sub(&fs->free_bytes, need);
+    return 0;
+}
+
+static int io_charge(void *arg, int64_t delta)
+{
+    struct fs_io *io = arg;
+    int rc;
+    if (delta > 0) {
+        pthread_rwlock_rdlock(&io->fs->cfg_lock);
+        int64_t reserve = io->fs->cfg->vault.reserve_bytes;
+        pthread_rwlock_unlock(&io->fs->cfg_lock);
+        if ((rc = space_check(io->fs, delta, reserve)) < 0)
+            return rc;
+    }
+    return proj_charge(io->p, delta, io->quota);
+}
+
+static bool io_interrupted(void *arg)
+{
+    struct fs_io *io = arg;
+    return (io->req && fuse_req_interrupted(io->req)) ||
+           (io->fs->se && fuse_session_exited(io->fs->se));
+}
+
+void fs_io_init(struct fs_io *io, struct vfs *fs, fuse_req_t req, struct vproj *p)
+{
+    io->fs = fs;
+    io->p = p;
+    io->req = req;
+    io->quota = 0;
+    io->ctl.max_size = 0;
+    pthread_rwlock_rdlock(&fs->cfg_lock);
+    const struct tv_project *cp = tv_config_project(fs->cfg, p->name);
+    if (cp) {
+        io->quota = cp->quota_bytes;
+        io->ctl.max_size = (off_t)cp->max_file_bytes;
+    }
+    pthread_rwlock_unlock(&fs->cfg_lock);
+    io->ctl.charge = io_charge;
+    io->ctl.interrupted = io_interrupted;
+    io->ctl.arg = io;
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */

@@ -194,16 +194,19 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         fuse_reply_attr(req, &st, n->proj && !n->is_proj_root ? ATTR_TIMEOUT : ROOT_TIMEOUT);
 }
 
-/* Truncate file N to SIZE (its open state taken for the duration). */
-static int truncate_node(struct vfs *fs, struct vnode *n, off_t size)
+/* Truncate file N to SIZE for R (its open state taken for the duration). */
+static int truncate_node(struct vfs *fs, fuse_req_t req, const struct rq *r, struct vnode *n,
+                         off_t size)
 {
+    struct fs_io io;
     int rc;
     if (n->is_dir)
         return -EISDIR;
     if ((rc = vn_acquire(fs->vt, n)) < 0)
         return rc;
+    fs_io_init(&io, fs, req, n->proj);
     pthread_rwlock_wrlock(&n->rw);
-    rc = n->io ? fs_io_result(n, fio_truncate(n->io, size)) : -EIO;
+    rc = n->io ? fs_io_result(r, n, "truncate", fio_truncate(n->io, size, &io.ctl)) : -EIO;
     pthread_rwlock_unlock(&n->rw);
     vn_release(fs->vt, n);
     return rc;
@@ -233,22 +236,23 @@ static int do_setattr(struct vfs *fs, fuse_req_t req, struct vnode *n, struct st
     rq_get(req, &r);
     if (!n->proj || n->is_proj_root || (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
         return -EPERM;
+    struct rq *who = &r;
     if (fi) {
         /* ftruncate on a handle opened for writing: its opener's rights */
         struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
-        struct rq hr = h->who;
-        rc = fs_check(fs, NULL, &hr, n, POL_WRITE, vn_owner(n));
+        who = &h->who;
+        rc = fs_check(fs, NULL, who, n, POL_WRITE, vn_owner(n));
         if (rc == 0 && !h->wr)
             rc = -EBADF;
     } else {
-        rc = fs_check(fs, req, &r, n, POL_SETATTR, vn_owner(n));
+        rc = fs_check(fs, req, who, n, POL_SETATTR, vn_owner(n));
     }
     if (rc < 0)
         return rc;
     snprintf(pp, sizeof pp, "/proc/self/fd/%d", n->fd);
     if ((valid & FUSE_SET_ATTR_MODE) && chmod(pp, attr->st_mode & 07777) < 0)
         return -errno;
-    if ((valid & FUSE_SET_ATTR_SIZE) && (rc = truncate_node(fs, n, attr->st_size)) < 0)
+    if ((valid & FUSE_SET_ATTR_SIZE) && (rc = truncate_node(fs, req, who, n, attr->st_size)) < 0)
         return rc;
     if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))
         return set_times(pp, attr, valid);
@@ -405,6 +409,9 @@ static int remove_file(struct vfs *fs, struct vnode *d, const char *bname, const
     if (unlinkat(d->fd, bname, 0) < 0)
         return -errno;
     fio_journal_unlink(d->fd, bname);
+    off_t size;
+    if (bc_plain_size(st->st_size, &size) == 0)
+        proj_charge(d->proj, -(int64_t)size, 0);
     return 0;
 }
 
@@ -485,7 +492,8 @@ static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, const cha
         return -errno;
     if ((rc = fs_check(fs, req, &r, d1, POL_RENAME, st1.st_uid)) < 0)
         return rc;
-    if (fstatat(d2->fd, b2, &st2, AT_SYMLINK_NOFOLLOW) == 0) {
+    bool have2 = fstatat(d2->fd, b2, &st2, AT_SYMLINK_NOFOLLOW) == 0;
+    if (have2) {
         if ((rc = fs_check(fs, req, &r, d2, POL_RENAME, st2.st_uid)) < 0)
             return rc;
         /* replacing an empty directory: its metadata must go first */
@@ -495,8 +503,13 @@ static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, const cha
     }
     if (long2 && (rc = meta_long_write(d2->fd, b2, enc2)) < 0)
         return rc;
+    bool replaced = have2 && S_ISREG(st2.st_mode);
     if (renameat2(d1->fd, b1, d2->fd, b2, flags) < 0)
         return -errno;
+    off_t gone;
+    if (replaced && (st2.st_dev != st1.st_dev || st2.st_ino != st1.st_ino) &&
+        bc_plain_size(st2.st_size, &gone) == 0)
+        proj_charge(d1->proj, -(int64_t)gone, 0);     /* the file it replaced */
     bool same = d1 == d2 && strcmp(b1, b2) == 0;
     if (S_ISREG(st1.st_mode) && !same)
         fio_journal_rename(d1->fd, b1, d2->fd, b2);

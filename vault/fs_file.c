@@ -76,8 +76,10 @@ static int do_open(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode *n
     if ((rc = open_check(fs, req, r, n, fi->flags)) < 0 || (rc = vn_acquire(fs->vt, n)) < 0)
         return rc;
     if (fi->flags & O_TRUNC) {
+        struct fs_io io;
+        fs_io_init(&io, fs, req, n->proj);
         pthread_rwlock_wrlock(&n->rw);
-        rc = n->io ? fs_io_result(n, fio_truncate(n->io, 0)) : -EIO;
+        rc = n->io ? fs_io_result(r, n, "truncate", fio_truncate(n->io, 0, &io.ctl)) : -EIO;
         pthread_rwlock_unlock(&n->rw);
     }
     if (rc == 0)
@@ -255,7 +257,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     else if (!(buf = tv_scratch(&read_buf, size)))
         rc = -ENOMEM;
     else
-        rc = fs_io_result(n, fio_read(n->io, buf, size, off, &got));
+        rc = fs_io_result(&h->who, n, "read", fio_read(n->io, buf, size, off, &got));
     pthread_rwlock_unlock(&n->rw);
     if (rc < 0) {
         if (buf)
@@ -282,12 +284,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_err(req, -rc);
         return;
     }
+    struct fs_io io;
+    fs_io_init(&io, fs, req, n->proj);
     pthread_rwlock_wrlock(&n->rw);
     if (!n->io || atomic_load(&n->proj->shredded))
         rc = -EIO;
     else
-        rc = fs_io_result(n, fio_write(n->io, buf, size,
-                                       (h->append && !fs->writeback) ? fio_size(n->io) : off));
+        rc = fs_io_result(&h->who, n, "write",
+                          fio_write(n->io, buf, size,
+                                    (h->append && !fs->writeback) ? fio_size(n->io) : off,
+                                    &io.ctl));
     pthread_rwlock_unlock(&n->rw);
     if (rc < 0)
         fuse_reply_err(req, -rc);

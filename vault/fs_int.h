@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "vault/fileio.h"
 #include "vault/names.h"
 #include "vault/policy.h"
 #include "vault/project.h"
@@ -38,6 +39,8 @@
 
 struct vfs {
     pthread_rwlock_t cfg_lock;      /* a leaf: taken alone, briefly */
+    _Atomic int64_t free_bytes;     /* backing filesystem's free space, as last seen */
+    _Atomic uint64_t free_ms;       /* when (tv_now_ms) */
     struct tv_config *cfg;
     struct keys *keys;              /* borrowed */
     int root_fd;                    /* backing root, O_RDONLY: statfs */
@@ -113,8 +116,21 @@ int fs_entry(struct vfs *fs, struct vnode *n, struct fuse_entry_param *e);
 int fs_lookup(struct vfs *fs, fuse_req_t req, struct vnode *d, const char *name,
               struct fuse_entry_param *e);
 
-/* The engine's result for N: an integrity failure is reported, becomes EIO. */
-int fs_io_result(struct vnode *n, int rc);
+/* The limits and hooks of one write or truncate of a file of project P for
+ * REQ (may be NULL): the project's max_file_bytes and quota, the backing
+ * filesystem's reserve, the request's interruption. */
+struct fs_io {
+    struct vfs *fs;
+    struct vproj *p;
+    fuse_req_t req;
+    int64_t quota;
+    struct fio_ctl ctl;
+};
+void fs_io_init(struct fs_io *io, struct vfs *fs, fuse_req_t req, struct vproj *p);
+
+/* The engine's result RC of OP by R on N: an integrity failure is reported
+ * and becomes EIO; a refusal by a limit (EFBIG, EDQUOT, ENOSPC) is audited. */
+int fs_io_result(const struct rq *r, struct vnode *n, const char *op, int rc);
 
 /* Each handler file fills its part of the operations table. */
 void fs_entry_ops(struct fuse_lowlevel_ops *ops);

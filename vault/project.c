@@ -85,6 +85,46 @@ int proj_list(struct projects *pt, struct vproj **out, int max)
     return n;
 }
 
+/* Plaintext bytes of the regular files below directory DFD (consumed);
+ * metadata (names starting with '.') is not counted. */
+static int64_t tree_usage(int dfd, int depth)
+{
+    DIR *dp = fdopendir(dfd);
+    struct dirent *de;
+    int64_t sum = 0;
+    if (!dp) {
+        close(dfd);
+        return 0;
+    }
+    while ((de = readdir(dp))) {
+        struct stat st;
+        off_t size;
+        if (de->d_name[0] == '.' ||
+            fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISREG(st.st_mode) && bc_plain_size(st.st_size, &size) == 0)
+            sum += size;
+        else if (S_ISDIR(st.st_mode) && depth < 4096) {
+            int sub = openat(dirfd(dp), de->d_name,
+                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0)
+                sum += tree_usage(sub, depth + 1);
+        }
+    }
+    closedir(dp);
+    return sum;
+}
+
+int proj_charge(struct vproj *p, int64_t delta, int64_t quota)
+{
+    int64_t now = atomic_fetch_add(&p->used, delta) + delta;
+    if (delta > 0 && quota > 0 && now > quota) {
+        atomic_fetch_sub(&p->used, delta);
+        return -EDQUOT;
+    }
+    return 0;
+}
+
 int proj_load(struct projects *pt, struct vproj *p)
 {
     bool made = false;
@@ -142,6 +182,8 @@ int proj_load(struct projects *pt, struct vproj *p)
         goto out;
     }
     names_derive(p->nk, key);
+    int ufd = dup(dfd);
+    atomic_store(&p->used, ufd >= 0 ? tree_usage(ufd, 0) : 0);
     atomic_store(&p->loaded, true);
 out:
     /* a project keyd does not know leaves no directory behind */

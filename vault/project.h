@@ -44,6 +44,8 @@ struct vproj {
     atomic_bool loaded;             /* nk valid; set once, under lock */
     atomic_bool shredded;           /* every key of it is gone: all its files fail */
     struct names_keys *nk;          /* sodium_malloc'd */
+    _Atomic int64_t used;           /* plaintext bytes of its files: counted at load,
+                                       then kept by every size change (proj_charge) */
 };
 
 struct projects;
@@ -69,6 +71,11 @@ int proj_recheck(struct projects *pt, struct vproj *p);
 
 /* Wipe P's name keys and mark it shredded: from now on nothing of it loads. */
 void proj_shred(struct projects *pt, struct vproj *p);
+
+/* Charge DELTA plaintext bytes to P's usage (negative: give back).  A
+ * charge that would take the usage past QUOTA (> 0) charges nothing and
+ * returns -EDQUOT. */
+int proj_charge(struct vproj *p, int64_t delta, int64_t quota);
 
 /* Up to MAX projects of the table into OUT; returns how many. */
 int proj_list(struct projects *pt, struct vproj **out, int max);

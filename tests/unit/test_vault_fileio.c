@@ -50,7 +50,7 @@ static int do_write(struct fileio *f, off_t off, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         data[i] = (unsigned char)rnd(256);
-    int rc = fio_write(f, data, len, off);
+    int rc = fio_write(f, data, len, off, NULL);
     if (rc == 0 && len) {
         if (off > refsize)
             memset(ref + refsize, 0, (size_t)(off - refsize));
@@ -63,7 +63,7 @@ static int do_write(struct fileio *f, off_t off, size_t len)
 
 static int do_truncate(struct fileio *f, off_t n)
 {
-    int rc = fio_truncate(f, n);
+    int rc = fio_truncate(f, n, NULL);
     if (rc == 0) {
         if (n > refsize)
             memset(ref + refsize, 0, (size_t)(n - refsize));
@@ -278,11 +278,11 @@ int main(void)
     pread(bfd, &byte, 1, at);
     byte ^= 1;
     pwrite(bfd, &byte, 1, at);
-    is_int(fio_write(f, "x", 1, 4096 + 10), -EBADMSG, "partial write into a damaged block is refused");
+    is_int(fio_write(f, "x", 1, 4096 + 10, NULL), -EBADMSG, "partial write into a damaged block is refused");
     n = 0;
     is_int(fio_read(f, got, 100, 4096, &n), -EBADMSG, "reading the damaged block fails");
     is_int(fio_read(f, got, 100, 0, &n), 0, "other blocks still read");
-    is_int(fio_write(f, data, 4096, 4096), 0, "a full overwrite of the damaged block replaces it");
+    is_int(fio_write(f, data, 4096, 4096, NULL), 0, "a full overwrite of the damaged block replaces it");
     is_int(fio_read(f, got, 4096, 4096, &n), 0, "and it reads again");
     /* truncation outside the engine is detected */
     ftruncate(bfd, bc_block_offset(2));

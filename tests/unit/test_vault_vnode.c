@@ -41,7 +41,7 @@ static struct fileio *make_file(const char *name, size_t len, int *pfd, struct s
     int fd = openat(dirfd_, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || fio_attach(&f, fd, dek, &h, true, proj.name, -1) < 0)
         return NULL;
-    if (len && fio_write(f, buf, len, 0) < 0)
+    if (len && fio_write(f, buf, len, 0, NULL) < 0)
         return NULL;
     *pfd = openat(dirfd_, name, O_PATH | O_CLOEXEC);
     if (*pfd < 0 || fstat(*pfd, st) < 0)
