@@ -8,16 +8,15 @@
  * for its journal record are per thread and grow to the largest request
  * seen (1 MiB + overhead with the vault's max_write).
  *
- * The tail journal of backing file "B" is ".B.tail" in the same directory.
- * It is found from the file itself (/proc/self/fd of its O_PATH
- * descriptor), so it is right after renames, which move it along.
+ * The tail journal of a file is named by its file ID in its project's
+ * journal directory (BACKING/P/.tvjournal/<file ID hex>): independent of
+ * the file's path (any length the backing store accepts) and of renames.
  */
 #include "config.h"
 #include "vault/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,11 +31,10 @@
 #include "vault/keys.h"
 
 #define JMAGIC "TVJ1"
-#define JSUFFIX ".tail"
 
 struct fileio {
     int fd;                             /* backing file, read-write (read-only: FIO_CHECK) */
-    int pathfd;                         /* O_PATH of the backing file (borrowed), or -1 */
+    int jdir;                           /* the project's journal directory (borrowed), or -1 */
     int jfd;                            /* tail journal, or -1 */
     bool readonly;
     unsigned char *dek;                 /* keymem slot */
@@ -57,120 +55,68 @@ static int pread_full(int fd, void *buf, size_t len, off_t off)
     return rc == -ENODATA ? -EBADMSG : rc;
 }
 
-/* ---- the journal's name ---------------------------------------------------- */
+/* ---- the journal ----------------------------------------------------------- */
 
-static int journal_name(const char *bname, char *out, size_t cap)
-{
-    return snprintf(out, cap, ".%s" JSUFFIX, bname) < (int)cap ? 0 : -ENAMETOOLONG;
-}
-
-bool fio_is_journal_name(const char *name)
-{
-    size_t l = strlen(name), sl = strlen(JSUFFIX);
-    return name[0] == '.' && l > sl + 1 && strcmp(name + l - sl, JSUFFIX) == 0;
-}
-
-/* The current path of the backing object behind FD into OUT; -ENOENT when
- * it has been unlinked.  Backing names never contain a space. */
-static int fd_path(int fd, char out[PATH_MAX])
-{
-    char pp[64];
-    snprintf(pp, sizeof pp, "/proc/self/fd/%d", fd);
-    ssize_t l = readlink(pp, out, PATH_MAX - 1);
-    if (l < 0)
-        return -errno;
-    out[l] = '\0';
-    if (l > 10 && strcmp(out + l - 10, " (deleted)") == 0)
-        return -ENOENT;
-    return 0;
-}
-
-/* Open F's journal (made when CREATE) into f->jfd.  -ENOENT: none, or the
- * file is unlinked (nobody can open it after a crash: it needs none). */
+/* Open F's journal (made when CREATE) into f->jfd.  -ENOENT: none. */
 static int journal_open(struct fileio *f, bool create)
 {
-    char path[PATH_MAX], jp[PATH_MAX];
-    int rc;
-
     if (f->jfd >= 0)
         return 0;
-    if (f->pathfd < 0)
+    if (f->jdir < 0)
         return -ENOENT;
-    if ((rc = fd_path(f->pathfd, path)) < 0)
-        return rc;
-    char *slash = strrchr(path, '/');
-    if (!slash)
-        return -ENOENT;
-    *slash = '\0';
-    if (snprintf(jp, sizeof jp, "%s/.%s" JSUFFIX, path, slash + 1) >= (int)sizeof jp)
-        return -ENAMETOOLONG;
-    int fd = open(jp, (f->readonly ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC |
-                          O_NONBLOCK | (create ? O_CREAT : 0), 0600);
+    int fd = openat(f->jdir, f->fid_hex, (f->readonly ? O_RDONLY : O_RDWR) | O_NOFOLLOW |
+                                             O_CLOEXEC | O_NONBLOCK | (create ? O_CREAT : 0),
+                    0600);
     if (fd < 0)
         return -errno;
     f->jfd = fd;
     return 0;
 }
 
-/* Before a rewrite: make sure the file has a journal. */
+/* Before a rewrite: make sure the file has a journal.  An unlinked file
+ * needs none: nobody can open it after a crash. */
 static int journal_ready(struct fileio *f)
 {
-    if (f->jfd >= 0 || f->pathfd < 0)
+    struct stat st;
+    if (f->jfd >= 0 || f->jdir < 0 || (fstat(f->fd, &st) == 0 && st.st_nlink == 0))
         return 0;
     int rc = journal_open(f, true);
-    if (rc < 0 && rc != -ENOENT)
+    if (rc < 0)
         log_error("vault: project \"%s\": file %s: cannot make its tail journal: %s",
                   f->project, f->fid_hex, strerror(-rc));
-    return rc == -ENOENT ? 0 : rc;
+    return rc;
 }
 
-/* Close F's journal; with REMOVE unlink it first, if the name still holds
- * this journal.  Keeping it while the file is open spares a create and an
- * unlink per open/close of a file written in bursts. */
+/* Close F's journal; with REMOVE unlink it first.  Keeping it while the
+ * file is open spares a create and an unlink per open/close of a file
+ * written in bursts. */
 static void journal_close(struct fileio *f, bool remove)
 {
-    char jp[PATH_MAX];
-    struct stat a, b;
-
     if (f->jfd < 0)
         return;
-    if (remove && fd_path(f->jfd, jp) == 0 && fstat(f->jfd, &a) == 0 &&
-        lstat(jp, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
-        unlink(jp);
+    if (remove)
+        unlinkat(f->jdir, f->fid_hex, 0);
     close(f->jfd);
     f->jfd = -1;
 }
 
-bool fio_journal_pending(int dirfd, const char *bname)
+bool fio_journal_valid(int jdir, const char *name)
 {
-    char jn[NAME_MAX + 1];
     unsigned char magic[4];
-
-    if (journal_name(bname, jn, sizeof jn) < 0)
-        return false;
-    int jfd = openat(dirfd, jn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    int jfd = openat(jdir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (jfd < 0)
         return false;
-    /* a voided record (a completed rewrite) needs no key from keyd */
+    /* a voided record (a completed rewrite) needs nothing */
     bool valid = pread(jfd, magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
                  memcmp(magic, JMAGIC, 4) == 0;
     close(jfd);
     return valid;
 }
 
-void fio_journal_unlink(int dirfd, const char *bname)
+void fio_journal_unlink(int jdir, const char *fid_hex)
 {
-    char jn[NAME_MAX + 1];
-    if (journal_name(bname, jn, sizeof jn) == 0)
-        unlinkat(dirfd, jn, 0);
-}
-
-void fio_journal_rename(int d1, const char *b1, int d2, const char *b2)
-{
-    char t1[NAME_MAX + 1], t2[NAME_MAX + 1];
-    if (journal_name(b1, t1, sizeof t1) == 0 && journal_name(b2, t2, sizeof t2) == 0 &&
-        renameat(d1, t1, d2, t2) < 0)
-        unlinkat(d2, t2, 0);
+    if (jdir >= 0 && fid_hex[0])
+        unlinkat(jdir, fid_hex, 0);
 }
 
 /* ---- the door ------------------------------------------------------------- */
@@ -180,7 +126,7 @@ static struct fileio *fio_alloc(const char *project)
     struct fileio *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
-    f->fd = f->pathfd = f->jfd = -1;
+    f->fd = f->jdir = f->jfd = -1;
     f->project = project;
     if (!(f->dek = keymem_alloc())) {
         free(f);
@@ -229,8 +175,8 @@ int fio_file_id_of(int pathfd, char hex[2 * BC_FILE_ID + 1])
     return 0;
 }
 
-int fio_open(struct fileio **out, struct keys *keys, const char *project, int pathfd, int mode,
-             struct fio_report *rep)
+int fio_open(struct fileio **out, struct keys *keys, const char *project, int jdir, int pathfd,
+             int mode, struct fio_report *rep)
 {
     struct bc_header h;
     struct stat st;
@@ -242,7 +188,7 @@ int fio_open(struct fileio **out, struct keys *keys, const char *project, int pa
     struct fileio *f = fio_alloc(project);
     if (!f)
         return -ENOMEM;
-    f->pathfd = pathfd;
+    f->jdir = jdir;
     f->readonly = mode == FIO_CHECK;
     snprintf(pp, sizeof pp, "/proc/self/fd/%d", pathfd);
     f->fd = open(pp, (f->readonly ? O_RDONLY | O_NONBLOCK : O_RDWR) | O_CLOEXEC);
@@ -324,7 +270,7 @@ static int init_file(struct fileio *f, const struct bc_header *h)
     return rc;
 }
 
-int fio_create(struct fileio **out, struct keys *keys, const char *project, int fd, int pathfd)
+int fio_create(struct fileio **out, struct keys *keys, const char *project, int jdir, int fd)
 {
     struct bc_header h;
     int rc;
@@ -336,7 +282,7 @@ int fio_create(struct fileio **out, struct keys *keys, const char *project, int 
         return -ENOMEM;
     }
     f->fd = fd;
-    f->pathfd = pathfd;
+    f->jdir = jdir;
     if ((rc = keys_new_dek(keys, project, f->dek, h.wrapped, &h.kek_version)) < 0) {
         if (rc != -EKEYREVOKED)
             rc = -EIO;          /* keyd refused or is away: logged by keys */

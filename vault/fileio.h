@@ -50,23 +50,24 @@ struct fio_report {
 
 /*
  * Open the sealed file behind PATHFD (an O_PATH descriptor of the backing
- * file; borrowed, and kept to find the tail journal next to the file after
- * renames) of PROJECT (borrowed; must outlive the fileio).  Returns 0 and
- * *OUT, or -EBADMSG (REP->what says what failed), -EKEYREVOKED (the project
- * was shredded), -EIO (keyd refused or is unreachable: logged), another
- * negative errno.  REP->journal_damaged is reported by the caller.
+ * file; borrowed) of PROJECT (borrowed; must outlive the fileio), whose tail
+ * journals live in JDIR (the project's journal directory, borrowed; -1:
+ * none).  Returns 0 and *OUT, or -EBADMSG (REP->what says what failed),
+ * -EKEYREVOKED (the project was shredded), -EIO (keyd refused or is
+ * unreachable: logged), another negative errno.  REP->journal_damaged is
+ * reported by the caller.
  */
-int fio_open(struct fileio **out, struct keys *keys, const char *project, int pathfd, int mode,
-             struct fio_report *rep);
+int fio_open(struct fileio **out, struct keys *keys, const char *project, int jdir, int pathfd,
+             int mode, struct fio_report *rep);
 
 /*
  * Make FD (a new, empty backing file opened read-write; consumed, also on
  * failure) a fresh sealed file of PROJECT: a pooled DEK from KEYS, a random
- * file ID, the header and one empty sealed block.  PATHFD as for fio_open.
+ * file ID, the header and one empty sealed block.  JDIR as for fio_open.
  * -EKEYREVOKED if the project was shredded, -EIO if keyd refused or is
  * unreachable, another negative errno if the file cannot be written.
  */
-int fio_create(struct fileio **out, struct keys *keys, const char *project, int fd, int pathfd);
+int fio_create(struct fileio **out, struct keys *keys, const char *project, int jdir, int fd);
 
 /*
  * Close F: wipe its DEK, close its descriptors.  With DROP_JOURNAL the tail
@@ -136,23 +137,16 @@ int fio_read_header(int fd, struct bc_header *h);
  * descriptor), from its header, as hex. */
 int fio_file_id_of(int pathfd, char hex[2 * BC_FILE_ID + 1]);
 
-/* ---- the tail journal, by the backing name of its file ------------------- */
+/* ---- tail journals, in the project's journal directory ----------------- */
 
-/* True if a valid (not voided) journal record lies next to backing file
- * BNAME in DIRFD: a rewrite was interrupted, and opening the file will
- * restore it.  Cheap: no key is needed. */
-bool fio_journal_pending(int dirfd, const char *bname);
+#define FIO_JOURNAL_DIR ".tvjournal"
 
-/* The file BNAME in DIRFD was unlinked: remove its journal, if any. */
-void fio_journal_unlink(int dirfd, const char *bname);
+/* True if journal NAME in JDIR holds a valid (not voided) record: a rewrite
+ * was interrupted, and opening its file will restore it.  No key needed. */
+bool fio_journal_valid(int jdir, const char *name);
 
-/* The file was renamed from D1/B1 to D2/B2: its journal follows it (and a
- * journal of a file it replaced is removed, so it is never taken for the
- * file's own). */
-void fio_journal_rename(int d1, const char *b1, int d2, const char *b2);
-
-/* True if NAME (a backing name) is a journal's. */
-bool fio_is_journal_name(const char *name);
+/* The file with ID FID_HEX was unlinked: remove its journal, if any. */
+void fio_journal_unlink(int jdir, const char *fid_hex);
 
 /* ---- for the unit test of the engine -------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,30 @@ void fs_io_init(struct fs_io *io, struct vfs *fs, fuse_req_t req, struct vproj *
     io->ctl.arg = io;
 }
 
+mode_t fs_backing_mode(const struct vfs *fs, mode_t mode, bool dir)
+{
+    mode &= 07777;
+    return fs->dac_override ? mode : mode | (dir ? 0700 : 0600);
+}
+
+/* Whether this process has CAP_DAC_OVERRIDE (root, or the systemd unit's
+ * capability set): only then may backing modes be exactly what callers ask
+ * for (a directory 0151 would otherwise lock the vault out of it). */
+static bool has_dac_override(void)
+{
+    char line[256];
+    bool yes = false;
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "CapEff:", 7) == 0) {
+            unsigned long long caps = strtoull(line + 7, NULL, 16);
+            yes = (caps >> 1) & 1;          /* CAP_DAC_OVERRIDE */
+        }
+    if (f)
+        fclose(f);
+    return yes;
+}
+
 /* ---- lifecycle ------------------------------------------------------------- */
 
 struct vfs *vfs_new(struct tv_config *cfg, struct keys *keys, const char *backing, int writeback)
@@ -175,6 +200,7 @@ struct vfs *vfs_new(struct tv_config *cfg, struct keys *keys, const char *backin
     fs->cfg = cfg;
     fs->keys = keys;
     fs->writeback = writeback;
+    fs->dac_override = has_dac_override();
     fs->root_fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int pathfd = open(backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fs->root_fd < 0 || pathfd < 0) {

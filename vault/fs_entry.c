@@ -75,21 +75,6 @@ static int child_node(struct vfs *fs, struct vnode *d, const char *bname, struct
     return *out ? 0 : -ENOMEM;
 }
 
-/* A valid tail journal record next to file N (backing name BNAME in D),
- * left by a kill during a rewrite: load N now, which restores the torn tail,
- * so that the size the kernel is about to cache is the restored one (it
- * would not ask again before reading below a stale, larger size). */
-static void recover_on_lookup(struct vfs *fs, struct vnode *d, struct vnode *n, const char *bname)
-{
-    if (n->is_dir || !fio_journal_pending(d->fd, bname))
-        return;
-    pthread_rwlock_rdlock(&n->rw);
-    bool loaded = n->io != NULL;
-    pthread_rwlock_unlock(&n->rw);
-    if (!loaded && vn_acquire(fs->vt, n) == 0)
-        vn_release(fs->vt, n);
-}
-
 /* A project directory: the top level of the mount. */
 static int lookup_project(struct vfs *fs, const char *name, struct fuse_entry_param *e)
 {
@@ -136,7 +121,6 @@ int fs_lookup(struct vfs *fs, fuse_req_t req, struct vnode *d, const char *name,
         (rc = fs_enc_name(d, name, enc, bname, &is_long)) < 0 ||
         (rc = child_node(fs, d, bname, &n)) < 0)
         return rc;
-    recover_on_lookup(fs, d, n, bname);
     if ((rc = fs_entry(fs, n, e)) < 0)
         vt_forget(fs->vt, n, 1);
     return rc;
@@ -250,7 +234,7 @@ static int do_setattr(struct vfs *fs, fuse_req_t req, struct vnode *n, struct st
     if (rc < 0)
         return rc;
     snprintf(pp, sizeof pp, "/proc/self/fd/%d", n->fd);
-    if ((valid & FUSE_SET_ATTR_MODE) && chmod(pp, attr->st_mode & 07777) < 0)
+    if ((valid & FUSE_SET_ATTR_MODE) && chmod(pp, fs_backing_mode(fs, attr->st_mode, n->is_dir)) < 0)
         return -errno;
     if ((valid & FUSE_SET_ATTR_SIZE) && (rc = truncate_node(fs, req, who, n, attr->st_size)) < 0)
         return rc;
@@ -305,13 +289,17 @@ static int make_dir(struct vfs *fs, struct vnode *d, const char *bname, mode_t m
     struct vnode *n = NULL;
     int rc = 0;
 
-    if (mkdirat(d->fd, bname, (mode & 07777) | 0700) < 0)
+    if (mkdirat(d->fd, bname, 0700) < 0)
         return -errno;
     int dfd = openat(d->fd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0)
         rc = -errno;
-    else if ((rc = meta_dir_iv_new(dfd)) == 0)
+    else if ((rc = meta_dir_iv_new(dfd)) == 0) {
         (void)!fchown(dfd, r->uid, r->gid);   /* EPERM when the vault runs unprivileged */
+        /* after the chown, which clears setgid: the mode exactly as asked */
+        if (fchmod(dfd, fs_backing_mode(fs, mode, true)) < 0)
+            rc = -errno;
+    }
     if (dfd >= 0)
         close(dfd);
     if (rc < 0) {
@@ -408,7 +396,7 @@ static int remove_file(struct vfs *fs, struct vnode *d, const char *bname, const
     }
     if (unlinkat(d->fd, bname, 0) < 0)
         return -errno;
-    fio_journal_unlink(d->fd, bname);
+    fio_journal_unlink(d->proj->jdir, fid);
     off_t size;
     if (bc_plain_size(st->st_size, &size) == 0)
         proj_charge(d->proj, -(int64_t)size, 0);
@@ -510,10 +498,7 @@ static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, const cha
     if (replaced && (st2.st_dev != st1.st_dev || st2.st_ino != st1.st_ino) &&
         bc_plain_size(st2.st_size, &gone) == 0)
         proj_charge(d1->proj, -(int64_t)gone, 0);     /* the file it replaced */
-    bool same = d1 == d2 && strcmp(b1, b2) == 0;
-    if (S_ISREG(st1.st_mode) && !same)
-        fio_journal_rename(d1->fd, b1, d2->fd, b2);
-    if (long1 && !same) {
+    if (long1 && !(d1 == d2 && strcmp(b1, b2) == 0)) {
         names_side(b1, side);
         unlinkat(d1->fd, side, 0);
     }

@@ -131,12 +131,16 @@ static int create_new(struct vfs *fs, struct rq *r, struct vnode *d, const char 
     struct stat st;
     int rc;
 
-    int fd = openat(d->fd, bname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777);
+    int fd = openat(d->fd, bname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     if (fchown(fd, r->uid, r->gid) < 0 && errno != EPERM)
         log_warn("vault: project \"%s\": cannot give a new file to uid %u: %s", d->proj->name,
                  (unsigned)r->uid, strerror(errno));
+    /* after the chown, which clears setuid/setgid: the mode exactly as asked */
+    if (fchmod(fd, fs_backing_mode(fs, mode, false)) < 0)
+        log_warn("vault: project \"%s\": cannot set a new file's mode: %s", d->proj->name,
+                 strerror(errno));
     int pfd = openat(d->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (pfd < 0 || fstat(fd, &st) < 0) {
         rc = -errno;
@@ -150,7 +154,7 @@ static int create_new(struct vfs *fs, struct rq *r, struct vnode *d, const char 
         rc = -ENOMEM;
         goto fail;
     }
-    if ((rc = fio_create(&io, fs->keys, d->proj->name, fd, n->fd)) < 0) {
+    if ((rc = fio_create(&io, fs->keys, d->proj->name, d->proj->jdir, fd)) < 0) {
         if (rc == -EKEYREVOKED) {
             atomic_store(&d->proj->shredded, true);
             rc = -EIO;

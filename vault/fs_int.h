@@ -49,6 +49,7 @@ struct vfs {
     struct fuse_session *se;
     int writeback;
     double entry_timeout;           /* inside projects; 0 = every walk is checked */
+    bool dac_override;              /* may open backing objects whatever their mode */
 };
 
 /* The requester of one FUSE request. */
@@ -98,6 +99,11 @@ int fs_check(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode *n, enum
 
 /* Audit OP with result RC by R on N (its project and file ID). */
 int fs_audit(const struct rq *r, const struct vnode *n, const char *op, int rc);
+
+/* The backing mode for MODE (the mode a caller asked for, already under its
+ * umask): exactly MODE & 07777 when the vault may open backing objects
+ * whatever their mode; else with the owner bits it needs itself. */
+mode_t fs_backing_mode(const struct vfs *fs, mode_t mode, bool dir);
 
 /* True if NAME is a project of the current config. */
 bool fs_in_config(struct vfs *fs, const char *name);

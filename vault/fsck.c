@@ -32,6 +32,7 @@ struct walk {
     struct names_keys *nk;      /* sodium_malloc'd */
     int rewrap;
     uint32_t newest;
+    int jdir;                   /* the project's journal directory, or -1 */
     unsigned long files, dirs, damaged, rewrapped, errors, restorable;
 };
 
@@ -56,7 +57,7 @@ static int check_file(struct walk *w, int dfd, const char *bname, const char *pa
     int pfd = openat(dfd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (pfd < 0)
         return -errno;
-    int rc = fio_open(&f, w->keys, w->project, pfd, FIO_CHECK, &rep);
+    int rc = fio_open(&f, w->keys, w->project, w->jdir, pfd, FIO_CHECK, &rep);
     if (rep.journal_damaged) {
         damaged(w, path, "torn tail, and its journal cannot restore it");
         rc = 0;
@@ -270,7 +271,10 @@ static int run(const struct tv_config *cfg, const char *project, int rewrap)
                     w.errors++;
             }
         }
+        w.jdir = openat(dfd, FIO_JOURNAL_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         walk_dir(&w, dfd, p);
+        if (w.jdir >= 0)
+            close(w.jdir);
         close(dfd);
     }
     if (project && !tv_config_project(cfg, project)) {

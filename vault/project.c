@@ -17,6 +17,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "vault/fileio.h"
 #include "vault/keymem.h"
 #include "vault/keys.h"
 
@@ -47,6 +48,8 @@ void projects_free(struct projects *pt)
         return;
     for (int i = 0; i < pt->n; i++) {
         sodium_free(pt->p[i]->nk);          /* wipes */
+        if (pt->p[i]->jdir >= 0)
+            close(pt->p[i]->jdir);
         pthread_mutex_destroy(&pt->p[i]->lock);
         free(pt->p[i]);
     }
@@ -70,6 +73,7 @@ struct vproj *proj_find(struct projects *pt, const char *name, bool create)
         goto out;
     snprintf(p->name, sizeof p->name, "%s", name);
     pthread_mutex_init(&p->lock, NULL);
+    p->jdir = -1;
     pt->p[pt->n++] = p;
 out:
     pthread_mutex_unlock(&pt->lock);
@@ -85,34 +89,148 @@ int proj_list(struct projects *pt, struct vproj **out, int max)
     return n;
 }
 
-/* Plaintext bytes of the regular files below directory DFD (consumed);
- * metadata (names starting with '.') is not counted. */
-static int64_t tree_usage(int dfd, int depth)
+/* Journals of rewrites a kill interrupted, found at load. */
+struct pending {
+    char (*fid)[2 * BC_FILE_ID + 1];
+    int n;
+};
+
+/* Walking a project's tree at load: its usage, and its torn files. */
+struct load_walk {
+    struct projects *pt;
+    struct vproj *p;
+    struct pending pend;
+    int64_t used;
+    int restored;
+};
+
+/* If the file BNAME in DFD has a pending journal, open it (which restores
+ * its tail) and close it again (which removes the journal). */
+static void restore_if_pending(struct load_walk *w, int dfd, const char *bname)
+{
+    char fid[2 * BC_FILE_ID + 1];
+    int pfd = openat(dfd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0)
+        return;
+    if (fio_file_id_of(pfd, fid) < 0) {
+        close(pfd);
+        return;
+    }
+    for (int i = 0; i < w->pend.n; i++) {
+        if (strcmp(w->pend.fid[i], fid) != 0)
+            continue;
+        struct fileio *f = NULL;
+        struct fio_report rep;
+        int rc = fio_open(&f, w->pt->keys, w->p->name, w->p->jdir, pfd, FIO_RDWR, &rep);
+        if (rc < 0 || rep.journal_damaged)
+            log_warn("vault: project \"%s\": file %s: its tail journal could not restore it "
+                     "(%s); tracevault fsck reports it", w->p->name, fid,
+                     rc == -EBADMSG ? rep.what : rep.journal_damaged ? "journal damaged"
+                                                                     : strerror(-rc));
+        fio_close(f, rc == 0);
+        w->restored += rc == 0;
+        memcpy(w->pend.fid[i], w->pend.fid[--w->pend.n], sizeof w->pend.fid[0]);
+        break;
+    }
+    close(pfd);
+}
+
+/* Count the plaintext bytes of the regular files below directory DFD
+ * (consumed), restoring torn ones on the way; metadata (names starting
+ * with '.') is skipped. */
+static void walk_tree(struct load_walk *w, int dfd, int depth)
 {
     DIR *dp = fdopendir(dfd);
     struct dirent *de;
-    int64_t sum = 0;
     if (!dp) {
         close(dfd);
-        return 0;
+        return;
     }
     while ((de = readdir(dp))) {
         struct stat st;
         off_t size;
-        if (de->d_name[0] == '.' ||
-            fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        if (de->d_name[0] == '.')
+            continue;
+        if (w->pend.n && de->d_type != DT_DIR)
+            restore_if_pending(w, dirfd(dp), de->d_name);
+        if (fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         if (S_ISREG(st.st_mode) && bc_plain_size(st.st_size, &size) == 0)
-            sum += size;
+            w->used += size;
         else if (S_ISDIR(st.st_mode) && depth < 4096) {
             int sub = openat(dirfd(dp), de->d_name,
                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0)
-                sum += tree_usage(sub, depth + 1);
+                walk_tree(w, sub, depth + 1);
         }
     }
     closedir(dp);
-    return sum;
+}
+
+/* Open (make) P's journal directory in DFD and list into PEND the journals
+ * of rewrites a kill interrupted; voided records (completed rewrites) are
+ * removed.  Caller holds p->lock. */
+static int load_journals(struct vproj *p, int dfd, struct pending *pend)
+{
+    if (mkdirat(dfd, FIO_JOURNAL_DIR, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    int jfd = openat(dfd, FIO_JOURNAL_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (jfd < 0)
+        return -errno;
+    p->jdir = openat(jfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    DIR *dp = fdopendir(jfd);
+    if (p->jdir < 0 || !dp) {
+        int e = -errno;
+        if (dp)
+            closedir(dp);
+        else
+            close(jfd);
+        return e;
+    }
+    struct dirent *de;
+    int cap = 0;
+    while ((de = readdir(dp))) {
+        if (de->d_name[0] == '.' || strlen(de->d_name) != 2 * BC_FILE_ID)
+            continue;
+        if (!fio_journal_valid(p->jdir, de->d_name)) {
+            unlinkat(p->jdir, de->d_name, 0);
+            continue;
+        }
+        if (pend->n == cap) {
+            int nc = cap ? 2 * cap : 8;
+            void *np = realloc(pend->fid, (size_t)nc * sizeof *pend->fid);
+            if (!np)
+                break;
+            pend->fid = np;
+            cap = nc;
+        }
+        snprintf(pend->fid[pend->n++], sizeof pend->fid[0], "%s", de->d_name);
+    }
+    closedir(dp);
+    return 0;
+}
+
+/* Count P's usage and restore its torn files (DFD: its directory). */
+static int load_tree(struct projects *pt, struct vproj *p, int dfd)
+{
+    struct load_walk w = { .pt = pt, .p = p };
+    int rc = load_journals(p, dfd, &w.pend);
+    if (rc < 0) {
+        log_error("vault: project \"%s\": journal directory: %s", p->name, strerror(-rc));
+        return rc;
+    }
+    int n = w.pend.n, sub = dup(dfd);
+    if (sub >= 0)
+        walk_tree(&w, sub, 0);
+    for (int i = 0; i < w.pend.n; i++)
+        unlinkat(p->jdir, w.pend.fid[i], 0);        /* its file is gone */
+    if (n)
+        log_info("vault: project \"%s\": %d tail journal(s) of interrupted rewrites: "
+                 "%d file(s) restored, %d journal(s) of files that are gone removed",
+                 p->name, n, w.restored, w.pend.n);
+    free(w.pend.fid);
+    atomic_store(&p->used, w.used);
+    return 0;
 }
 
 int proj_charge(struct vproj *p, int64_t delta, int64_t quota)
@@ -181,9 +299,15 @@ int proj_load(struct projects *pt, struct vproj *p)
         rc = -EIO;
         goto out;
     }
+    if (p->jdir >= 0) {
+        close(p->jdir);             /* a retried load */
+        p->jdir = -1;
+    }
+    if (load_tree(pt, p, dfd) < 0) {
+        rc = -EIO;
+        goto out;
+    }
     names_derive(p->nk, key);
-    int ufd = dup(dfd);
-    atomic_store(&p->used, ufd >= 0 ? tree_usage(ufd, 0) : 0);
     atomic_store(&p->loaded, true);
 out:
     /* a project keyd does not know leaves no directory behind */

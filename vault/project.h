@@ -11,6 +11,7 @@
  *   BACKING/P/.tvproject   "TVP1" | u32 kek_version | wrapped name key[72]
  *   every dir/.tvdir       16 random bytes: the directory IV for names
  *   dir/.<backing>.name    the full encoded name of a long-named entry
+ *   BACKING/P/.tvjournal/  tail journals, by file ID (vault/fileio.h)
  * Metadata functions take held directory fds and use *at calls with
  * O_NOFOLLOW.  Everything returns 0 or a negative errno.
  *
@@ -46,6 +47,7 @@ struct vproj {
     struct names_keys *nk;          /* sodium_malloc'd */
     _Atomic int64_t used;           /* plaintext bytes of its files: counted at load,
                                        then kept by every size change (proj_charge) */
+    int jdir;                       /* O_PATH of P/.tvjournal (tail journals), once loaded */
 };
 
 struct projects;
@@ -60,7 +62,9 @@ void projects_free(struct projects *pt);
  * (or the table is full, or ENOMEM).  The entry lives as long as the table. */
 struct vproj *proj_find(struct projects *pt, const char *name, bool create);
 
-/* Make P usable: backing directory made if missing, name keys loaded.
+/* Make P usable: backing directory made if missing, name keys loaded, its
+ * usage counted, and every file whose rewrite a kill interrupted restored
+ * from its tail journal (journals of files that are gone are removed).
  * 0; -ENOENT (keyd does not know it); -EIO (shredded, damaged metadata, or
  * keyd unreachable: logged). */
 int proj_load(struct projects *pt, struct vproj *p);

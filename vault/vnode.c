@@ -267,7 +267,7 @@ static int load_locked(struct vtable *vt, struct vnode *n)
         return 0;
     if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
-    int rc = fio_open(&n->io, vt->keys, n->proj->name, n->fd, FIO_RDWR, &rep);
+    int rc = fio_open(&n->io, vt->keys, n->proj->name, n->proj->jdir, n->fd, FIO_RDWR, &rep);
     if (rep.fid_hex[0])
         set_fid(vt, n, rep.fid_hex);
     if (rep.journal_damaged)
@@ -336,7 +336,11 @@ int vn_stat(struct vnode *n, struct stat *st)
         st->st_size = sz;
         st->st_blocks = (sz + 511) / 512;
     }
-    st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
+    /* the backing link count: subdirectories counted in a directory's, 0 for
+     * an open file that was unlinked; a project directory's journal
+     * directory is metadata, not counted */
+    if (n->is_proj_root && st->st_nlink > 2)
+        st->st_nlink--;
     return 0;
 }
 

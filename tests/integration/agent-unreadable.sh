@@ -17,7 +17,7 @@ M="$T/mnt"
 tv_plan 6
 
 agent_event bad-1 > "$M/billing/t.json.part"
-backing=$(find "$T/data/billing" -type f ! -name '.*')
+backing=$(find "$T/data/billing" -name .tvjournal -prune -o -type f ! -name '.*' -print)
 tv_ok "one backing file for the trace" [ "$(printf '%s\n' "$backing" | grep -c .)" -eq 1 ]
 printf '\xff' | dd of="$backing" bs=1 seek=200 conv=notrunc status=none
 mv "$M/billing/t.json.part" "$M/billing/t.json"

@@ -149,7 +149,7 @@ tv_fails "the vault user cannot read the master key" setpriv --reuid="$V" --regi
 # A writer drops a trace; the agent (no capabilities) ships its metadata.
 tv_as "$W" sh -c 'printf "%s\n" "{\"event_id\":\"p-1\",\"event_type\":\"model\",\"event_name\":\"x\",\"start_time\":1763790000000,\"duration\":10,\"inputs\":{\"q\":\"PRIVSEP-CANARY\"},\"outputs\":{\"a\":\"ok\"}}" > "$1/app/.t.tmp" && mv "$1/app/.t.tmp" "$1/app/t.json"' _ "$M"
 tv_ok "the writer's trace is stored, its backing file owned by the writer" \
-    test "$(find "$T/data" -type f ! -name '.*' -user "$W" | wc -l)" -eq 1
+    test "$(find "$T/data" -name .tvjournal -prune -o -type f ! -name '.*' -user "$W" -print | wc -l)" -eq 1
 tv_fails "another user cannot write into the project" tv_as "$A" sh -c 'echo x > "$1/app/other.json"' _ "$M"
 setpriv --reuid="$A" --regid="$G" --init-groups --no-new-privs --bounding-set=-all --inh-caps=-all \
     "$AGENT" -c "$T/tv.conf" --once >"$T/agent.log" 2>&1; rc=$?
@@ -200,5 +200,5 @@ if mountpoint -q "$M" 2>/dev/null || grep -q " $M " /proc/self/mountinfo; then
 fi
 tv_ok "after SIGTERM (+ ExecStopPost) the vault is gone and nothing is mounted" \
     sh -c '! kill -0 "$1" 2>/dev/null && ! grep -q " $2 " /proc/self/mountinfo' _ "$VPID" "$M"
-tv_ok "the data survives a restart (the trace is still stored)" test -n "$(find "$T/data" -type f ! -name '.*')"
+tv_ok "the data survives a restart (the trace is still stored)" test -n "$(find "$T/data" -name .tvjournal -prune -o -type f ! -name '.*' -print)"
 tv_done

@@ -65,7 +65,7 @@ print("\n".join(sorted(out)))
 PY
 }
 backing_files() {  # regular non-dot files in the backing store of project $1
-    find "$T/data/$1" -type f ! -name '.*' | wc -l
+    find "$T/data/$1" -name .tvjournal -prune -o -type f ! -name '.*' -print | wc -l
 }
 tv_ok "setup: alpha's 10 files are in the backing store" test "$(backing_files alpha)" -eq 10
 

@@ -52,7 +52,7 @@ vault_stop
 sides() { find "$B" -type f -name '.~*.name' | wc -l; }
 tv_ok "the vault wrote long-name side files (.~hash.name) and .tvdir metadata" \
     sh -c 'test "$1" -ge 4 && test -f "$2/.tvdir" && test -f "$2/.tvproject"' _ "$(sides)" "$B"
-n_before=$(find "$B" -type f ! -name '.*' | wc -l)
+n_before=$(find "$B" -name .tvjournal -prune -o -type f ! -name '.*' -print | wc -l)
 tv_ok "8 ciphertext files in the backing store" test "$n_before" -eq 8
 
 "$RETENTION" -c "$T/tv.conf" --no-syslog >"$T/r.out" 2>"$T/r.err"; rc=$?
@@ -60,7 +60,7 @@ tv_ok "retention in the backing store exits 0 (got $rc)" test "$rc" -eq 0
 [ -s "$T/r.err" ] && sed 's/^/# /' "$T/r.err"
 tv_ok "it removed 5 files and 2 directories, via the backing store" \
     grep -q '^project=alpha via=backing retention_days=30 files=5 bytes=[0-9]* dirs=2 errors=0$' "$T/r.out"
-tv_ok "3 ciphertext files are left" test "$(find "$B" -type f ! -name '.*' | wc -l)" -eq 3
+tv_ok "3 ciphertext files are left" test "$(find "$B" -name .tvjournal -prune -o -type f ! -name '.*' -print | wc -l)" -eq 3
 orphans() {  # side files whose file is gone
     find "$B" -type f -name '.~*.name' | while IFS= read -r s; do
         d=$(dirname "$s"); b=$(basename "$s" .name); b=${b#.}
@@ -70,7 +70,7 @@ orphans() {  # side files whose file is gone
 tv_ok "no orphaned side file" test -z "$(orphans)"
 tv_ok "side files left: only that of the one long name kept" test "$(sides)" -eq 1
 tv_ok "every directory left still has its .tvdir" \
-    sh -c 'find "$1" -type d | while IFS= read -r d; do test -f "$d/.tvdir" || exit 1; done' _ "$B"
+    sh -c 'find "$1" -type d ! -name .tvjournal | while IFS= read -r d; do test -f "$d/.tvdir" || exit 1; done' _ "$B"
 
 tv_start_vault || bail "the vault did not mount again"
 ( cd "$A" && find . -mindepth 1 | LC_ALL=C sort ) > "$T/got"

@@ -134,13 +134,13 @@ tv_ok "the same run expired beta's old trace through the mount" sh -c \
     "grep -q '^project=beta via=mount .* files=1 .*errors=0' '$T/ret1.out' && test ! -e '$B/old-b.json' && test -e '$B/b1.json'"
 agent_stop
 vault_umount
-backing() { find "$T/data/alpha" -type f ! -name '.*' | wc -l; }
+backing() { find "$T/data/alpha" -name .tvjournal -prune -o -type f ! -name '.*' -print | wc -l; }
 tv_ok "alpha's backing store holds its 6 files" test "$(backing)" -eq 6
 "$RETENTION" -c "$C" --no-syslog --project alpha > "$T/ret2.out" 2> "$T/ret2.err"; rc=$?
 tv_ok "retention in the backing store (vault stopped) removes alpha's 3 expired files, exit 0 (got $rc)" \
     sh -c "test $rc -eq 0 && grep -q '^project=alpha via=backing .*files=3 .*errors=0' '$T/ret2.out'"
 tv_ok "exactly 3 of alpha's files are left in the backing store, all young" sh -c \
-    "test $(backing) -eq 3 && test \$(find '$T/data/alpha' -type f ! -name '.*' -mtime +1 | wc -l) -eq 0"
+    "test $(backing) -eq 3 && test \$(find '$T/data/alpha' -name .tvjournal -prune -o -type f ! -name '.*' -mtime +1 -print | wc -l) -eq 0"
 tv_start_vault || sys_bail "the vault did not mount again"
 tv_ok "after a remount beta still reads back intact" sha256sum -c --quiet "$T/beta.sha"
 tv_done

@@ -78,8 +78,8 @@ assert os.write(fd, pat[off % 251:off % 251 + 123]) == 123
 os.close(fd)
 assert os.stat(sys.argv[1]).st_size == off + 123
 PY
-# side_files DIR: list tail journals left in the backing store
-side_files() { find "$T/data/alpha" -name '.*.tail' | sort; }
+# side_files: list the tail journals left in the backing store
+side_files() { find "$T/data/alpha/.tvjournal" -type f 2>/dev/null | sort; }
 
 # the delays between start and kill come from a fixed seed
 delays=$("$PY" -c 'import random; r=random.Random(8); print(" ".join("%.2f" % r.uniform(0.1, 0.3) for _ in range('$ROUNDS')))')
@@ -119,7 +119,7 @@ for delay in $delays; do
     tv_ok "round $r: all closed bytes read back (closed sizes$closed)" test $ok -eq 3
     tv_ok "round $r: each file can be appended to after the remount" test $app -eq 3
     tv_ok "round $r: reads back after that append, and unlink leaves no journal" \
-        sh -c "test $again -eq 3 && test -z \"\$(find '$T/data/alpha' -name '.*.tail')\""
+        sh -c "test $again -eq 3 && test -z \"\$(find '$T/data/alpha/.tvjournal' -type f)\""
 done
 tv_diag "fsck found torn tails (restorable) after $(grep -vc '^0' "$T/torn") of $ROUNDS kills"
 
@@ -150,14 +150,14 @@ PY
     # the state of a kill during the second append's pwrite: its journal
     # record still valid (a completed rewrite voids it), block 1 (now 3904
     # bytes, [4264, 8208)) with its part in the third page, the tag, old
-    j=$(dirname "$b")/.$(basename "$b").tail
+    j="$T/data/alpha/.tvjournal/$(xxd -s 8 -l 16 -p "$b")"
     printf TVJ1 | dd of="$j" bs=1 conv=notrunc status=none
     dd if=/dev/urandom of="$b" bs=1 seek=8192 count=16 conv=notrunc status=none
     echo 5000
 }
 
 s=$(tear r.log)
-tv_ok "a journal exists next to the file killed while open" test -n "$(side_files)"
+tv_ok "a journal exists for the file killed while open" test -n "$(side_files)"
 "$VAULT" fsck -c "$T/tv.conf" alpha > "$T/fsck.tear" 2>&1
 tv_ok "fsck reports the torn tail as restorable, not damaged" \
     sh -c "grep -q 'r.log: torn tail' '$T/fsck.tear' && ! grep -q ': damaged' '$T/fsck.tear'"

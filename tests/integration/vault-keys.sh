@@ -95,6 +95,7 @@ hdr_versions() {
 import os, struct, sys
 vs = set()
 for root, dirs, files in os.walk(sys.argv[1]):
+    dirs[:] = [d for d in dirs if not d.startswith(".")]
     for f in files:
         if f.startswith("."): continue
         vs.add(struct.unpack("<I", open(os.path.join(root, f), "rb").read(28)[24:28])[0])

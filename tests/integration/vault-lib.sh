@@ -46,6 +46,7 @@ vault_backing() {
 import os, sys
 fid = bytes.fromhex(os.getxattr(sys.argv[1], "user.tracevault.file_id").decode())
 for root, dirs, files in os.walk(sys.argv[2]):
+    dirs[:] = [d for d in dirs if not d.startswith(".")]
     for f in files:
         if f.startswith("."):
             continue

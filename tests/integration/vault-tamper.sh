@@ -91,7 +91,7 @@ tv_ok "fsck reports the directory that lost its IV" grep -q '^beta/lostiv: damag
 tv_ok "fsck does not report the intact files" sh -c "! grep -Eq 't-(intact|other)' '$T/fsck.out'"
 tv_fails "fsck of project beta alone fails too" sh -c "'$VAULT' fsck -c '$T/tv.conf' beta >/dev/null 2>&1"
 rm -f "$M/alpha"/t-* "$M/beta/victim"
-rm -rf "$(find "$T/data/beta" -mindepth 1 -maxdepth 1 -type d)"
+find "$T/data/beta" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -exec rm -rf {} +
 tv_fails "a directory holding an undecryptable entry is not empty" rmdir "$M/alpha/named" 2>/dev/null
 for f in "$T"/data/alpha/*/; do rm -f "$f"[!.]*; done
 rmdir "$M/alpha/named"
