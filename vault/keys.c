@@ -256,8 +256,16 @@ static void *events_main(void *arg)
             log_info("vault: keyd event subscription re-established");
         warned = 0;
         delay_ms = 200;
-        /* events sent while we were not subscribed are lost: let the
-         * filesystem re-check its projects (a missed SHRED must still purge) */
+        /* events sent while we were not subscribed are lost: a missed
+         * ROTATE must not leave DEKs of the old version in the pools (they
+         * would serve new files, which rewrap + retire then make unreadable),
+         * so every pool is emptied and refills at the current version; and
+         * the filesystem re-checks its projects (a missed SHRED must purge) */
+        pthread_mutex_lock(&k->tlock);
+        int npools = k->npools;
+        pthread_mutex_unlock(&k->tlock);
+        for (int i = 0; i < npools; i++)
+            keys_purge(k, k->pools[i]->project);
         if (k->fn)
             k->fn(k->fnarg, KEYS_EV_RESYNC, "", 0);
         for (;;) {

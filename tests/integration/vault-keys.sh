@@ -23,7 +23,7 @@ readers = root
 writers = root
 readers = root
 CONF
-tv_plan 25
+tv_plan 27
 A="$M/alpha"
 mkdir -m 1777 "$T/sync"
 for i in 1 2 3; do vault_write_random "$A/f$i" 9000 $i; done
@@ -157,4 +157,32 @@ sleep 3
 touch "$T/sync/go0"; tv_wait_for "$T/sync/done0" 10; wait $hp
 tv_ok "SHRED during a keyd restart: the open file fails with EIO" test "$(cat "$T/holder.out")" = EIO
 tv_ok "SHRED during a keyd restart: reopening fails with EIO" test "$(vault_read_errno "$M/gamma/g")" = EIO
+
+# a ROTATE sent while the vault is not subscribed: the DEKs it pooled before
+# (version 1) must not serve new files, or rewrap + retire would make them
+# unreadable for good.  keyd runs for a while with the vault's uid off
+# vault_users, so the rotate certainly falls while the vault cannot subscribe.
+kek_version() {
+    "$PY" -c 'import struct, sys; print(struct.unpack("<I", open(sys.argv[1], "rb").read(28)[24:28])[0])' \
+        "$(vault_backing "$1")"
+}
+restart_keyd() {
+    kill "$KEYD_PID"; wait "$KEYD_PID" 2>/dev/null; rm -f "$T/run/keyd.sock"
+    tv_start_keyd || vault_bail "keyd restart"
+}
+vault_write_random "$M/beta/before" 100 1
+subs() { grep -c 'op=SUBSCRIBE .*result=ok' "$T/log/keyd-audit.log"; }
+cp "$T/tv.conf" "$T/tv.conf.orig"
+sed -i "s|^vault_users .*|vault_users = $(id -un nobody)|" "$T/tv.conf"
+restart_keyd
+"$KEYCTL" -c "$T/tv.conf" rotate beta >/dev/null 2>&1 || vault_bail "rotate beta"
+s0=$(subs)
+cp "$T/tv.conf.orig" "$T/tv.conf"
+restart_keyd
+for i in $(seq 100); do [ "$(subs)" -gt "$s0" ] && break; sleep 0.05; done
+vault_write_random "$M/beta/after" 100 2
+tv_ok "ROTATE while the vault could not subscribe: a file made before has version 1" \
+    test "$(kek_version "$M/beta/before")" = 1
+tv_ok "... one made after it re-subscribed has version 2, not a pooled version 1" \
+    test "$(kek_version "$M/beta/after")" = 2
 tv_done
