@@ -282,6 +282,36 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
     fuse_reply_err(req, -rc);
 }
 
+/* Whether backing directory PARENT/BNAME holds nothing but metadata (names
+ * starting with '.'): 0, -ENOTEMPTY, or another negative errno.  With
+ * CLEAR, that metadata is removed so the directory can be removed or
+ * replaced. */
+static int empty_dir(int parent, const char *bname, bool clear)
+{
+    int rc = 0, dfd = openat(parent, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *dp = dfd >= 0 ? fdopendir(dfd) : NULL;
+    struct dirent *de;
+    if (!dp) {
+        rc = -errno;
+        if (dfd >= 0)
+            close(dfd);
+        return rc;
+    }
+    while ((de = readdir(dp)))
+        if (de->d_name[0] != '.') {
+            rc = -ENOTEMPTY;
+            break;
+        }
+    if (rc == 0 && clear) {
+        rewinddir(dp);
+        while ((de = readdir(dp)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                unlinkat(dirfd(dp), de->d_name, 0);
+    }
+    closedir(dp);
+    return rc;
+}
+
 /* Make backing directory BNAME in D for R (IV, owner); the entry in *E. */
 static int make_dir(struct vfs *fs, struct vnode *d, const char *bname, mode_t mode,
                     const struct rq *r, struct fuse_entry_param *e)
@@ -302,11 +332,14 @@ static int make_dir(struct vfs *fs, struct vnode *d, const char *bname, mode_t m
     }
     if (dfd >= 0)
         close(dfd);
+    /* fail-closed: the directory exists only with its audit record */
+    if (rc == 0 && audit_log(r->uid, r->pid, d->proj->name, "mkdir", 0, NULL, NULL) < 0)
+        rc = -EIO;
     if (rc < 0) {
+        empty_dir(d->fd, bname, true);
         unlinkat(d->fd, bname, AT_REMOVEDIR);
         return rc;
     }
-    audit_log(r->uid, r->pid, d->proj->name, "mkdir", 0, NULL, NULL);
     if ((rc = child_node(fs, d, bname, &n)) == 0 && (rc = fs_entry(fs, n, e)) < 0)
         vt_forget(fs->vt, n, 1);
     return rc;
@@ -352,48 +385,21 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     fuse_reply_err(req, EPERM);
 }
 
-/* If backing directory PARENT/BNAME holds nothing but metadata (names
- * starting with '.'), remove that metadata so the directory can be removed
- * or replaced; else -ENOTEMPTY. */
-static int clear_empty_dir(int parent, const char *bname)
+/* The file ID of backing file BNAME in DIRFD into FID ("" if unreadable). */
+static void file_id_at(int dirfd, const char *bname, char fid[2 * BC_FILE_ID + 1])
 {
-    int rc = 0, dfd = openat(parent, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    DIR *dp = dfd >= 0 ? fdopendir(dfd) : NULL;
-    struct dirent *de;
-    if (!dp) {
-        rc = -errno;
-        if (dfd >= 0)
-            close(dfd);
-        return rc;
-    }
-    while ((de = readdir(dp)))
-        if (de->d_name[0] != '.') {
-            rc = -ENOTEMPTY;
-            break;
-        }
-    if (rc == 0) {
-        rewinddir(dp);
-        while ((de = readdir(dp)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                unlinkat(dirfd(dp), de->d_name, 0);
-    }
-    closedir(dp);
-    return rc;
+    int fd = openat(dirfd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fio_file_id_of(fd, fid) < 0)
+        fid[0] = '\0';
+    if (fd >= 0)
+        close(fd);
 }
 
-/* Remove file BNAME (stat ST) of D; its ID into FID for the audit record:
- * from the vnode when the kernel knows the file (the usual case), else
- * from the header. */
-static int remove_file(struct vfs *fs, struct vnode *d, const char *bname, const struct stat *st,
-                       char fid[2 * BC_FILE_ID + 1])
+/* Remove file BNAME (stat ST) of D, whose ID is FID (from the vnode when
+ * the kernel knows the file, the usual case, else from the header). */
+static int remove_file(struct vnode *d, const char *bname, const struct stat *st,
+                       const char *fid)
 {
-    if (!vt_file_id(fs->vt, st, fid)) {
-        int fd = openat(d->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || fio_file_id_of(fd, fid) < 0)
-            fid[0] = '\0';
-        if (fd >= 0)
-            close(fd);
-    }
     if (unlinkat(d->fd, bname, 0) < 0)
         return -errno;
     fio_journal_unlink(d->proj->jdir, fid);
@@ -431,17 +437,30 @@ static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
     }
     if ((rc = fs_check(fs, req, &r, d, dir ? POL_RMDIR : POL_UNLINK, st.st_uid)) < 0)
         goto out;
+    /* fail-closed: the record is written before the removal, which cannot
+     * be undone (after every check that can refuse it); a removal that then
+     * fails anyway is recorded again with its error */
+    if (dir && (rc = empty_dir(d->fd, bname, false)) < 0)
+        goto out;
+    if (!dir && !vt_file_id(fs->vt, &st, fid))
+        file_id_at(d->fd, bname, fid);
+    if (audit_log(r.uid, r.pid, d->proj->name, dir ? "rmdir" : "unlink", 0,
+                  fid[0] ? fid : NULL, NULL) < 0) {
+        rc = -EIO;
+        goto out;
+    }
     if (!dir)
-        rc = remove_file(fs, d, bname, &st, fid);
-    else if ((rc = clear_empty_dir(d->fd, bname)) == 0 &&
+        rc = remove_file(d, bname, &st, fid);
+    else if ((rc = empty_dir(d->fd, bname, true)) == 0 &&
              unlinkat(d->fd, bname, AT_REMOVEDIR) < 0)
         rc = -errno;
     if (rc == 0 && is_long) {
         names_side(bname, side);
         unlinkat(d->fd, side, 0);
     }
-    audit_log(r.uid, r.pid, d->proj->name, dir ? "rmdir" : "unlink", rc, fid[0] ? fid : NULL,
-              NULL);
+    if (rc < 0)
+        audit_log(r.uid, r.pid, d->proj->name, dir ? "rmdir" : "unlink", rc,
+                  fid[0] ? fid : NULL, NULL);
 out:
     fuse_reply_err(req, -rc);
 }
@@ -481,19 +500,27 @@ static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, const cha
     if ((rc = fs_check(fs, req, &r, d1, POL_RENAME, st1.st_uid)) < 0)
         return rc;
     bool have2 = fstatat(d2->fd, b2, &st2, AT_SYMLINK_NOFOLLOW) == 0;
-    if (have2) {
-        if ((rc = fs_check(fs, req, &r, d2, POL_RENAME, st2.st_uid)) < 0)
-            return rc;
-        /* replacing an empty directory: its metadata must go first */
-        if (S_ISDIR(st2.st_mode) && S_ISDIR(st1.st_mode) && !(flags & RENAME_NOREPLACE) &&
-            (rc = clear_empty_dir(d2->fd, b2)) < 0)
-            return rc;
-    }
-    if (long2 && (rc = meta_long_write(d2->fd, b2, enc2)) < 0)
+    /* replacing an empty directory: its metadata must go first */
+    bool clear2 = have2 && S_ISDIR(st2.st_mode) && S_ISDIR(st1.st_mode) &&
+                  !(flags & RENAME_NOREPLACE);
+    if (have2 && (rc = fs_check(fs, req, &r, d2, POL_RENAME, st2.st_uid)) < 0)
         return rc;
+    if (clear2 && (rc = empty_dir(d2->fd, b2, false)) < 0)
+        return rc;
+    /* fail-closed: recorded before it happens (see op_remove) */
+    if (audit_log(r.uid, r.pid, d1->proj->name, "rename", 0, NULL, NULL) < 0)
+        return -EIO;
+    if ((clear2 && (rc = empty_dir(d2->fd, b2, true)) < 0) ||
+        (long2 && (rc = meta_long_write(d2->fd, b2, enc2)) < 0)) {
+        audit_log(r.uid, r.pid, d1->proj->name, "rename", rc, NULL, NULL);
+        return rc;
+    }
     bool replaced = have2 && S_ISREG(st2.st_mode);
-    if (renameat2(d1->fd, b1, d2->fd, b2, flags) < 0)
-        return -errno;
+    if (renameat2(d1->fd, b1, d2->fd, b2, flags) < 0) {
+        rc = -errno;
+        audit_log(r.uid, r.pid, d1->proj->name, "rename", rc, NULL, NULL);
+        return rc;
+    }
     off_t gone;
     if (replaced && (st2.st_dev != st1.st_dev || st2.st_ino != st1.st_ino) &&
         bc_plain_size(st2.st_size, &gone) == 0)
@@ -502,7 +529,6 @@ static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, const cha
         names_side(b1, side);
         unlinkat(d1->fd, side, 0);
     }
-    audit_log(r.uid, r.pid, d1->proj->name, "rename", 0, NULL, NULL);
     return 0;
 }
 

@@ -89,6 +89,14 @@ static int do_open(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode *n
     return rc;
 }
 
+/* Drop a handle attach_handle gave FI, and its reference on N. */
+static void detach_handle(struct vfs *fs, struct vnode *n, struct fuse_file_info *fi)
+{
+    free((struct vhandle *)(uintptr_t)fi->fh);
+    fi->fh = 0;
+    vn_release(fs->vt, n);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct vfs *fs = vfs_of(req);
@@ -97,8 +105,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
     rq_get(req, &r);
     int rc = do_open(fs, req, &r, n, fi);
-    if (rc != -EISDIR)
-        fs_audit(&r, n, "open", rc);
+    /* fail-closed: no handle leaves without its audit record */
+    if (rc != -EISDIR && fs_audit(&r, n, "open", rc) < 0 && rc == 0) {
+        detach_handle(fs, n, fi);
+        rc = -EIO;
+    }
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -190,14 +201,22 @@ static int do_create(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode 
         (rc = fs_enc_name(d, name, enc, bname, &is_long)) < 0 ||
         (is_long && (rc = meta_long_write(d->fd, bname, enc)) < 0))
         return rc;
+    bool made = true;
     rc = create_new(fs, r, d, bname, mode, e, out);
-    if (rc == -EEXIST && !(fi->flags & O_EXCL))
+    if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+        made = false;
         rc = open_existing(fs, req, r, d, name, fi->flags, e, out);
+    }
     if (rc < 0)
         return rc;
-    if ((rc = attach_handle(*out, r, fi)) < 0) {
+    /* fail-closed: the file exists only with its audit record */
+    if ((rc = fs_audit(r, *out, made ? "create" : "open", 0)) < 0 ||
+        (rc = attach_handle(*out, r, fi)) < 0) {
         vn_release(fs->vt, *out);
         vt_forget(fs->vt, *out, 1);
+        if (made)
+            unlinkat(d->fd, bname, 0);
+        rc = rc == -ENOMEM ? rc : -EIO;
     }
     return rc;
 }
@@ -213,7 +232,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     rq_get(req, &r);
     int rc = do_create(fs, req, &r, d, name, mode, fi, &e, &n);
     if (rc == 0) {
-        fs_audit(&r, n, "create", 0);
         fuse_reply_create(req, &e, fi);
         return;
     }
