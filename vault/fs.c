@@ -200,6 +200,7 @@ struct vfs *vfs_new(struct tv_config *cfg, struct keys *keys, const char *backin
     fs->cfg = cfg;
     fs->keys = keys;
     fs->writeback = writeback;
+    fs->cache_timeout = CACHE_TIMEOUT_DEFAULT;
     fs->dac_override = has_dac_override();
     fs->root_fd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int pathfd = open(backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -246,7 +247,7 @@ void vfs_wipe_keys(struct vfs *fs)
 
 void vfs_set_entry_timeout(struct vfs *fs, double seconds)
 {
-    fs->entry_timeout = seconds;
+    fs->cache_timeout = seconds;
 }
 
 void vfs_set_session(struct vfs *fs, struct fuse_session *se)
@@ -267,6 +268,27 @@ static void invalidate_loaded(struct vfs *fs, struct vproj *proj)
     free(list);
 }
 
+/* Drop the kernel's cached entries of every project (of the config CFG,
+ * and every project met since the mount): entries below a project are only
+ * reachable through the project's entry, which is never cached, but a
+ * process may hold a directory inside one (its cwd, an open fd): pruning
+ * the subtree makes its next relative lookup come to us and meet the
+ * current policy.  Outside every lock. */
+static void invalidate_projects(struct vfs *fs, const struct tv_config *cfg)
+{
+    struct vproj *list[PROJECTS_MAX];
+    int n = proj_list(fs->pt, list, PROJECTS_MAX);
+    if (!fs->se)
+        return;
+    for (int i = 0; i < n; i++)
+        fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, list[i]->name,
+                                         strlen(list[i]->name));
+    for (size_t i = 0; cfg && i < cfg->n_projects; i++)
+        if (!proj_find(fs->pt, cfg->projects[i].name, false))
+            fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, cfg->projects[i].name,
+                                             strlen(cfg->projects[i].name));
+}
+
 void vfs_reload(struct vfs *fs, struct tv_config *newcfg)
 {
     pthread_rwlock_wrlock(&fs->cfg_lock);
@@ -279,6 +301,7 @@ void vfs_reload(struct vfs *fs, struct tv_config *newcfg)
         log_error("vault: audit log \"%s\": cannot reopen: %s", newcfg->vault.audit_log,
                   strerror(errno));
     invalidate_loaded(fs, NULL);
+    invalidate_projects(fs, newcfg);
     log_info("vault: configuration reloaded; policy applies to open files from now on");
 }
 
@@ -291,6 +314,8 @@ static void purge_project(struct vfs *fs, struct vproj *p)
     proj_shred(fs->pt, p);
     vt_purge(fs->vt, p);
     invalidate_loaded(fs, p);
+    if (fs->se)
+        fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, p->name, strlen(p->name));
 }
 
 /* After (re)subscribing: a SHRED sent while we were not listening must still

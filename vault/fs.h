@@ -26,10 +26,10 @@ void vfs_free(struct vfs *fs);
 
 const struct fuse_lowlevel_ops *vfs_ops(void);
 
-/* Let the kernel cache names inside projects for SECONDS (default 0).  Faster
- * path walks, but a cached name can then be stat'ed by anyone on the host
- * until it expires (content, listing and changes still reach the policy
- * check).  Off by default: see docs/THREAT_MODEL.md. */
+/* How long the kernel may cache entries and attributes below a project
+ * directory (default 60 s; 0: a LOOKUP per path component).  The entry of
+ * a project directory is never cached: every path walk into a project
+ * reaches the policy check (docs/THREAT_MODEL.md "Kernel caches"). */
 void vfs_set_entry_timeout(struct vfs *fs, double seconds);
 void vfs_set_session(struct vfs *fs, struct fuse_session *se);
 

@@ -45,12 +45,14 @@ int fs_entry(struct vfs *fs, struct vnode *n, struct fuse_entry_param *e)
     if (rc < 0)
         return rc;
     e->ino = ino_of(fs, n);
-    if (n->is_proj_root || n == vt_root(fs->vt)) {
+    if (n->is_proj_root) {
+        /* never cached: every path walk into a project is a LOOKUP that
+         * checks the requester (docs/THREAT_MODEL.md "Kernel caches") */
         e->attr_timeout = ROOT_TIMEOUT;
-        e->entry_timeout = ROOT_TIMEOUT;
+        e->entry_timeout = 0;
     } else {
-        e->attr_timeout = ATTR_TIMEOUT;
-        e->entry_timeout = fs->entry_timeout;
+        e->attr_timeout = fs->cache_timeout;
+        e->entry_timeout = fs->cache_timeout;
     }
     return 0;
 }
@@ -76,9 +78,11 @@ static int child_node(struct vfs *fs, struct vnode *d, const char *bname, struct
 }
 
 /* A project directory: the top level of the mount. */
-static int lookup_project(struct vfs *fs, const char *name, struct fuse_entry_param *e)
+static int lookup_project(struct vfs *fs, fuse_req_t req, const char *name,
+                          struct fuse_entry_param *e)
 {
     struct stat st;
+    struct rq r;
     int rc;
 
     if (!tv_project_name_valid(name) || !fs_in_config(fs, name))
@@ -86,19 +90,31 @@ static int lookup_project(struct vfs *fs, const char *name, struct fuse_entry_pa
     struct vproj *p = proj_find(fs->pt, name, true);
     if (!p)
         return -ENOMEM;
+    /* the one check every path into a project passes: entries below are
+     * cached by the kernel, this one never is */
+    rq_get(req, &r);
+    if (roles_of(fs, req, &r, p) == 0) {
+        audit_log(r.uid, r.pid, p->name, "lookup", -EACCES, NULL, "denied");
+        return -EACCES;
+    }
     if ((rc = proj_load(fs->pt, p)) < 0)
         return rc;
-    int fd = openat(vt_root(fs->vt)->fd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
+    struct vnode *n = vt_get_known(fs->vt, atomic_load(&p->dev), atomic_load(&p->ino));
+    if (!n) {
+        int fd = openat(vt_root(fs->vt)->fd, name,
+                        O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0) {
+            rc = -errno;
+            close(fd);
+            return rc;
+        }
+        if (!(n = vt_get(fs->vt, fd, &st, p, true)))
+            return -ENOMEM;
+        atomic_store(&p->dev, st.st_dev);
+        atomic_store(&p->ino, st.st_ino);
     }
-    struct vnode *n = vt_get(fs->vt, fd, &st, p, true);
-    if (!n)
-        return -ENOMEM;
     if ((rc = fs_entry(fs, n, e)) < 0)
         vt_forget(fs->vt, n, 1);
     return rc;
@@ -115,7 +131,7 @@ int fs_lookup(struct vfs *fs, fuse_req_t req, struct vnode *d, const char *name,
     if (!d->is_dir)
         return -ENOTDIR;
     if (d == vt_root(fs->vt))
-        return lookup_project(fs, name, e);
+        return lookup_project(fs, req, name, e);
     rq_get(req, &r);
     if ((rc = fs_check(fs, req, &r, d, POL_LOOKUP, 0)) < 0 ||
         (rc = fs_enc_name(d, name, enc, bname, &is_long)) < 0 ||
@@ -130,10 +146,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct vfs *fs = vfs_of(req);
     struct fuse_entry_param e;
-    int rc = fs_lookup(fs, req, node_of(fs, parent), name, &e);
+    struct vnode *d = node_of(fs, parent);
+    int rc = fs_lookup(fs, req, d, name, &e);
     if (rc == -ENOENT) {
+        /* a negative entry: cached below projects like positive ones (every
+         * change goes through the vault, which the kernel sees), never at
+         * the top, where the config decides what exists */
         memset(&e, 0, sizeof e);
-        fuse_reply_entry(req, &e);   /* negative entry, not cached (timeout 0) */
+        e.entry_timeout = d == vt_root(fs->vt) ? 0 : fs->cache_timeout;
+        fuse_reply_entry(req, &e);
         return;
     }
     if (rc < 0)
@@ -175,7 +196,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, n->proj && !n->is_proj_root ? ATTR_TIMEOUT : ROOT_TIMEOUT);
+        fuse_reply_attr(req, &st, n->proj && !n->is_proj_root ? fs->cache_timeout : ROOT_TIMEOUT);
 }
 
 /* Truncate file N to SIZE for R (its open state taken for the duration). */
@@ -255,7 +276,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+        fuse_reply_attr(req, &st, n->is_proj_root ? ROOT_TIMEOUT : fs->cache_timeout);
 }
 
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)

@@ -11,10 +11,11 @@
  *
  * Every request inside a project is checked against the current config
  * (swapped on SIGHUP); handles remember their opener and are re-checked on
- * every read and write.  Entries inside projects are not cached by the
- * kernel (timeout 0 unless --entry-timeout), so every path walk reaches the
- * policy check in lookup; attributes are cached briefly, being reachable
- * only through such a lookup or an authorised handle.
+ * every read and write.  The entry of a project directory is never cached
+ * by the kernel, so every path walk into a project is a LOOKUP that checks
+ * the requester; entries and attributes below it are cached for
+ * cache_timeout (--entry-timeout), reachable only through that checked
+ * entry (docs/THREAT_MODEL.md "Kernel caches").
  */
 #ifndef TV_VAULT_FS_INT_H
 #define TV_VAULT_FS_INT_H
@@ -32,8 +33,8 @@
 #include "vault/project.h"
 #include "vault/vnode.h"
 
-#define ROOT_TIMEOUT 1.0
-#define ATTR_TIMEOUT 1.0
+#define ROOT_TIMEOUT 1.0          /* the mount root and project directories' attributes */
+#define CACHE_TIMEOUT_DEFAULT 60.0
 #define NGROUPS_CAP 64
 #define XATTR_FILE_ID "user.tracevault.file_id"
 
@@ -48,7 +49,9 @@ struct vfs {
     struct projects *pt;
     struct fuse_session *se;
     int writeback;
-    double entry_timeout;           /* inside projects; 0 = every walk is checked */
+    double cache_timeout;           /* entries and attributes below project
+                                       directories (the project entry itself is
+                                       never cached); 0: nothing cached */
     bool dac_override;              /* may open backing objects whatever their mode */
 };
 

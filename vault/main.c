@@ -3,7 +3,8 @@
  *
  *   tracevault -c CONF [-f] [-d] [--writeback] [BACKING MOUNTPOINT]
  *
- * --entry-timeout lets the kernel cache names inside projects (see fs.h).
+ * --entry-timeout: how long the kernel caches names and attributes below a
+ * project directory (default 60 s; the project entry never is: see fs.h).
  * --writeback enables the kernel's writeback cache: measured slower for the
  * small-trace workload (docs/PERFORMANCE.md), so it is off by default.
  *   tracevault fsck -c CONF [PROJECT]
@@ -43,7 +44,7 @@ static sem_t hup_sem;
 static volatile int hup_stop;
 static struct vfs *the_fs;
 static const char *conf_path = TV_DEFAULT_CONFIG;
-static double entry_timeout;
+static double entry_timeout = -1;     /* -1: the vault's default */
 
 static void usage(FILE *f)
 {
@@ -143,7 +144,8 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     cfg = NULL;                       /* owned by the vfs now */
     if (!the_fs)
         goto out;
-    vfs_set_entry_timeout(the_fs, entry_timeout);
+    if (entry_timeout >= 0)
+        vfs_set_entry_timeout(the_fs, entry_timeout);
     se = fuse_session_new(&args, vfs_ops(), sizeof(struct fuse_lowlevel_ops), the_fs);
     if (!se)
         goto out;

@@ -48,6 +48,8 @@ struct vproj {
     _Atomic int64_t used;           /* plaintext bytes of its files: counted at load,
                                        then kept by every size change (proj_charge) */
     int jdir;                       /* O_PATH of P/.tvjournal (tail journals), once loaded */
+    _Atomic dev_t dev;              /* its backing directory, once looked up */
+    _Atomic ino_t ino;
 };
 
 struct projects;

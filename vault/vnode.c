@@ -169,6 +169,21 @@ struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vp
     return n;
 }
 
+struct vnode *vt_get_known(struct vtable *vt, dev_t dev, ino_t ino)
+{
+    struct vnode *n = NULL;
+    if (!dev && !ino)
+        return NULL;
+    pthread_mutex_lock(&vt->table_lock);
+    for (n = vt->table[hash_of(dev, ino)]; n; n = n->hnext)
+        if (n->dev == dev && n->bino == ino) {
+            n->nlookup++;
+            break;
+        }
+    pthread_mutex_unlock(&vt->table_lock);
+    return n;
+}
+
 static void loaded_del_locked(struct vtable *vt, struct vnode *n)
 {
     if (!n->on_list)

@@ -88,6 +88,10 @@ void vt_set_cache_ms(struct vtable *vt, int ms);
 struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vproj *proj,
                      bool proj_root);
 
+/* The vnode of backing object DEV/INO with one more lookup reference, if
+ * the table has it; NULL otherwise (0/0: NULL). */
+struct vnode *vt_get_known(struct vtable *vt, dev_t dev, ino_t ino);
+
 /* Drop COUNT lookup references (the kernel's FORGET); the last one frees. */
 void vt_forget(struct vtable *vt, struct vnode *n, uint64_t count);
 
