@@ -57,6 +57,7 @@ static const struct key_def vault_keys[] = {
     { "dek_cache_seconds", K_INT, KD(vault, dek_cache_seconds), 0, 86400, NULL },
     { "threads", K_INT, KD(vault, threads), 0, 1024, NULL },
     { "reserve_bytes", K_SIZE, KD(vault, reserve_bytes), 0, 1L << 30, NULL },
+    { "fd_limit", K_INT, KD(vault, fd_limit), 0, 1 << 24, NULL },
     { NULL, 0, 0, 0, 0, NULL }
 };
 

@@ -85,6 +85,8 @@ struct tv_config {
         int threads;               /* FUSE worker threads, 0 = libfuse default */
         int64_t reserve_bytes;     /* growth that would leave less free on the backing
                                       filesystem fails with ENOSPC; 0 = none */
+        int fd_limit;              /* descriptors of unused vnodes kept open; 0 = half
+                                      the open-file limit */
     } vault;
     struct {
         char *state_dir, *upstream, *ca_file, *pinned_pubkey;

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,20 @@ static bool has_dac_override(void)
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+/* How many descriptors of unused vnodes may stay open: [vault] fd_limit, or
+ * half the open-file limit (the rest: open files, their journals, keyd,
+ * FUSE's cloned channels). */
+static size_t fd_budget(const struct tv_config *cfg)
+{
+    struct rlimit rl;
+    if (cfg->vault.fd_limit > 0)
+        return (size_t)cfg->vault.fd_limit;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 65536;
+    size_t half = (size_t)rl.rlim_cur / 2;
+    return half < 64 ? 64 : half > 65536 ? 65536 : half;
+}
+
 struct vfs *vfs_new(struct tv_config *cfg, struct keys *keys, const char *backing, int writeback)
 {
     struct vfs *fs = calloc(1, sizeof *fs);
@@ -211,7 +226,7 @@ struct vfs *vfs_new(struct tv_config *cfg, struct keys *keys, const char *backin
         vfs_free(fs);
         return NULL;
     }
-    fs->vt = vt_new(pathfd, keys, cfg->vault.dek_cache_seconds * 1000);
+    fs->vt = vt_new(pathfd, keys, cfg->vault.dek_cache_seconds * 1000, fd_budget(cfg));
     fs->pt = fs->vt ? projects_new(vt_root(fs->vt)->fd, keys) : NULL;
     if (!fs->pt) {
         log_error("vault: out of memory");

@@ -93,9 +93,13 @@ static int list_dir(struct vfs *fs, struct vnode *d, struct dhandle *dh)
         return rc;
     if (d == vt_root(fs->vt))
         return list_root(fs, dh);
-    if ((rc = vn_dir_iv(d, iv)) < 0)
+    if ((rc = vn_dir_iv(fs->vt, d, iv)) < 0)
         return rc;
-    int dfd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int pfd = vn_fd_get(fs->vt, d);
+    if (pfd < 0)
+        return pfd;
+    int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    vn_fd_put(fs->vt, d);
     DIR *dp = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (!dp) {
         rc = -errno;
@@ -192,9 +196,15 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 {
     struct vfs *fs = vfs_of(req);
     struct vnode *d = node_of(fs, ino);
-    int rc = 0, fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0, pfd = vn_fd_get(fs->vt, d), fd = -1;
     (void)datasync, (void)fi;
-    if (fd < 0 || fsync(fd) < 0)
+    if (pfd >= 0) {
+        fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        vn_fd_put(fs->vt, d);
+    }
+    if (pfd < 0)
+        rc = -pfd;
+    else if (fd < 0 || fsync(fd) < 0)
         rc = errno;
     if (fd >= 0)
         close(fd);

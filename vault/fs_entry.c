@@ -23,14 +23,14 @@
 #include "vault/audit.h"
 #include "vault/fileio.h"
 
-int fs_enc_name(struct vnode *d, const char *name, char enc[NAMES_ENC_MAX],
+int fs_enc_name(struct vfs *fs, struct vnode *d, const char *name, char enc[NAMES_ENC_MAX],
                 char bname[NAMES_ENC_MAX], int *is_long)
 {
     unsigned char iv[NAMES_IV];
     int rc;
     if (atomic_load(&d->proj->shredded) || !atomic_load(&d->proj->loaded))
         return -EIO;
-    if ((rc = vn_dir_iv(d, iv)) < 0)
+    if ((rc = vn_dir_iv(fs->vt, d, iv)) < 0)
         return rc;
     if ((rc = names_encrypt(d->proj->nk, iv, name, enc)) < 0)
         return rc;
@@ -41,7 +41,7 @@ int fs_enc_name(struct vnode *d, const char *name, char enc[NAMES_ENC_MAX],
 int fs_entry(struct vfs *fs, struct vnode *n, struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof *e);
-    int rc = vn_stat(n, &e->attr);
+    int rc = vn_stat(fs->vt, n, &e->attr);
     if (rc < 0)
         return rc;
     e->ino = ino_of(fs, n);
@@ -57,11 +57,13 @@ int fs_entry(struct vfs *fs, struct vnode *n, struct fuse_entry_param *e)
     return 0;
 }
 
-/* Open the backing child BNAME of D as an O_PATH fd and make it a vnode. */
-static int child_node(struct vfs *fs, struct vnode *d, const char *bname, struct vnode **out)
+/* Open the backing child BNAME of D (whose descriptor is DFD) as an O_PATH
+ * fd and make it a vnode. */
+static int child_node(struct vfs *fs, struct vnode *d, int dfd, const char *bname,
+                      struct vnode **out)
 {
     struct stat st;
-    int fd = openat(d->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(dfd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
@@ -134,8 +136,14 @@ int fs_lookup(struct vfs *fs, fuse_req_t req, struct vnode *d, const char *name,
         return lookup_project(fs, req, name, e);
     rq_get(req, &r);
     if ((rc = fs_check(fs, req, &r, d, POL_LOOKUP, 0)) < 0 ||
-        (rc = fs_enc_name(d, name, enc, bname, &is_long)) < 0 ||
-        (rc = child_node(fs, d, bname, &n)) < 0)
+        (rc = fs_enc_name(fs, d, name, enc, bname, &is_long)) < 0)
+        return rc;
+    int dfd = vn_fd_get(fs->vt, d);
+    if (dfd < 0)
+        return dfd;
+    rc = child_node(fs, d, dfd, bname, &n);
+    vn_fd_put(fs->vt, d);
+    if (rc < 0)
         return rc;
     if ((rc = fs_entry(fs, n, e)) < 0)
         vt_forget(fs->vt, n, 1);
@@ -192,7 +200,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         rc = fs_check(fs, req, &r, n, POL_LOOKUP, 0);
     }
     if (rc == 0)
-        rc = vn_stat(n, &st);
+        rc = vn_stat(fs->vt, n, &st);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -246,22 +254,28 @@ static int do_setattr(struct vfs *fs, fuse_req_t req, struct vnode *n, struct st
         /* ftruncate on a handle opened for writing: its opener's rights */
         struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
         who = &h->who;
-        rc = fs_check(fs, NULL, who, n, POL_WRITE, vn_owner(n));
+        rc = fs_check(fs, NULL, who, n, POL_WRITE, vn_owner(fs->vt, n));
         if (rc == 0 && !h->wr)
             rc = -EBADF;
     } else {
-        rc = fs_check(fs, req, who, n, POL_SETATTR, vn_owner(n));
+        rc = fs_check(fs, req, who, n, POL_SETATTR, vn_owner(fs->vt, n));
     }
     if (rc < 0)
         return rc;
-    snprintf(pp, sizeof pp, "/proc/self/fd/%d", n->fd);
-    if ((valid & FUSE_SET_ATTR_MODE) && chmod(pp, fs_backing_mode(fs, attr->st_mode, n->is_dir)) < 0)
-        return -errno;
     if ((valid & FUSE_SET_ATTR_SIZE) && (rc = truncate_node(fs, req, who, n, attr->st_size)) < 0)
         return rc;
-    if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))
-        return set_times(pp, attr, valid);
-    return 0;
+    if (!(valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)))
+        return 0;
+    int fd = vn_fd_get(fs->vt, n);
+    if (fd < 0)
+        return fd;
+    snprintf(pp, sizeof pp, "/proc/self/fd/%d", fd);
+    if ((valid & FUSE_SET_ATTR_MODE) && chmod(pp, fs_backing_mode(fs, attr->st_mode, n->is_dir)) < 0)
+        rc = -errno;
+    if (rc == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)))
+        rc = set_times(pp, attr, valid);
+    vn_fd_put(fs->vt, n);
+    return rc;
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
@@ -272,7 +286,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
     struct stat st;
     int rc = do_setattr(fs, req, n, attr, valid, fi);
     if (rc == 0)
-        rc = vn_stat(n, &st);
+        rc = vn_stat(fs->vt, n, &st);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -289,7 +303,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
     if (n->proj && !(n->is_proj_root && mask == F_OK)) {
         rq_get(req, &r);
         unsigned roles = roles_of(fs, req, &r, n->proj);
-        uid_t owner = n->is_dir ? 0 : vn_owner(n);
+        uid_t owner = n->is_dir ? 0 : vn_owner(fs->vt, n);
         rc = pol_check(roles, POL_LOOKUP, r.uid, owner);
         if (rc == 0 && (mask & R_OK))
             rc = pol_check(roles, n->is_dir ? POL_LIST : POL_READ, r.uid, owner);
@@ -333,16 +347,17 @@ static int empty_dir(int parent, const char *bname, bool clear)
     return rc;
 }
 
-/* Make backing directory BNAME in D for R (IV, owner); the entry in *E. */
-static int make_dir(struct vfs *fs, struct vnode *d, const char *bname, mode_t mode,
+/* Make backing directory BNAME in D (descriptor PFD) for R (IV, owner);
+ * the entry in *E. */
+static int make_dir(struct vfs *fs, struct vnode *d, int pfd, const char *bname, mode_t mode,
                     const struct rq *r, struct fuse_entry_param *e)
 {
     struct vnode *n = NULL;
     int rc = 0;
 
-    if (mkdirat(d->fd, bname, 0700) < 0)
+    if (mkdirat(pfd, bname, 0700) < 0)
         return -errno;
-    int dfd = openat(d->fd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int dfd = openat(pfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0)
         rc = -errno;
     else if ((rc = meta_dir_iv_new(dfd)) == 0) {
@@ -357,11 +372,11 @@ static int make_dir(struct vfs *fs, struct vnode *d, const char *bname, mode_t m
     if (rc == 0 && audit_log(r->uid, r->pid, d->proj->name, "mkdir", 0, NULL, NULL) < 0)
         rc = -EIO;
     if (rc < 0) {
-        empty_dir(d->fd, bname, true);
-        unlinkat(d->fd, bname, AT_REMOVEDIR);
+        empty_dir(pfd, bname, true);
+        unlinkat(pfd, bname, AT_REMOVEDIR);
         return rc;
     }
-    if ((rc = child_node(fs, d, bname, &n)) == 0 && (rc = fs_entry(fs, n, e)) < 0)
+    if ((rc = child_node(fs, d, pfd, bname, &n)) == 0 && (rc = fs_entry(fs, n, e)) < 0)
         vt_forget(fs->vt, n, 1);
     return rc;
 }
@@ -379,9 +394,14 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     if (!d->proj)
         rc = -EPERM;
     else if ((rc = fs_check(fs, req, &r, d, POL_CREATE, 0)) == 0 &&
-             (rc = fs_enc_name(d, name, enc, bname, &is_long)) == 0 &&
-             (!is_long || (rc = meta_long_write(d->fd, bname, enc)) == 0))
-        rc = make_dir(fs, d, bname, mode, &r, &e);
+             (rc = fs_enc_name(fs, d, name, enc, bname, &is_long)) == 0 &&
+             (rc = vn_fd_get(fs->vt, d)) >= 0) {
+        int dfd = rc;
+        rc = 0;
+        if (!is_long || (rc = meta_long_write(dfd, bname, enc)) == 0)
+            rc = make_dir(fs, d, dfd, bname, mode, &r, &e);
+        vn_fd_put(fs->vt, d);
+    }
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -418,10 +438,10 @@ static void file_id_at(int dirfd, const char *bname, char fid[2 * BC_FILE_ID + 1
 
 /* Remove file BNAME (stat ST) of D, whose ID is FID (from the vnode when
  * the kernel knows the file, the usual case, else from the header). */
-static int remove_file(struct vnode *d, const char *bname, const struct stat *st,
+static int remove_file(struct vnode *d, int dfd, const char *bname, const struct stat *st,
                        const char *fid)
 {
-    if (unlinkat(d->fd, bname, 0) < 0)
+    if (unlinkat(dfd, bname, 0) < 0)
         return -errno;
     fio_journal_unlink(d->proj->jdir, fid);
     off_t size;
@@ -430,10 +450,9 @@ static int remove_file(struct vnode *d, const char *bname, const struct stat *st
     return 0;
 }
 
-static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
+static int do_remove(struct vfs *fs, fuse_req_t req, struct vnode *d, int dfd, const char *name,
+                     bool dir)
 {
-    struct vfs *fs = vfs_of(req);
-    struct vnode *d = node_of(fs, parent);
     char enc[NAMES_ENC_MAX], bname[NAMES_ENC_MAX], side[NAMES_ENC_MAX];
     char fid[2 * BC_FILE_ID + 1] = "";
     struct stat st;
@@ -441,48 +460,49 @@ static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
     int rc, is_long;
 
     rq_get(req, &r);
-    if (!d->proj) {
-        fuse_reply_err(req, EPERM);
-        return;
-    }
     if ((rc = fs_check(fs, req, &r, d, POL_LOOKUP, 0)) < 0 ||
-        (rc = fs_enc_name(d, name, enc, bname, &is_long)) < 0)
-        goto out;
-    if (fstatat(d->fd, bname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (dir != !!S_ISDIR(st.st_mode)) {
-        rc = dir ? -ENOTDIR : -EISDIR;
-        goto out;
-    }
+        (rc = fs_enc_name(fs, d, name, enc, bname, &is_long)) < 0)
+        return rc;
+    if (fstatat(dfd, bname, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (dir != !!S_ISDIR(st.st_mode))
+        return dir ? -ENOTDIR : -EISDIR;
     if ((rc = fs_check(fs, req, &r, d, dir ? POL_RMDIR : POL_UNLINK, st.st_uid)) < 0)
-        goto out;
+        return rc;
     /* fail-closed: the record is written before the removal, which cannot
      * be undone (after every check that can refuse it); a removal that then
      * fails anyway is recorded again with its error */
-    if (dir && (rc = empty_dir(d->fd, bname, false)) < 0)
-        goto out;
+    if (dir && (rc = empty_dir(dfd, bname, false)) < 0)
+        return rc;
     if (!dir && !vt_file_id(fs->vt, &st, fid))
-        file_id_at(d->fd, bname, fid);
+        file_id_at(dfd, bname, fid);
     if (audit_log(r.uid, r.pid, d->proj->name, dir ? "rmdir" : "unlink", 0,
-                  fid[0] ? fid : NULL, NULL) < 0) {
-        rc = -EIO;
-        goto out;
-    }
+                  fid[0] ? fid : NULL, NULL) < 0)
+        return -EIO;
     if (!dir)
-        rc = remove_file(d, bname, &st, fid);
-    else if ((rc = empty_dir(d->fd, bname, true)) == 0 &&
-             unlinkat(d->fd, bname, AT_REMOVEDIR) < 0)
+        rc = remove_file(d, dfd, bname, &st, fid);
+    else if ((rc = empty_dir(dfd, bname, true)) == 0 && unlinkat(dfd, bname, AT_REMOVEDIR) < 0)
         rc = -errno;
     if (rc == 0 && is_long) {
         names_side(bname, side);
-        unlinkat(d->fd, side, 0);
+        unlinkat(dfd, side, 0);
     }
     if (rc < 0)
         audit_log(r.uid, r.pid, d->proj->name, dir ? "rmdir" : "unlink", rc,
                   fid[0] ? fid : NULL, NULL);
-out:
+    return rc;
+}
+
+static void op_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
+{
+    struct vfs *fs = vfs_of(req);
+    struct vnode *d = node_of(fs, parent);
+    int rc = -EPERM;
+
+    if (d->proj && (rc = vn_fd_get(fs->vt, d)) >= 0) {
+        rc = do_remove(fs, req, d, rc, name, dir);
+        vn_fd_put(fs->vt, d);
+    }
     fuse_reply_err(req, -rc);
 }
 
@@ -496,8 +516,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     op_remove(req, parent, name, true);
 }
 
-static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, const char *name,
-                     struct vnode *d2, const char *newname, unsigned flags)
+static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, int fd1, const char *name,
+                     struct vnode *d2, int fd2, const char *newname, unsigned flags)
 {
     char enc1[NAMES_ENC_MAX], b1[NAMES_ENC_MAX], enc2[NAMES_ENC_MAX], b2[NAMES_ENC_MAX];
     char side[NAMES_ENC_MAX];
@@ -506,38 +526,32 @@ static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, const cha
     int rc, long1, long2;
 
     rq_get(req, &r);
-    if (!d1->proj || !d2->proj)
-        return -EPERM;
-    if (d1->proj != d2->proj)
-        return -EXDEV;
-    if (flags & RENAME_EXCHANGE)
-        return -EINVAL;
     if ((rc = fs_check(fs, req, &r, d1, POL_LOOKUP, 0)) < 0 ||
-        (rc = fs_enc_name(d1, name, enc1, b1, &long1)) < 0 ||
-        (rc = fs_enc_name(d2, newname, enc2, b2, &long2)) < 0)
+        (rc = fs_enc_name(fs, d1, name, enc1, b1, &long1)) < 0 ||
+        (rc = fs_enc_name(fs, d2, newname, enc2, b2, &long2)) < 0)
         return rc;
-    if (fstatat(d1->fd, b1, &st1, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fstatat(fd1, b1, &st1, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     if ((rc = fs_check(fs, req, &r, d1, POL_RENAME, st1.st_uid)) < 0)
         return rc;
-    bool have2 = fstatat(d2->fd, b2, &st2, AT_SYMLINK_NOFOLLOW) == 0;
+    bool have2 = fstatat(fd2, b2, &st2, AT_SYMLINK_NOFOLLOW) == 0;
     /* replacing an empty directory: its metadata must go first */
     bool clear2 = have2 && S_ISDIR(st2.st_mode) && S_ISDIR(st1.st_mode) &&
                   !(flags & RENAME_NOREPLACE);
     if (have2 && (rc = fs_check(fs, req, &r, d2, POL_RENAME, st2.st_uid)) < 0)
         return rc;
-    if (clear2 && (rc = empty_dir(d2->fd, b2, false)) < 0)
+    if (clear2 && (rc = empty_dir(fd2, b2, false)) < 0)
         return rc;
     /* fail-closed: recorded before it happens (see op_remove) */
     if (audit_log(r.uid, r.pid, d1->proj->name, "rename", 0, NULL, NULL) < 0)
         return -EIO;
-    if ((clear2 && (rc = empty_dir(d2->fd, b2, true)) < 0) ||
-        (long2 && (rc = meta_long_write(d2->fd, b2, enc2)) < 0)) {
+    if ((clear2 && (rc = empty_dir(fd2, b2, true)) < 0) ||
+        (long2 && (rc = meta_long_write(fd2, b2, enc2)) < 0)) {
         audit_log(r.uid, r.pid, d1->proj->name, "rename", rc, NULL, NULL);
         return rc;
     }
     bool replaced = have2 && S_ISREG(st2.st_mode);
-    if (renameat2(d1->fd, b1, d2->fd, b2, flags) < 0) {
+    if (renameat2(fd1, b1, fd2, b2, flags) < 0) {
         rc = -errno;
         audit_log(r.uid, r.pid, d1->proj->name, "rename", rc, NULL, NULL);
         return rc;
@@ -548,7 +562,7 @@ static int do_rename(struct vfs *fs, fuse_req_t req, struct vnode *d1, const cha
         proj_charge(d1->proj, -(int64_t)gone, 0);     /* the file it replaced */
     if (long1 && !(d1 == d2 && strcmp(b1, b2) == 0)) {
         names_side(b1, side);
-        unlinkat(d1->fd, side, 0);
+        unlinkat(fd1, side, 0);
     }
     return 0;
 }
@@ -557,7 +571,22 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
                       const char *newname, unsigned int flags)
 {
     struct vfs *fs = vfs_of(req);
-    int rc = do_rename(fs, req, node_of(fs, parent), name, node_of(fs, newparent), newname, flags);
+    struct vnode *d1 = node_of(fs, parent), *d2 = node_of(fs, newparent);
+    int rc, fd1, fd2;
+
+    if (!d1->proj || !d2->proj)
+        rc = -EPERM;
+    else if (d1->proj != d2->proj)
+        rc = -EXDEV;
+    else if (flags & RENAME_EXCHANGE)
+        rc = -EINVAL;
+    else if ((rc = fd1 = vn_fd_get(fs->vt, d1)) >= 0) {
+        if ((rc = fd2 = vn_fd_get(fs->vt, d2)) >= 0) {
+            rc = do_rename(fs, req, d1, fd1, name, d2, fd2, newname, flags);
+            vn_fd_put(fs->vt, d2);
+        }
+        vn_fd_put(fs->vt, d1);
+    }
     fuse_reply_err(req, -rc);
 }
 
@@ -591,11 +620,17 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         fuse_reply_err(req, -rc);
         return;
     }
-    if (n->fid_hex[0])
+    if (n->fid_hex[0]) {
         memcpy(hex, n->fid_hex, sizeof hex);
-    else if (fio_file_id_of(n->fd, hex) < 0) {
-        fuse_reply_err(req, EIO);
-        return;
+    } else {
+        int fd = vn_fd_get(fs->vt, n);
+        rc = fd < 0 ? fd : fio_file_id_of(fd, hex);
+        if (fd >= 0)
+            vn_fd_put(fs->vt, n);
+        if (rc < 0) {
+            fuse_reply_err(req, rc == -ENOENT ? ENOENT : EIO);
+            return;
+        }
     }
     if (size == 0)
         fuse_reply_xattr(req, 2 * BC_FILE_ID);

@@ -47,7 +47,7 @@ static int open_check(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode
 {
     int acc = flags & O_ACCMODE, rc = 0;
     unsigned roles = roles_of(fs, req, r, n->proj);
-    uid_t owner = vn_owner(n);
+    uid_t owner = vn_owner(fs->vt, n);
     if (acc == O_RDONLY || acc == O_RDWR)
         rc = pol_check(roles, POL_READ, r->uid, owner);
     if (rc == 0 && (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC)))
@@ -135,14 +135,14 @@ static int open_existing(struct vfs *fs, fuse_req_t req, struct rq *r, struct vn
 }
 
 /* Make the new sealed file BNAME in D for R, with its open state held. */
-static int create_new(struct vfs *fs, struct rq *r, struct vnode *d, const char *bname,
+static int create_new(struct vfs *fs, struct rq *r, struct vnode *d, int dfd, const char *bname,
                       mode_t mode, struct fuse_entry_param *e, struct vnode **out)
 {
     struct fileio *io = NULL;
     struct stat st;
     int rc;
 
-    int fd = openat(d->fd, bname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = openat(dfd, bname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     if (fchown(fd, r->uid, r->gid) < 0 && errno != EPERM)
@@ -152,7 +152,7 @@ static int create_new(struct vfs *fs, struct rq *r, struct vnode *d, const char 
     if (fchmod(fd, fs_backing_mode(fs, mode, false)) < 0)
         log_warn("vault: project \"%s\": cannot set a new file's mode: %s", d->proj->name,
                  strerror(errno));
-    int pfd = openat(d->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int pfd = openat(dfd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (pfd < 0 || fstat(fd, &st) < 0) {
         rc = -errno;
         close(fd);
@@ -184,25 +184,23 @@ static int create_new(struct vfs *fs, struct rq *r, struct vnode *d, const char 
 fail:
     if (pfd >= 0)
         close(pfd);
-    unlinkat(d->fd, bname, 0);
+    unlinkat(dfd, bname, 0);
     return rc;
 }
 
-static int do_create(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode *d,
+static int do_create(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode *d, int dfd,
                      const char *name, mode_t mode, struct fuse_file_info *fi,
                      struct fuse_entry_param *e, struct vnode **out)
 {
     char enc[NAMES_ENC_MAX], bname[NAMES_ENC_MAX];
     int rc, is_long;
 
-    if (!d->proj)
-        return -EPERM;
     if ((rc = fs_check(fs, req, r, d, POL_CREATE, 0)) < 0 ||
-        (rc = fs_enc_name(d, name, enc, bname, &is_long)) < 0 ||
-        (is_long && (rc = meta_long_write(d->fd, bname, enc)) < 0))
+        (rc = fs_enc_name(fs, d, name, enc, bname, &is_long)) < 0 ||
+        (is_long && (rc = meta_long_write(dfd, bname, enc)) < 0))
         return rc;
     bool made = true;
-    rc = create_new(fs, r, d, bname, mode, e, out);
+    rc = create_new(fs, r, d, dfd, bname, mode, e, out);
     if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
         made = false;
         rc = open_existing(fs, req, r, d, name, fi->flags, e, out);
@@ -215,7 +213,7 @@ static int do_create(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode 
         vn_release(fs->vt, *out);
         vt_forget(fs->vt, *out, 1);
         if (made)
-            unlinkat(d->fd, bname, 0);
+            unlinkat(dfd, bname, 0);
         rc = rc == -ENOMEM ? rc : -EIO;
     }
     return rc;
@@ -230,7 +228,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     struct rq r;
 
     rq_get(req, &r);
-    int rc = do_create(fs, req, &r, d, name, mode, fi, &e, &n);
+    int rc = -EPERM;
+    if (d->proj && (rc = vn_fd_get(fs->vt, d)) >= 0) {
+        rc = do_create(fs, req, &r, d, rc, name, mode, fi, &e, &n);
+        vn_fd_put(fs->vt, d);
+    }
     if (rc == 0) {
         fuse_reply_create(req, &e, fi);
         return;

@@ -115,7 +115,7 @@ bool fs_in_config(struct vfs *fs, const char *name);
 
 /* The encrypted encoding ENC and backing name BNAME of NAME in directory D;
  * *IS_LONG when the backing name is the hashed long form. */
-int fs_enc_name(struct vnode *d, const char *name, char enc[NAMES_ENC_MAX],
+int fs_enc_name(struct vfs *fs, struct vnode *d, const char *name, char enc[NAMES_ENC_MAX],
                 char bname[NAMES_ENC_MAX], int *is_long);
 
 /* Fill E for N (attributes and timeouts). */

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,17 @@ struct vtable {
     struct keys *keys;
     struct vnode root;
     atomic_int dek_cache_ms;
+    /* descriptors (fd_lock) */
+    pthread_mutex_t fd_lock;
+    struct vnode *lru_head, *lru_tail;  /* most recently used first */
+    size_t nfds;                        /* vnodes' open descriptors */
+    size_t fd_limit;                    /* 0: none */
+    bool reopen;                        /* open_by_handle_at works here */
+    int mount_fd;                       /* the backing root opened O_RDONLY: the
+                                           mount for open_by_handle_at (O_PATH
+                                           does not do) */
+    unsigned closed_max;                /* closed files kept loaded */
+    atomic_uint nclosed;                /* ... how many are now */
     pthread_mutex_t table_lock;
     struct vnode *table[HASH_BUCKETS];
     size_t count;
@@ -47,29 +59,147 @@ static size_t hash_of(dev_t dev, ino_t ino)
     return (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) % HASH_BUCKETS;
 }
 
+/* ---- descriptors ------------------------------------------------------------ */
+
+static void lru_del_locked(struct vtable *vt, struct vnode *n)
+{
+    if (!n->on_lru)
+        return;
+    if (n->fprev)
+        n->fprev->fnext = n->fnext;
+    else
+        vt->lru_head = n->fnext;
+    if (n->fnext)
+        n->fnext->fprev = n->fprev;
+    else
+        vt->lru_tail = n->fprev;
+    n->fnext = n->fprev = NULL;
+    n->on_lru = false;
+}
+
+static void lru_push_locked(struct vtable *vt, struct vnode *n)
+{
+    if (n->on_lru || n->pins || n->fd < 0 || !n->fh || !vt->reopen)
+        return;
+    n->fprev = NULL;
+    n->fnext = vt->lru_head;
+    if (vt->lru_head)
+        vt->lru_head->fprev = n;
+    vt->lru_head = n;
+    if (!vt->lru_tail)
+        vt->lru_tail = n;
+    n->on_lru = true;
+}
+
+/* Close unused descriptors, least recently used first, down to the limit. */
+static void evict_locked(struct vtable *vt)
+{
+    while (vt->fd_limit && vt->nfds > vt->fd_limit && vt->lru_tail) {
+        struct vnode *n = vt->lru_tail;
+        lru_del_locked(vt, n);
+        close(n->fd);
+        n->fd = -1;
+        vt->nfds--;
+    }
+}
+
+/* A file handle for the backing object behind FD, or NULL. */
+static struct file_handle *handle_of(int fd)
+{
+    struct file_handle *fh = malloc(sizeof *fh + MAX_HANDLE_SZ);
+    int mount_id;
+    if (!fh)
+        return NULL;
+    fh->handle_bytes = MAX_HANDLE_SZ;
+    if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) < 0) {
+        free(fh);
+        return NULL;
+    }
+    struct file_handle *small = realloc(fh, sizeof *fh + fh->handle_bytes);
+    return small ? small : fh;
+}
+
+int vn_fd_get(struct vtable *vt, struct vnode *n)
+{
+    pthread_mutex_lock(&vt->fd_lock);
+    if (n->fd < 0) {
+        pthread_mutex_unlock(&vt->fd_lock);
+        int fd = n->fh ? open_by_handle_at(vt->mount_fd, n->fh, O_PATH | O_CLOEXEC) : -1;
+        if (fd < 0)
+            return errno == ESTALE || !n->fh ? -ENOENT : -errno;
+        pthread_mutex_lock(&vt->fd_lock);
+        if (n->fd < 0) {
+            n->fd = fd;
+            vt->nfds++;
+        } else {
+            close(fd);              /* another thread reopened it meanwhile */
+        }
+    }
+    n->pins++;
+    lru_del_locked(vt, n);
+    int fd = n->fd;
+    evict_locked(vt);
+    pthread_mutex_unlock(&vt->fd_lock);
+    return fd;
+}
+
+void vn_fd_put(struct vtable *vt, struct vnode *n)
+{
+    pthread_mutex_lock(&vt->fd_lock);
+    if (n->pins && --n->pins == 0)
+        lru_push_locked(vt, n);
+    evict_locked(vt);
+    pthread_mutex_unlock(&vt->fd_lock);
+}
+
+size_t vt_open_fds(struct vtable *vt)
+{
+    pthread_mutex_lock(&vt->fd_lock);
+    size_t n = vt->nfds;
+    pthread_mutex_unlock(&vt->fd_lock);
+    return n;
+}
+
+/* ---- the hash table ------------------------------------------------------- */
+
 static void node_init(struct vnode *n)
 {
     pthread_mutex_init(&n->dlock, NULL);
     pthread_rwlock_init(&n->rw, NULL);
 }
 
-/* Drop N's open state; caller holds n->rw for writing (or is the last user). */
-static void unload_locked(struct vnode *n)
+/* Drop N's open state and the descriptor pin it held; caller holds n->rw
+ * for writing (or is the last user). */
+static void unload_locked(struct vtable *vt, struct vnode *n)
 {
+    if (n->cached) {
+        n->cached = false;
+        atomic_fetch_sub(&vt->nclosed, 1);
+    }
+    if (!n->io)
+        return;
     fio_close(n->io, true);         /* nothing is in flight: its journal can go */
     n->io = NULL;
+    vn_fd_put(vt, n);
 }
 
-static void node_free(struct vnode *n)
+static void node_free(struct vtable *vt, struct vnode *n)
 {
-    unload_locked(n);
-    close(n->fd);
+    unload_locked(vt, n);
+    pthread_mutex_lock(&vt->fd_lock);
+    lru_del_locked(vt, n);
+    if (n->fd >= 0) {
+        close(n->fd);
+        vt->nfds--;
+    }
+    pthread_mutex_unlock(&vt->fd_lock);
+    free(n->fh);
     pthread_rwlock_destroy(&n->rw);
     pthread_mutex_destroy(&n->dlock);
     free(n);
 }
 
-struct vtable *vt_new(int rootfd, struct keys *keys, int dek_cache_ms)
+struct vtable *vt_new(int rootfd, struct keys *keys, int dek_cache_ms, size_t fd_limit)
 {
     struct stat st;
     struct vtable *vt = calloc(1, sizeof *vt);
@@ -82,6 +212,7 @@ struct vtable *vt_new(int rootfd, struct keys *keys, int dek_cache_ms)
     atomic_store(&vt->dek_cache_ms, dek_cache_ms);
     pthread_mutex_init(&vt->table_lock, NULL);
     pthread_mutex_init(&vt->loaded_lock, NULL);
+    pthread_mutex_init(&vt->fd_lock, NULL);
     pthread_mutex_init(&vt->stop_lock, NULL);
     pthread_cond_init(&vt->stop_cond, NULL);
     node_init(&vt->root);
@@ -89,6 +220,25 @@ struct vtable *vt_new(int rootfd, struct keys *keys, int dek_cache_ms)
     vt->root.dev = st.st_dev;
     vt->root.bino = st.st_ino;
     vt->root.is_dir = true;
+    vt->root.pins = 1;                  /* the root's descriptor is never closed */
+    vt->fd_limit = fd_limit;
+    vt->closed_max = VT_CLOSED_MAX;
+    if (fd_limit && fd_limit / 8 < vt->closed_max)
+        vt->closed_max = fd_limit / 8 > 16 ? (unsigned)(fd_limit / 8) : 16;
+    /* can descriptors be closed and reopened from a handle here? */
+    struct file_handle *fh = handle_of(rootfd);
+    vt->mount_fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int probe = fh && vt->mount_fd >= 0 ? open_by_handle_at(vt->mount_fd, fh, O_PATH | O_CLOEXEC)
+                                        : -1;
+    vt->reopen = probe >= 0;
+    if (probe >= 0)
+        close(probe);
+    else if (fd_limit)
+        log_warn("vault: descriptors are not bounded: reopening backing files by handle "
+                 "failed (%s; needs CAP_DAC_READ_SEARCH and a backing filesystem with file "
+                 "handles); every file the kernel remembers keeps one open",
+                 fh ? strerror(errno) : "no file handles");
+    free(fh);
     return vt;
 }
 
@@ -101,14 +251,17 @@ void vt_free(struct vtable *vt)
         struct vnode *n = vt->table[h], *next;
         for (; n; n = next) {
             next = n->hnext;
-            node_free(n);
+            node_free(vt, n);
         }
     }
     close(vt->root.fd);
+    if (vt->mount_fd >= 0)
+        close(vt->mount_fd);
     pthread_rwlock_destroy(&vt->root.rw);
     pthread_mutex_destroy(&vt->root.dlock);
     pthread_mutex_destroy(&vt->table_lock);
     pthread_mutex_destroy(&vt->loaded_lock);
+    pthread_mutex_destroy(&vt->fd_lock);
     pthread_mutex_destroy(&vt->stop_lock);
     pthread_cond_destroy(&vt->stop_cond);
     free(vt);
@@ -132,8 +285,6 @@ size_t vt_count(struct vtable *vt)
     return n;
 }
 
-/* ---- the hash table ------------------------------------------------------- */
-
 struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vproj *proj,
                      bool proj_root)
 {
@@ -145,27 +296,57 @@ struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vp
         if (n->dev == st->st_dev && n->bino == st->st_ino) {
             n->nlookup++;
             pthread_mutex_unlock(&vt->table_lock);
-            close(fd);
+            pthread_mutex_lock(&vt->fd_lock);
+            if (n->fd < 0) {            /* closed earlier: take this one */
+                n->fd = fd;
+                vt->nfds++;
+                lru_push_locked(vt, n);
+                fd = -1;
+                evict_locked(vt);
+            }
+            pthread_mutex_unlock(&vt->fd_lock);
+            if (fd >= 0)
+                close(fd);
             return n;
         }
+    pthread_mutex_unlock(&vt->table_lock);
+    /* a new vnode: its handle first, outside the lock (a system call) */
     n = calloc(1, sizeof *n);
     if (!n) {
-        pthread_mutex_unlock(&vt->table_lock);
         close(fd);
         return NULL;
     }
     node_init(n);
     n->dev = st->st_dev;
     n->bino = st->st_ino;
+    n->fh = vt->reopen ? handle_of(fd) : NULL;
     n->fd = fd;
     n->nlookup = 1;
     n->proj = proj;
     n->is_dir = S_ISDIR(st->st_mode);
     n->is_proj_root = proj_root;
+    pthread_mutex_lock(&vt->table_lock);
+    for (struct vnode *o = vt->table[h]; o; o = o->hnext)
+        if (o->dev == st->st_dev && o->bino == st->st_ino) {
+            /* another thread inserted it meanwhile */
+            o->nlookup++;
+            pthread_mutex_unlock(&vt->table_lock);
+            free(n->fh);
+            close(fd);
+            pthread_rwlock_destroy(&n->rw);
+            pthread_mutex_destroy(&n->dlock);
+            free(n);
+            return o;
+        }
     n->hnext = vt->table[h];
     vt->table[h] = n;
     vt->count++;
     pthread_mutex_unlock(&vt->table_lock);
+    pthread_mutex_lock(&vt->fd_lock);
+    vt->nfds++;
+    lru_push_locked(vt, n);
+    evict_locked(vt);
+    pthread_mutex_unlock(&vt->fd_lock);
     return n;
 }
 
@@ -219,7 +400,7 @@ void vt_forget(struct vtable *vt, struct vnode *n, uint64_t count)
     pthread_mutex_lock(&vt->loaded_lock);
     loaded_del_locked(vt, n);
     pthread_mutex_unlock(&vt->loaded_lock);
-    node_free(n);
+    node_free(vt, n);
 }
 
 bool vt_file_id(struct vtable *vt, const struct stat *st, char hex[2 * BC_FILE_ID + 1])
@@ -270,7 +451,8 @@ static void set_fid(struct vtable *vt, struct vnode *n, const char *hex)
     pthread_mutex_unlock(&vt->table_lock);
 }
 
-/* Load the open state of N; caller holds n->rw for writing. */
+/* Load the open state of N; caller holds n->rw for writing.  The state
+ * keeps a pin on N's descriptor while it lives. */
 static int load_locked(struct vtable *vt, struct vnode *n)
 {
     struct fio_report rep;
@@ -280,13 +462,21 @@ static int load_locked(struct vtable *vt, struct vnode *n)
         return -EIO;
     if (n->io)
         return 0;
-    if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-        return -errno;
-    int rc = fio_open(&n->io, vt->keys, n->proj->name, n->proj->jdir, n->fd, FIO_RDWR, &rep);
+    int fd = vn_fd_get(vt, n);
+    if (fd < 0)
+        return fd;
+    if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+        int e = -errno;
+        vn_fd_put(vt, n);
+        return e;
+    }
+    int rc = fio_open(&n->io, vt->keys, n->proj->name, n->proj->jdir, fd, FIO_RDWR, &rep);
     if (rep.fid_hex[0])
         set_fid(vt, n, rep.fid_hex);
     if (rep.journal_damaged)
         vn_integrity(n, "tail journal");
+    if (rc < 0)
+        vn_fd_put(vt, n);
     if (rc == -EBADMSG) {
         vn_integrity(n, rep.what);
         return -EIO;
@@ -305,6 +495,10 @@ int vn_acquire(struct vtable *vt, struct vnode *n)
 {
     pthread_rwlock_wrlock(&n->rw);
     int rc = load_locked(vt, n);
+    if (rc == 0 && n->cached) {         /* a closed file's kept state, in use again */
+        n->cached = false;
+        atomic_fetch_sub(&vt->nclosed, 1);
+    }
     if (rc == 0)
         n->nopen++;
     pthread_rwlock_unlock(&n->rw);
@@ -316,9 +510,15 @@ int vn_acquire(struct vtable *vt, struct vnode *n)
 void vn_adopt(struct vtable *vt, struct vnode *n, struct fileio *io)
 {
     pthread_rwlock_wrlock(&n->rw);
-    unload_locked(n);
+    unload_locked(vt, n);
+    n->owner = vn_owner(vt, n);
+    if (vn_fd_get(vt, n) < 0) {     /* the pin of the open state; a file just
+                                       made: cannot fail but for ENOMEM */
+        pthread_mutex_lock(&vt->fd_lock);
+        n->pins++;
+        pthread_mutex_unlock(&vt->fd_lock);
+    }
     n->io = io;
-    n->owner = vn_owner(n);
     set_fid(vt, n, fio_file_id_hex(io));
     n->nopen++;
     pthread_rwlock_unlock(&n->rw);
@@ -330,16 +530,29 @@ void vn_release(struct vtable *vt, struct vnode *n)
     pthread_rwlock_wrlock(&n->rw);
     if (--n->nopen == 0) {
         n->closed_ms = tv_now_ms();
-        if (atomic_load(&vt->dek_cache_ms) == 0)
-            unload_locked(n);
+        /* keep the state of at most closed_max closed files (two or three
+         * descriptors each); past that, drop it at once rather than wait for
+         * the reaper, or a burst of creates would run out of descriptors */
+        if (atomic_load(&vt->dek_cache_ms) == 0 ||
+            atomic_load(&vt->nclosed) >= vt->closed_max) {
+            unload_locked(vt, n);
+        } else if (n->io) {
+            n->cached = true;
+            atomic_fetch_add(&vt->nclosed, 1);
+        }
     }
     pthread_rwlock_unlock(&n->rw);
 }
 
-int vn_stat(struct vnode *n, struct stat *st)
+int vn_stat(struct vtable *vt, struct vnode *n, struct stat *st)
 {
-    if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-        return -errno;
+    int fd = vn_fd_get(vt, n);
+    if (fd < 0)
+        return fd;
+    int rc = fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    vn_fd_put(vt, n);
+    if (rc < 0)
+        return rc;
     if (S_ISREG(st->st_mode)) {
         off_t sz = 0;
         pthread_rwlock_rdlock(&n->rw);
@@ -359,22 +572,29 @@ int vn_stat(struct vnode *n, struct stat *st)
     return 0;
 }
 
-uid_t vn_owner(const struct vnode *n)
+uid_t vn_owner(struct vtable *vt, struct vnode *n)
 {
     struct stat st;
-    if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+    int fd = vn_fd_get(vt, n);
+    if (fd < 0)
         return (uid_t)-1;
-    return st.st_uid;
+    uid_t uid = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? (uid_t)-1
+                                                                             : st.st_uid;
+    vn_fd_put(vt, n);
+    return uid;
 }
 
-int vn_dir_iv(struct vnode *d, unsigned char iv[NAMES_IV])
+int vn_dir_iv(struct vtable *vt, struct vnode *d, unsigned char iv[NAMES_IV])
 {
     int rc = 0;
     pthread_mutex_lock(&d->dlock);
     if (!d->have_iv) {
-        int dfd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int pfd = vn_fd_get(vt, d);
+        int dfd = pfd < 0 ? pfd : openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd >= 0)
+            vn_fd_put(vt, d);
         if (dfd < 0) {
-            rc = -errno;
+            rc = pfd < 0 ? pfd : -errno;
         } else {
             rc = meta_dir_iv(dfd, true, d->iv);
             close(dfd);
@@ -401,7 +621,7 @@ void vt_purge(struct vtable *vt, const struct vproj *proj)
         if (proj && v->proj != proj)
             continue;
         pthread_rwlock_wrlock(&v->rw);
-        unload_locked(v);
+        unload_locked(vt, v);
         pthread_rwlock_unlock(&v->rw);
     }
     pthread_mutex_unlock(&vt->loaded_lock);
@@ -446,17 +666,17 @@ static void reap(struct vtable *vt)
             if (pthread_rwlock_trywrlock(&v->rw) != 0)
                 continue;
             if (v->io && atomic_load(&v->proj->shredded))
-                unload_locked(v);           /* found shredded by a failed unwrap */
+                unload_locked(vt, v);       /* found shredded by a failed unwrap */
             if (v->nopen == 0 && (now - v->closed_ms >= cache ||
                                   (pass == 1 && v->closed_ms <= cutoff))) {
-                unload_locked(v);
+                unload_locked(vt, v);
                 loaded_del_locked(vt, v);
             } else if (v->nopen == 0 && pass == 0) {
                 closed++;
             }
             pthread_rwlock_unlock(&v->rw);
         }
-        if (closed <= VT_CLOSED_MAX)
+        if (closed <= vt->closed_max)
             break;
         /* over the cap: drop those closed in the older half of the window */
         cutoff = now - cache / 2;

@@ -3,9 +3,14 @@
  * open state of regular files.
  *
  * One struct vnode per backing object the kernel holds a lookup reference
- * to (keyed by backing dev/ino), with an O_PATH descriptor of it; every
- * backing access is an *at call relative to such a descriptor with
- * O_NOFOLLOW.  A regular file's open state (a struct fileio: backing
+ * to (keyed by backing dev/ino).  Every backing access is an *at call
+ * relative to an O_PATH descriptor of a vnode, with O_NOFOLLOW; those
+ * descriptors are a bounded cache: each vnode keeps a file handle
+ * (name_to_handle_at), descriptors not in use are closed least recently
+ * used first once more than the table's limit are open, and reopened from
+ * the handle (open_by_handle_at) when needed again.  So the vault's
+ * descriptors do not grow with the number of files the kernel remembers.
+ * Users take a descriptor with vn_fd_get and give it back with vn_fd_put.  A regular file's open state (a struct fileio: backing
  * descriptor, DEK, size, tail journal) is loaded by the first open and
  * shared by all its handles; after the last close it stays for
  * dek_cache_ms, then the reaper thread drops it (the DEK is wiped).  A
@@ -19,6 +24,7 @@
  *         vproj.lock          (project.h) loading a project's name keys
  *           keys locks        (keys.h) keyd clients and DEK pools
  *     vtable.table_lock       the hash table and lookup counts (a leaf)
+ *     vtable.fd_lock          descriptors: open count, LRU, pins (a leaf)
  *     vnode.dlock             a directory's cached IV (a leaf)
  *
  * The config lock of the filesystem (fs.c) is a leaf taken alone.  Nothing
@@ -45,9 +51,14 @@ struct vnode {
     /* set at creation, constant after */
     dev_t dev;
     ino_t bino;
-    int fd;                         /* O_PATH of the backing object */
+    struct file_handle *fh;         /* to reopen fd; NULL: fd is never closed early */
     struct vproj *proj;             /* NULL: the mount root */
     bool is_dir, is_proj_root;
+    /* fd_lock: use vn_fd_get / vn_fd_put */
+    int fd;                         /* O_PATH of the backing object, -1 when closed */
+    unsigned pins;                  /* users of fd now (an open state is one) */
+    struct vnode *fnext, *fprev;    /* LRU of open, unused descriptors */
+    bool on_lru;
     /* table_lock */
     struct vnode *hnext;
     uint64_t nlookup;
@@ -66,14 +77,27 @@ struct vnode {
     char fid_hex[2 * BC_FILE_ID + 1]; /* file ID once known ("" before); written
                                        under rw and table_lock, read under either */
     uint64_t closed_ms;             /* when nopen fell to 0 */
+    bool cached;                    /* closed, its open state kept (counted) */
 };
 
 struct vtable;
 
 /* A table whose root is the backing directory ROOTFD (an O_PATH descriptor,
  * consumed); files are opened with keys from KEYS (borrowed).  DEK_CACHE_MS:
- * how long a closed file's state is kept.  NULL on failure. */
-struct vtable *vt_new(int rootfd, struct keys *keys, int dek_cache_ms);
+ * how long a closed file's state is kept; FD_LIMIT: how many descriptors of
+ * unused vnodes may stay open (0: no limit).  The limit needs
+ * open_by_handle_at (CAP_DAC_READ_SEARCH) and a backing filesystem that
+ * gives file handles; without them descriptors are kept (logged once).
+ * NULL on failure. */
+struct vtable *vt_new(int rootfd, struct keys *keys, int dek_cache_ms, size_t fd_limit);
+
+/* An O_PATH descriptor of N's backing object, reopened if it was closed;
+ * valid until the matching vn_fd_put.  -ENOENT if the object is gone. */
+int vn_fd_get(struct vtable *vt, struct vnode *n);
+void vn_fd_put(struct vtable *vt, struct vnode *n);
+
+/* Descriptors of vnodes open now (for tests and metrics). */
+size_t vt_open_fds(struct vtable *vt);
 
 /* Stop the reaper, drop every vnode (open states closed, DEKs wiped, tail
  * journals kept for the next mount), free the table.  NULL is fine. */
@@ -112,13 +136,13 @@ void vn_adopt(struct vtable *vt, struct vnode *n, struct fileio *io);
 void vn_release(struct vtable *vt, struct vnode *n);
 
 /* stat of N as the mount shows it: plaintext size of regular files. */
-int vn_stat(struct vnode *n, struct stat *st);
+int vn_stat(struct vtable *vt, struct vnode *n, struct stat *st);
 
 /* The backing owner of N, (uid_t)-1 if it cannot be read. */
-uid_t vn_owner(const struct vnode *n);
+uid_t vn_owner(struct vtable *vt, struct vnode *n);
 
 /* The directory IV of directory N (read once, then cached). */
-int vn_dir_iv(struct vnode *n, unsigned char iv[NAMES_IV]);
+int vn_dir_iv(struct vtable *vt, struct vnode *n, unsigned char iv[NAMES_IV]);
 
 /* Report an integrity failure of WHAT in N (log and audit). */
 void vn_integrity(const struct vnode *n, const char *what);
@@ -133,7 +157,8 @@ void vt_purge(struct vtable *vt, const struct vproj *proj);
 size_t vt_loaded(struct vtable *vt, const struct vproj *proj, struct vnode ***out);
 
 /* Start / stop the reaper thread (drops closed files' open state after
- * dek_cache_ms, and keeps at most VT_CLOSED_MAX closed files loaded). */
+ * dek_cache_ms, and keeps at most VT_CLOSED_MAX closed files loaded, fewer
+ * under a descriptor limit: each costs two or three descriptors). */
 #define VT_CLOSED_MAX 4096
 int vt_start_reaper(struct vtable *vt);
 void vt_stop_reaper(struct vtable *vt);

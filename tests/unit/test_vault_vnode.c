@@ -69,12 +69,12 @@ static void *hammer(void *arg)
         bad += n != again;
         vn_adopt(vt, n, f);
         struct stat s2;
-        bad += vn_stat(n, &s2) != 0 || s2.st_size != (off_t)((i % 3) * 1000);
+        bad += vn_stat(vt, n, &s2) != 0 || s2.st_size != (off_t)((i % 3) * 1000);
         vn_release(vt, n);
         vt_forget(vt, n, 2);
         /* the shared vnode: references from every thread at once */
         struct stat sst;
-        fstatat(shared->fd, "", &sst, AT_EMPTY_PATH);
+        fstatat(dirfd_, "shared", &sst, 0);
         struct vnode *s = vt_get(vt, openat(dirfd_, "shared", O_PATH | O_CLOEXEC), &sst, &proj,
                                  false);
         bad += s != shared;
@@ -95,7 +95,7 @@ int main(void)
     pthread_mutex_init(&proj.lock, NULL);
     atomic_store(&proj.loaded, true);
 
-    vt = vt_new(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), NULL, 0);
+    vt = vt_new(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), NULL, 0, 0);
     ok(vt != NULL, "a table on a backing directory");
     is_int(vt_count(vt), 0, "starts empty");
 
@@ -111,13 +111,13 @@ int main(void)
     vn_adopt(vt, a, f);
     ok(vt_file_id(vt, &st, hex) && strcmp(hex, fio_file_id_hex(f)) == 0,
        "adopting an open state publishes the file ID");
-    ok(vn_stat(a, &st2) == 0 && st2.st_size == 5000 && st2.st_nlink == 1,
+    ok(vn_stat(vt, a, &st2) == 0 && st2.st_size == 5000 && st2.st_nlink == 1,
        "stat shows the plaintext size");
     unsigned slots = keymem_in_use();
     vn_release(vt, a);
     ok(a->io == NULL && keymem_in_use() == slots - 1,
        "with no DEK cache, the last close drops the open state and wipes the DEK");
-    ok(vn_stat(a, &st2) == 0 && st2.st_size == 5000, "stat of an unloaded file from the backing size");
+    ok(vn_stat(vt, a, &st2) == 0 && st2.st_size == 5000, "stat of an unloaded file from the backing size");
 
     /* the DEK cache and the reaper */
     vt_set_cache_ms(vt, 300);
@@ -173,6 +173,35 @@ int main(void)
     vt_forget(vt, shared, 1);
     vt_free(vt);
     is_int(keymem_in_use(), 0, "every DEK slot is back");
+
+    /* a descriptor limit: 200 vnodes, at most 16 descriptors open */
+    vt = vt_new(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), NULL, 0, 16);
+    struct vnode *many[200];
+    int made = 0, seen = 0;
+    for (int i = 0; i < 200; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%03d", i);
+        struct fileio *mf = make_file(name, (size_t)i, &pfd, &st);
+        fio_close(mf, false);
+        many[i] = vt_get(vt, pfd, &st, &proj, false);
+        made += many[i] != NULL;
+    }
+    is_int(made, 200, "200 vnodes");
+    ok(vt_open_fds(vt) <= 16, "at most 16 of their descriptors are open (%zu)", vt_open_fds(vt));
+    for (int i = 0; i < 200; i++)
+        seen += vn_stat(vt, many[i], &st2) == 0 && st2.st_size == i;
+    is_int(seen, 200, "every one still stats right: closed descriptors reopen from handles");
+    ok(vt_open_fds(vt) <= 16, "and the limit holds after (%zu)", vt_open_fds(vt));
+    int fd0 = vn_fd_get(vt, many[0]);
+    for (int i = 1; i < 100; i++)
+        vn_stat(vt, many[i], &st2);
+    ok(fd0 >= 0 && fcntl(fd0, F_GETFD) >= 0 && fstatat(fd0, "", &st2, AT_EMPTY_PATH) == 0 &&
+       st2.st_ino == many[0]->bino, "a descriptor in use is never closed under its user");
+    vn_fd_put(vt, many[0]);
+    for (int i = 0; i < 200; i++)
+        vt_forget(vt, many[i], 1);
+    is_int(vt_open_fds(vt), 0, "forgetting them closes the rest");
+    vt_free(vt);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
