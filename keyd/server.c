@@ -108,10 +108,7 @@ static int buf_put_frame(struct buf *b, const void *body, size_t n)
     if (buf_reserve(b, FRAME_HDR + n) != 0)
         return -ENOMEM;
     uint8_t *d = b->p + b->len;
-    d[0] = (uint8_t)(n >> 24);
-    d[1] = (uint8_t)(n >> 16);
-    d[2] = (uint8_t)(n >> 8);
-    d[3] = (uint8_t)n;
+    frame_put_header(d, n);
     memcpy(d + FRAME_HDR, body, n);
     b->len += FRAME_HDR + n;
     return 0;
