@@ -37,11 +37,6 @@ static void usage(FILE *f)
             "options: -c CONF (default " TV_DEFAULT_CONFIG "), --help, --version\n");
 }
 
-static const char *state_name(enum keyd_version_state s)
-{
-    return s == KEYD_V_ACTIVE ? "active" : s == KEYD_V_RETIRED ? "retired" : "shredded";
-}
-
 static int fail(struct keyd_client *c, const char *what, const char *project, int r)
 {
     const char *m = keyd_client_error(c);
@@ -65,7 +60,7 @@ static int cmd_list(struct keyd_client *c)
                l[i].has_apikey ? "yes" : "no", l[i].shredded ? " shredded" : "");
         for (uint32_t j = 0; j < l[i].n_versions; j++)
             printf("%s%" PRIu32 ":%s", j ? "," : "", l[i].versions[j].version,
-                   state_name(l[i].versions[j].state));
+                   keyd_state_name(l[i].versions[j].state));
         printf("\n");
     }
     keyd_list_free(l, n);

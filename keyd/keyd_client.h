@@ -34,10 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYD_DEK_LEN 32          /* XChaCha20-Poly1305 key */
-#define KEYD_WRAPPED_LEN 72      /* wrapped DEK: 24-byte nonce + 32 + 16-byte tag */
-#define KEYD_GEN_MAX 1024        /* DEKs per GEN_DEK request */
-#define KEYD_PSEUDONYM_KEY_LEN 32
+/* Sizes, states and event types of the protocol (KEYD_DEK_LEN, ...). */
+#include "keyd/proto.h"
 
 struct keyd_client;
 
@@ -89,8 +87,6 @@ int keyd_retire(struct keyd_client *c, const char *project, uint32_t below);
 int keyd_shred(struct keyd_client *c, const char *project);
 int keyd_apikey_set(struct keyd_client *c, const char *project, const char *key);
 
-enum keyd_version_state { KEYD_V_ACTIVE = 0, KEYD_V_RETIRED = 1, KEYD_V_SHREDDED = 2 };
-
 struct keyd_project_info {
     char name[64];
     uint32_t current;            /* version used for new wraps (0 if shredded) */
@@ -109,8 +105,6 @@ void keyd_list_free(struct keyd_project_info *list, size_t n);
 int keyd_audit_verify(struct keyd_client *c, uint64_t *records);
 
 /* --- subscriptions (vault_users) --------------------------------------- */
-
-enum keyd_event_type { KEYD_EV_SHRED = 1, KEYD_EV_RETIRE = 2, KEYD_EV_ROTATE = 3 };
 
 struct keyd_event {
     enum keyd_event_type type;

@@ -23,7 +23,35 @@
 #define KS_MAGIC "TVKS\x01"
 #define KS_MAGIC_LEN 5
 #define KS_FILE_MAX (64u * 1024u * 1024u)
-#define SEALED_KEY_LEN (SEAL_KEY_LEN + SEAL_OVERHEAD)
+
+struct ks_version {
+    uint32_t version;
+    enum keyd_version_state state;
+    unsigned char *kek;           /* sodium_malloc'd 32 bytes; NULL unless ACTIVE */
+};
+
+struct ks_project {
+    char name[KEYD_PROJECT_MAX + 1];
+    uint32_t current;             /* 0 once shredded */
+    int shredded;
+    struct ks_version *v;         /* ascending versions, v[i].version == i + 1 */
+    size_t nv;
+    unsigned char *pseudonym;     /* sodium_malloc'd 32 bytes; NULL once shredded */
+    char *apikey;                 /* sodium_malloc'd, NUL-terminated; NULL if unset */
+    size_t apikey_len;
+};
+
+struct keystore {
+    char *path;
+    uint64_t gen;
+    uint64_t head_seq;            /* audit chain head as of the last save */
+    unsigned char head_mac[AUDIT_MAC_LEN];
+    char *pending;                /* the audit record line that goes with this state */
+    struct ks_project *p;
+    size_t np;
+    unsigned char *file_key;      /* sodium_malloc'd subkeys */
+    unsigned char *kek_key;
+};
 
 static unsigned char *key_new(void)
 {
@@ -93,12 +121,126 @@ struct ks_project *ks_find(struct keystore *ks, const char *name)
     return NULL;
 }
 
-struct ks_version *ks_version(struct ks_project *p, uint32_t v)
+struct ks_project *ks_at(struct keystore *ks, size_t i)
 {
-    /* Versions are dense from 1, so index directly; check anyway. */
-    if (v == 0 || v > p->nv || p->v[v - 1].version != v)
-        return NULL;
-    return p->v[v - 1].state == KEYD_V_ACTIVE ? &p->v[v - 1] : NULL;
+    return i < ks->np ? &ks->p[i] : NULL;
+}
+
+uint64_t ks_gen(const struct keystore *ks)
+{
+    return ks->gen;
+}
+
+const char *ks_path(const struct keystore *ks)
+{
+    return ks->path;
+}
+
+size_t ks_count(const struct keystore *ks)
+{
+    return ks->np;
+}
+
+void ks_head(const struct keystore *ks, uint64_t *seq, unsigned char mac[AUDIT_MAC_LEN],
+             const char **pending)
+{
+    *seq = ks->head_seq;
+    memcpy(mac, ks->head_mac, AUDIT_MAC_LEN);
+    if (pending)
+        *pending = ks->pending;
+}
+
+int ks_set_head(struct keystore *ks, uint64_t seq, const unsigned char mac[AUDIT_MAC_LEN],
+                const char *pending)
+{
+    char *copy = NULL;
+    if (pending && !(copy = strdup(pending)))
+        return -ENOMEM;
+    free(ks->pending);
+    ks->pending = copy;
+    ks->head_seq = seq;
+    memcpy(ks->head_mac, mac, AUDIT_MAC_LEN);
+    return 0;
+}
+
+const char *ks_name(const struct ks_project *p)
+{
+    return p->name;
+}
+
+uint32_t ks_current(const struct ks_project *p)
+{
+    return p->current;
+}
+
+int ks_shredded(const struct ks_project *p)
+{
+    return p->shredded;
+}
+
+uint32_t ks_nversions(const struct ks_project *p)
+{
+    return (uint32_t)p->nv;
+}
+
+enum keyd_version_state ks_state(const struct ks_project *p, uint32_t v)
+{
+    return v >= 1 && v <= p->nv ? p->v[v - 1].state : KEYD_V_SHREDDED;
+}
+
+int ks_usable(const struct ks_project *p, uint32_t v)
+{
+    /* Versions are dense from 1, so index directly. */
+    if (v == 0 || v > p->nv)
+        return -ENOENT;
+    switch (p->v[v - 1].state) {
+    case KEYD_V_ACTIVE: return 0;
+    case KEYD_V_RETIRED: return -EKEYEXPIRED;
+    default: return -EKEYREVOKED;
+    }
+}
+
+/* The ACTIVE version V of P, or NULL. */
+static const struct ks_version *active_version(const struct ks_project *p, uint32_t v)
+{
+    return ks_usable(p, v) == 0 ? &p->v[v - 1] : NULL;
+}
+
+int ks_wrap(const struct ks_project *p, uint32_t v, const unsigned char *dek,
+            unsigned char *out)
+{
+    unsigned char aad[SEAL_AAD_MAX];
+    const struct ks_version *kv = active_version(p, v);
+    if (!kv)
+        return ks_usable(p, v);
+    size_t al = seal_aad(aad, SEAL_KIND_DEK, p->name, v, 0);
+    seal_seal(kv->kek, aad, al, dek, KEYD_DEK_LEN, out);
+    return 0;
+}
+
+int ks_unwrap(const struct ks_project *p, uint32_t v, const unsigned char *w,
+              unsigned char *dek)
+{
+    unsigned char aad[SEAL_AAD_MAX];
+    const struct ks_version *kv = active_version(p, v);
+    if (!kv)
+        return ks_usable(p, v);
+    size_t al = seal_aad(aad, SEAL_KIND_DEK, p->name, v, 0);
+    return seal_open(kv->kek, aad, al, w, KEYD_WRAPPED_LEN, dek);
+}
+
+const unsigned char *ks_pseudonym(const struct ks_project *p)
+{
+    return p->pseudonym;
+}
+
+int ks_apikey(const struct ks_project *p, const char **key, size_t *len)
+{
+    if (!p->apikey)
+        return -ENOENT;
+    *key = p->apikey;
+    *len = p->apikey_len;
+    return 0;
 }
 
 /* Append a fresh random ACTIVE version to P. */
@@ -245,11 +387,6 @@ static int pk_sealed(msgpack_packer *pk, const struct keystore *ks, enum seal_ki
     return 0;
 }
 
-static const char *state_name(enum keyd_version_state s)
-{
-    return s == KEYD_V_ACTIVE ? "active" : s == KEYD_V_RETIRED ? "retired" : "shredded";
-}
-
 static int pack_body(const struct keystore *ks, msgpack_packer *pk)
 {
     int r = 0;
@@ -286,7 +423,7 @@ static int pack_body(const struct keystore *ks, msgpack_packer *pk)
             pk_str(pk, "v");
             msgpack_pack_uint32(pk, v->version);
             pk_str(pk, "state");
-            pk_str(pk, state_name(v->state));
+            pk_str(pk, keyd_state_name(v->state));
             pk_str(pk, "kek");
             if (v->kek)
                 r = pk_sealed(pk, ks, SEAL_KIND_KEK, p->name, v->version, (uint8_t)v->state,
@@ -373,16 +510,10 @@ static int open_sealed(const struct keystore *ks, const msgpack_object *o, enum 
 
 static int parse_state(const msgpack_object *o, enum keyd_version_state *st)
 {
-    static const char *names[] = { "active", "retired", "shredded" };
-    if (!o || o->type != MSGPACK_OBJECT_STR)
+    if (!o || o->type != MSGPACK_OBJECT_STR ||
+        keyd_state_parse(o->via.str.ptr, o->via.str.size, st) != 0)
         return -EBADMSG;
-    for (int i = 0; i < 3; i++)
-        if (o->via.str.size == strlen(names[i]) &&
-            memcmp(o->via.str.ptr, names[i], o->via.str.size) == 0) {
-            *st = (enum keyd_version_state)i;
-            return 0;
-        }
-    return -EBADMSG;
+    return 0;
 }
 
 static int parse_project(struct keystore *ks, const msgpack_object *m, struct ks_project *p)
@@ -425,7 +556,7 @@ static int parse_project(struct keystore *ks, const msgpack_object *m, struct ks
         if ((v->state == KEYD_V_ACTIVE) != (v->kek != NULL))
             return -EBADMSG;
     }
-    if (shredded ? cur != 0 : (cur == 0 || cur > p->nv || !ks_version(p, (uint32_t)cur)))
+    if (shredded ? cur != 0 : (cur > UINT32_MAX || ks_usable(p, (uint32_t)cur) != 0))
         return -EBADMSG;
     if ((r = open_sealed(ks, mp_map_get(m, "pseudonym"), SEAL_KIND_PSEUDONYM, p->name, 0, 0,
                          SEAL_KEY_LEN, &p->pseudonym, NULL)) != 0)

@@ -132,14 +132,19 @@ static int cmd_init(const struct tv_config *cfg)
         fprintf(stderr, PROG ": audit log %s: %s\n", cfg->keyd.audit_log, strerror(-r));
         goto out;
     }
-    struct audit_rec rec = { .gen = ks->gen, .uid = getuid(), .pid = getpid(), .op = "INIT",
+    struct audit_rec rec = { .gen = ks_gen(ks), .uid = getuid(), .pid = getpid(), .op = "INIT",
                              .result = "ok" };
-    if ((r = audit_add(a, &rec, line)) != 0 || !(ks->pending = strdup(line))) {
+    uint64_t seq;
+    unsigned char mac[AUDIT_MAC_LEN];
+    if ((r = audit_add(a, &rec, line)) == 0) {
+        audit_head(a, &seq, mac);
+        r = ks_set_head(ks, seq, mac, line);
+    }
+    if (r != 0) {
         fprintf(stderr, PROG ": audit log %s: cannot format the first record\n",
                 cfg->keyd.audit_log);
         goto out;
     }
-    audit_head(a, &ks->head_seq, ks->head_mac);
     if ((r = ks_save(ks)) != 0) {
         fprintf(stderr, PROG ": keystore %s: %s\n", cfg->keyd.keystore, strerror(-r));
         goto out;
@@ -178,11 +183,15 @@ static int reconcile(struct keyd_state *st, char *err, size_t errlen)
     struct keystore *ks = st->ks;
     struct audit_scan sc;
     char verr[400];
+    uint64_t head_seq;
+    unsigned char head_mac[AUDIT_MAC_LEN];
+    const char *pending;
     int r;
 
-    r = audit_verify_file(st->audit_path, st->audit_key, ks->head_seq, ks->head_mac, &sc, verr,
+    ks_head(ks, &head_seq, head_mac, &pending);
+    r = audit_verify_file(st->audit_path, st->audit_key, head_seq, head_mac, &sc, verr,
                           sizeof(verr));
-    if (r == -ENOENT && ks->head_seq == 0)
+    if (r == -ENOENT && head_seq == 0)
         memset(&sc, 0, sizeof(sc));
     else if (r != 0) {
         snprintf(err, errlen, "%s; refusing to start (fail closed)", verr);
@@ -193,15 +202,14 @@ static int reconcile(struct keyd_state *st, char *err, size_t errlen)
         return r;
     }
     audit_set_head(st->audit, sc.last_seq, sc.last_mac);
-    if (ks->head_seq == sc.last_seq + 1 && ks->pending) {
+    if (head_seq == sc.last_seq + 1 && pending) {
         uint64_t pseq, pgen;
-        size_t pl = strlen(ks->pending);
+        size_t pl = strlen(pending);
         unsigned char mac[AUDIT_MAC_LEN];
-        if (audit_line_ids(ks->pending, pl, &pseq, &pgen) == 0 && pseq == ks->head_seq &&
-            pl > 70) {
-            audit_line_mac(st->audit_key, sc.last_mac, ks->pending, pl - 70, mac);
-            if (sodium_memcmp(mac, ks->head_mac, AUDIT_MAC_LEN) == 0 &&
-                audit_append_line(st->audit, ks->pending) == 0) {
+        if (audit_line_ids(pending, pl, &pseq, &pgen) == 0 && pseq == head_seq && pl > 70) {
+            audit_line_mac(st->audit_key, sc.last_mac, pending, pl - 70, mac);
+            if (sodium_memcmp(mac, head_mac, AUDIT_MAC_LEN) == 0 &&
+                audit_append_line(st->audit, pending) == 0) {
                 log_warn("audit log %s: restored record %" PRIu64 " from the keystore "
                          "(keyd stopped between saving the keystore and the log)",
                          st->audit_path, pseq);
@@ -213,16 +221,16 @@ static int reconcile(struct keyd_state *st, char *err, size_t errlen)
             }
         }
     }
-    if (ks->head_seq > 0 && !sc.head_found) {
+    if (head_seq > 0 && !sc.head_found) {
         snprintf(err, errlen, "audit log %s: does not hold the keystore's chain head (record "
                  "%" PRIu64 "; the log ends at %" PRIu64 "): log truncated or replaced; "
-                 "refusing to start", st->audit_path, ks->head_seq, sc.last_seq);
+                 "refusing to start", st->audit_path, head_seq, sc.last_seq);
         return -EBADMSG;
     }
-    if (sc.max_gen > ks->gen) {
+    if (sc.max_gen > ks_gen(ks)) {
         snprintf(err, errlen, "keystore %s: generation %" PRIu64 " is older than the audit log "
                  "(which records generation %" PRIu64 "): a restored old keystore could bring "
-                 "back retired or shredded keys; refusing to start", ks->path, ks->gen,
+                 "back retired or shredded keys; refusing to start", ks_path(ks), ks_gen(ks),
                  sc.max_gen);
         return -ESTALE;
     }
@@ -263,17 +271,17 @@ static int serve(const char *conf_path, struct tv_config *cfg)
         goto out;
     }
     log_info("serving %s (keystore %s generation %" PRIu64 ", %zu projects, master key %s)",
-             cfg->keyd.socket, cfg->keyd.keystore, st.ks->gen, st.ks->np, from);
+             cfg->keyd.socket, cfg->keyd.keystore, ks_gen(st.ks), ks_count(st.ks), from);
     sd_notify(0, "READY=1");
     r = server_run(srv);
     sd_notify(0, "STOPPING=1");
     /* Record the chain head so truncation across the restart is caught. */
     if (audit_flush(st.audit) == 0) {
-        audit_head(st.audit, &st.ks->head_seq, st.ks->head_mac);
-        free(st.ks->pending);
-        st.ks->pending = NULL;
-        if (ks_save(st.ks) != 0)
-            log_warn("keystore %s: cannot record the audit chain head at exit", st.ks->path);
+        uint64_t seq;
+        unsigned char mac[AUDIT_MAC_LEN];
+        audit_head(st.audit, &seq, mac);
+        if (ks_set_head(st.ks, seq, mac, NULL) != 0 || ks_save(st.ks) != 0)
+            log_warn("keystore %s: cannot record the audit chain head at exit", ks_path(st.ks));
     }
     log_info("stopped after %" PRIu64 " requests (%" PRIu64 " denied)", st.requests, st.denied);
     rc = r == 0 ? 0 : 1;

@@ -276,8 +276,8 @@ static void queue_event(struct keyd_server *s, const struct keyd_event_out *ev)
         size_t cap = s->evcap ? s->evcap * 2 : 8;
         struct keyd_event_out *q = realloc(s->evq, cap * sizeof(*q));
         if (!q) {
-            log_error("out of memory queueing a %d event for project \"%s\"", ev->type,
-                      ev->project);
+            log_error("out of memory queueing a %s event for project \"%s\"",
+                      keyd_event_name(ev->type), ev->project);
             return;
         }
         s->evq = q;
@@ -438,8 +438,7 @@ static void broadcast(struct keyd_server *s)
                 conn_flush_out(s, c);
         }
         log_info("project \"%s\": %s event sent to subscribers", s->evq[i].project,
-                 s->evq[i].type == KEYD_EV_SHRED ? "SHRED"
-                 : s->evq[i].type == KEYD_EV_RETIRE ? "RETIRE" : "ROTATE");
+                 keyd_event_name(s->evq[i].type));
         msgpack_sbuffer_destroy(&sb);
     }
     s->nev = 0;

@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!st.ks)
         setup();
     /* Keep the keystore and log small so saves and AUDIT_VERIFY stay fast. */
-    if (++runs % 4096 == 0 || st.ks->np > 16)
+    if (++runs % 4096 == 0 || ks_count(st.ks) > 16)
         reset_state();
     if (size < 1)
         return 0;

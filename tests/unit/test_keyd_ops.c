@@ -114,7 +114,7 @@ int main(void)
     msgpack_sbuffer sb;
     FILE *f;
 
-    plan(40);
+    plan(42);
     ok(sodium_init() >= 0 && mkdtemp(dir) != NULL, "set-up");
     snprintf(conf, sizeof(conf), "%s/tv.conf", dir);
     snprintf(ksp, sizeof(ksp), "%s/keys", dir);
@@ -136,7 +136,7 @@ int main(void)
 
     req(&sb, 2, "op", "CREATE", "project", "p");
     CALL_IS(0, sb.data, sb.size, "ok", "CREATE p as admin");
-    uint64_t gen = st.ks->gen;
+    uint64_t gen = ks_gen(st.ks);
 
     /* Frames that are not a request at all. */
     CALL_IS(0, "", 0, "EPROTO", "empty body");
@@ -231,7 +231,7 @@ int main(void)
     req(&sb, 2, "op", "PSEUDONYM_KEY", "project", "p");
     CALL_IS(0, sb.data, sb.size, "EACCES", "root on admin and vault lists only: PSEUDONYM_KEY denied");
     CALL_IS(5002, sb.data, sb.size, "ok", "PSEUDONYM_KEY by the agent user");
-    ok(st.ks->gen == gen, "no hostile request changed key material");
+    ok(ks_gen(st.ks) == gen, "no hostile request changed key material");
 
     /* A good GEN_DEK: shapes. */
     req(&sb, 3, "op", "GEN_DEK", "project", "p", "n", "#3");
@@ -242,6 +242,40 @@ int main(void)
     mp_get_bin(&last.data, "wrapped", &w, &wl);
     ok(!strcmp(last_err, "ok") && dl == 3 * KEYD_DEK_LEN && wl == 3 * KEYD_WRAPPED_LEN,
        "GEN_DEK 3: 96 DEK bytes, 216 wrapped bytes");
+
+    /* Good UNWRAP and REWRAP of the second DEK: exact reply shapes. */
+    unsigned char dek1[KEYD_DEK_LEN], w1[KEYD_WRAPPED_LEN];
+    memcpy(dek1, (const unsigned char *)d + KEYD_DEK_LEN, sizeof(dek1));
+    memcpy(w1, (const unsigned char *)w + KEYD_WRAPPED_LEN, sizeof(w1));
+    for (int rewrap = 0; rewrap < 2; rewrap++) {
+        msgpack_packer pk;
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 4);
+        mp_pack_cstr(&pk, "op");
+        mp_pack_cstr(&pk, rewrap ? "REWRAP" : "UNWRAP");
+        mp_pack_cstr(&pk, "project");
+        mp_pack_cstr(&pk, "p");
+        mp_pack_cstr(&pk, "version");
+        msgpack_pack_uint32(&pk, 1);
+        mp_pack_cstr(&pk, "wrapped");
+        msgpack_pack_bin(&pk, sizeof(w1));
+        msgpack_pack_bin_body(&pk, w1, sizeof(w1));
+        call(5001, sb.data, sb.size);
+        uint64_t rv = 0;
+        dl = wl = 0;
+        if (!rewrap) {
+            mp_get_bin(&last.data, "dek", &d, &dl);
+            ok(!strcmp(last_err, "ok") && last.data.via.map.size == 2 && dl == KEYD_DEK_LEN &&
+               memcmp(d, dek1, KEYD_DEK_LEN) == 0, "UNWRAP: {ok, dek} with the DEK GEN_DEK gave");
+        } else {
+            mp_get_bin(&last.data, "wrapped", &w, &wl);
+            mp_get_uint(&last.data, "version", &rv);
+            ok(!strcmp(last_err, "ok") && last.data.via.map.size == 3 && rv == 1 &&
+               wl == KEYD_WRAPPED_LEN && memcmp(w, w1, wl) != 0,
+               "REWRAP: {ok, version, wrapped} with a fresh wrap");
+        }
+    }
 
     msgpack_unpacked_destroy(&last);
     msgpack_sbuffer_destroy(&out);
