@@ -429,6 +429,20 @@ int keyd_rewrap(struct keyd_client *c, const char *project, uint32_t version,
     return call_finish(c, &k, 1, unpack_deks, &o);
 }
 
+/* A 32-byte "key" (pseudonym key, vault audit key). */
+_Static_assert(KEYD_AUDIT_KEY_LEN == 32 && KEYD_PSEUDONYM_KEY_LEN == 32, "32-byte keys");
+static int unpack_key32(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    return copy_bin(c, r, "key", 32, arg);
+}
+
+int keyd_vault_audit_key(struct keyd_client *c, unsigned char key[KEYD_AUDIT_KEY_LEN])
+{
+    struct call k;
+    call_start(&k, KEYD_OP_VAULT_AUDIT_KEY, NULL, 0);
+    return call_finish(c, &k, 1, unpack_key32, key);
+}
+
 /* --- agent_users ------------------------------------------------------- */
 
 static int unpack_apikey(struct keyd_client *c, const struct reply *r, void *arg)
@@ -464,11 +478,6 @@ int keyd_apikey_get(struct keyd_client *c, const char *project, char **key)
     return call_finish(c, &k, 1, unpack_apikey, key);
 }
 
-static int unpack_pseudonym(struct keyd_client *c, const struct reply *r, void *arg)
-{
-    return copy_bin(c, r, "key", KEYD_PSEUDONYM_KEY_LEN, arg);
-}
-
 int keyd_pseudonym_key(struct keyd_client *c, const char *project,
                        unsigned char key[KEYD_PSEUDONYM_KEY_LEN])
 {
@@ -478,7 +487,7 @@ int keyd_pseudonym_key(struct keyd_client *c, const char *project,
     if ((rc = valid_project(c, project)) != 0)
         return rc;
     call_start(&k, KEYD_OP_PSEUDONYM_KEY, project, 0);
-    return call_finish(c, &k, 1, unpack_pseudonym, key);
+    return call_finish(c, &k, 1, unpack_key32, key);
 }
 
 /* --- admin_users ------------------------------------------------------- */

@@ -66,6 +66,10 @@ int keyd_rewrap(struct keyd_client *c, const char *project, uint32_t version,
                 const unsigned char wrapped[KEYD_WRAPPED_LEN],
                 uint32_t *new_version, unsigned char new_wrapped[KEYD_WRAPPED_LEN]);
 
+/* The vault's audit MAC key (vault_users and admin_users): derived in keyd
+ * from the master key, the same at every call; into KEY (guarded memory). */
+int keyd_vault_audit_key(struct keyd_client *c, unsigned char key[KEYD_AUDIT_KEY_LEN]);
+
 /* --- agent_users ------------------------------------------------------- */
 
 /* PROJECT's upstream API key as a NUL-terminated string in a sodium_malloc'd

@@ -47,6 +47,7 @@ struct keystore {
     uint64_t head_seq;            /* audit chain head as of the last save */
     unsigned char head_mac[AUDIT_MAC_LEN];
     char *pending;                /* the audit record line that goes with this state */
+    int anchored;                 /* loaded from a keystore saved with anchored logs */
     struct ks_project *p;
     size_t np;
     unsigned char *file_key;      /* sodium_malloc'd subkeys */
@@ -161,6 +162,11 @@ int ks_set_head(struct keystore *ks, uint64_t seq, const unsigned char mac[AUDIT
     ks->head_seq = seq;
     memcpy(ks->head_mac, mac, AUDIT_MAC_LEN);
     return 0;
+}
+
+int ks_anchored(const struct keystore *ks)
+{
+    return ks->anchored;
 }
 
 const char *ks_name(const struct ks_project *p)
@@ -391,7 +397,9 @@ static int pack_body(const struct keystore *ks, msgpack_packer *pk)
 {
     int r = 0;
 
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
+    pk_str(pk, "anchored");
+    msgpack_pack_true(pk);
     pk_str(pk, "gen");
     msgpack_pack_uint64(pk, ks->gen);
     pk_str(pk, "head_seq");
@@ -583,6 +591,8 @@ static int parse_body(struct keystore *ks, const msgpack_object *m)
         mp_get_bin(m, "head_mac", &mac, &ml) != 0 || ml != AUDIT_MAC_LEN)
         return -EBADMSG;
     memcpy(ks->head_mac, mac, AUDIT_MAC_LEN);
+    if (mp_get_bool(m, "anchored", &ks->anchored) == -EBADMSG)
+        return -EBADMSG;
     pend = mp_map_get(m, "pending");
     if (pend && pend->type == MSGPACK_OBJECT_STR) {
         if ((r = mp_strdup(pend, &ks->pending)) != 0)

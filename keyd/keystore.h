@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "keyd/audit.h"
+#include "lib/audit.h"
 #include "keyd/proto.h"
 
 #define KS_MAX_VERSIONS 100000
@@ -64,6 +64,11 @@ void ks_head(const struct keystore *ks, uint64_t *seq, unsigned char mac[AUDIT_M
  * Returns 0 or -ENOMEM (then nothing changed). */
 int ks_set_head(struct keystore *ks, uint64_t seq, const unsigned char mac[AUDIT_MAC_LEN],
                 const char *pending);
+
+/* Whether the keystore was saved by a keyd that anchors its audit log
+ * (lib/audit.h): from then on a log without an anchor is refused.  Every
+ * save sets it; only keystores of older versions lack it. */
+int ks_anchored(const struct keystore *ks);
 
 /* --- projects ------------------------------------------------------------ */
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "keyd/proto.h"
+#include "keyd/records.h"
 #include "keyd/seal.h"
 #include "lib/config.h"
 #include "lib/frame.h"
@@ -136,17 +137,35 @@ void ops_release(struct keyd_state *st)
     st->audit_key = st->dek_scratch = NULL;
 }
 
-/* Stage the audit record for X.  Returns 0 or -EIO. */
-static int audit_req(struct keyd_state *st, const struct keyd_peer *peer,
-                     const struct op_ctx *x)
+/* Format X's audit record body into BODY (AUDIT_LINE_MAX). */
+static int req_body(struct keyd_state *st, const struct keyd_peer *peer, const struct op_ctx *x,
+                    char *body)
 {
-    struct audit_rec rec = {
+    struct keyd_rec rec = {
         .gen = ks_gen(st->ks), .uid = peer->uid, .pid = peer->pid,
         .op = keyd_op_name(x->op), .project = x->project[0] ? x->project : NULL,
         .version = x->version, .n = x->n,
         .result = x->err ? keyd_errno_name(x->err) : "ok",
     };
-    return audit_add(st->audit, &rec, NULL);
+    return keyd_rec_body(body, AUDIT_LINE_MAX, &rec) < 0 ? -EINVAL : 0;
+}
+
+/* Stage the audit record for X.  Returns 0 or -EIO. */
+static int audit_req(struct keyd_state *st, const struct keyd_peer *peer,
+                     const struct op_ctx *x)
+{
+    char body[AUDIT_LINE_MAX];
+    if (req_body(st, peer, x, body) != 0 || audit_add(st->audit, body, NULL) != 0)
+        return -EIO;
+    return 0;
+}
+
+int ops_audit_cont(char *buf, size_t cap, const char *prev_hex, void *arg)
+{
+    struct keyd_state *st = arg;
+    struct keyd_rec rec = { .gen = ks_gen(st->ks), .uid = getuid(), .pid = getpid(),
+                            .op = "LOG_CONTINUES", .result = "ok", .prev_hex = prev_hex };
+    return keyd_rec_body(buf, cap, &rec);
 }
 
 /* --- argument helpers ---------------------------------------------------- */
@@ -353,18 +372,13 @@ static int change_failed(struct op_ctx *x, int r)
 static int change_commit(struct op_ctx *x, int ev)
 {
     struct keyd_state *st = x->st;
-    char line[AUDIT_LINE_MAX];
-    struct audit_rec rec = {
-        .gen = ks_gen(st->ks), .uid = x->peer->uid, .pid = x->peer->pid,
-        .op = keyd_op_name(x->op), .project = x->project, .version = x->version, .n = x->n,
-        .result = "ok",
-    };
+    char line[AUDIT_LINE_MAX], body[AUDIT_LINE_MAX];
     char err[256];
     uint64_t seq;
     unsigned char mac[AUDIT_MAC_LEN];
     int r;
 
-    if ((r = audit_add(st->audit, &rec, line)) == 0) {
+    if ((r = req_body(st, x->peer, x, body)) == 0 && (r = audit_add(st->audit, body, line)) == 0) {
         audit_head(st->audit, &seq, mac);
         if ((r = ks_set_head(st->ks, seq, mac, line)) == 0)
             r = ks_save(st->ks);
@@ -533,7 +547,10 @@ static int op_audit_verify(struct op_ctx *x)
     if (audit_flush(st->audit) != 0)
         return fail(x, EIO, "keyd: audit log %s: cannot write", st->audit_path);
     audit_head(st->audit, &seq, mac);
-    if (audit_verify_file(st->audit_path, st->audit_key, 0, NULL, &sc, err, sizeof(err)) != 0)
+    memset(&sc, 0, sizeof(sc));
+    /* The anchor is always there while keyd runs (audit_open makes it). */
+    if (audit_verify(&st->audit_path, 1, st->audit_key, &keyd_audit_format, 0, &sc, err,
+                     sizeof(err)) != 0)
         return fail(x, EBADMSG, "%s", err);
     if (sc.last_seq != seq || sodium_memcmp(sc.last_mac, mac, AUDIT_MAC_LEN) != 0)
         return fail(x, EBADMSG, "audit log %s: ends at record %" PRIu64 " but the chain head "
@@ -542,6 +559,20 @@ static int op_audit_verify(struct op_ctx *x)
     reply_ok(x, 1);
     pk_str(&x->pk, "records");
     msgpack_pack_uint64(&x->pk, sc.records);
+    return 0;
+}
+
+/* The vault's audit MAC key: derived from the master key for that one
+ * purpose, so it never rests in clear and a vault cannot forge keyd's log. */
+static int op_vault_audit_key(struct op_ctx *x)
+{
+    unsigned char *k = x->st->dek_scratch;
+    if (seal_derive(x->st->master, SEAL_SUB_VAULT_AUDIT, k) != 0)
+        return fail(x, EIO, "keyd: cannot derive the vault's audit key");
+    reply_ok(x, 1);
+    pk_str(&x->pk, "key");
+    pk_bin(&x->pk, k, KEYD_AUDIT_KEY_LEN);
+    sodium_memzero(k, KEYD_AUDIT_KEY_LEN);
     return 0;
 }
 
@@ -579,6 +610,8 @@ static const struct {
     [KEYD_OP_APIKEY_SET] = { CL_ADMIN, op_apikey_set },
     [KEYD_OP_LIST] = { CL_ADMIN, op_list },
     [KEYD_OP_AUDIT_VERIFY] = { CL_ADMIN, op_audit_verify },
+    /* The vault writes its log; an admin verifies it (tracevault audit-verify). */
+    [KEYD_OP_VAULT_AUDIT_KEY] = { CL_VAULT | CL_ADMIN, op_vault_audit_key },
 };
 
 /* Is the peer on one of the lists X's op allows?  If not, fail with the

@@ -8,7 +8,8 @@
  * requests must not be released before audit_flush() succeeds (the record
  * is only staged); operations that change key material flush and save
  * inside the call, in the order keystore-then-log that start-up recovery
- * relies on.  This split is also what the fuzz target drives.
+ * relies on.  This split is also what the fuzz target drives.  The records
+ * themselves are keyd/records.h lines on a lib/audit.h log.
  */
 #ifndef TV_KEYD_OPS_H
 #define TV_KEYD_OPS_H
@@ -18,8 +19,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "keyd/audit.h"
 #include "keyd/keystore.h"
+#include "lib/audit.h"
 
 #define KEYD_PEER_GROUPS 64
 
@@ -75,5 +76,9 @@ void ops_error_reply(msgpack_sbuffer *out, int err, const char *msg);
 
 /* Pack an event frame body for EV into OUT. */
 void ops_event_pack(msgpack_sbuffer *out, const struct keyd_event_out *ev);
+
+/* lib/audit continuation callback (ARG: the struct keyd_state): the first
+ * record of a rotated log, made by keyd itself. */
+int ops_audit_cont(char *buf, size_t cap, const char *prev_hex, void *arg);
 
 #endif

@@ -25,6 +25,7 @@ static const char *const op_names[KEYD_OP_COUNT] = {
     [KEYD_OP_APIKEY_SET] = "APIKEY_SET",
     [KEYD_OP_LIST] = "LIST",
     [KEYD_OP_AUDIT_VERIFY] = "AUDIT_VERIFY",
+    [KEYD_OP_VAULT_AUDIT_KEY] = "VAULT_AUDIT_KEY",
 };
 
 static const char *const state_names[] = {

@@ -30,6 +30,7 @@
 #define KEYD_GEN_MAX 1024        /* DEKs per GEN_DEK or UNWRAP request */
 #define KEYD_PSEUDONYM_KEY_LEN 32
 #define KEYD_PROJECT_MAX 63      /* bytes in a project name */
+#define KEYD_AUDIT_KEY_LEN 32    /* the vault's audit MAC key */
 
 enum keyd_op {
     KEYD_OP_UNKNOWN = 0,
@@ -46,6 +47,7 @@ enum keyd_op {
     KEYD_OP_APIKEY_SET,
     KEYD_OP_LIST,
     KEYD_OP_AUDIT_VERIFY,
+    KEYD_OP_VAULT_AUDIT_KEY,
     KEYD_OP_COUNT
 };
 

@@ -24,7 +24,12 @@
 #define SEAL_AAD_MAX 128
 
 /* crypto_kdf subkey ids under context "tvkeyd01". */
-enum seal_subkey { SEAL_SUB_KEYSTORE = 1, SEAL_SUB_AUDIT = 2, SEAL_SUB_KEK = 3 };
+enum seal_subkey {
+    SEAL_SUB_KEYSTORE = 1,
+    SEAL_SUB_AUDIT = 2,           /* keyd's own audit log */
+    SEAL_SUB_KEK = 3,
+    SEAL_SUB_VAULT_AUDIT = 4,     /* the vault's audit log (VAULT_AUDIT_KEY) */
+};
 
 /* What a blob is: selects the AAD prefix. */
 enum seal_kind { SEAL_KIND_KEK = 1, SEAL_KIND_DEK, SEAL_KIND_APIKEY, SEAL_KIND_PSEUDONYM };

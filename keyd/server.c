@@ -486,6 +486,10 @@ static void reload_config(struct keyd_server *s)
     s->st->cfg = cfg;
     tv_config_free(old);
     log_info("configuration %s reloaded", s->conf_path);
+    /* A log renamed away by logrotate: go on in a new file that continues
+     * the chain.  Replies held for the group commit go to the old file. */
+    if (audit_rotate(s->st->audit, s->st->audit_path, err, sizeof(err)) != 0)
+        log_error("SIGHUP: %s", err);
 }
 
 static void handle_signals(struct keyd_server *s)

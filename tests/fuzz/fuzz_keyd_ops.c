@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "keyd/ops.h"
+#include "keyd/records.h"
 #include "lib/config.h"
 #include "lib/frame.h"
 #include "lib/log.h"
@@ -26,18 +27,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct keyd_state st;
 static char dir[] = "/tmp/tv-fuzz-keyd.XXXXXX";
-static char ksp[300], logp[300];
+static char ksp[300], logp[300], anchorp[310];
 static unsigned char master[32];
 static unsigned long runs;
 
 static void reset_state(void)
 {
+    struct audit_opts ao = { .fmt = &keyd_audit_format, .no_sync = 1 };
+    char err[512];
     uint32_t v;
     audit_close(st.audit);
     ks_free(st.ks);
     unlink(logp);
+    unlink(anchorp);
     if (ks_new(ksp, master, &st.ks) != 0 || ks_create(st.ks, "p", &v) != 0 ||
-        audit_open(logp, st.audit_key, 0, &st.audit) != 0)
+        audit_open(logp, st.audit_key, &ao, NULL, &st.audit, err, sizeof(err)) != 0)
         abort();
 }
 
@@ -62,6 +66,7 @@ static void setup(void)
     snprintf(conf, sizeof(conf), "%s/tv.conf", dir);
     snprintf(ksp, sizeof(ksp), "%s/keys", dir);
     snprintf(logp, sizeof(logp), "%s/audit.log", dir);
+    snprintf(anchorp, sizeof(anchorp), "%s.head", logp);
     f = fopen(conf, "w");
     fprintf(f, "[keyd]\nsocket = %s/s\nkeystore = %s\nmaster_key = %s/mk\naudit_log = %s\n"
                "vault_users = 0, 5001\nagent_users = 0\nadmin_users = 0\n", dir, ksp, dir, logp);

@@ -46,10 +46,12 @@ M="$T/mnt"
 # As the runbook (docs/OPERATIONS.md): init as root, then hand the key files
 # to the keyd user; directories and audit logs as the tmpfiles.d file makes them.
 "$KEYD" -c "$T/tv.conf" init >/dev/null 2>"$T/init.err"
-chown "$K" "$T/lib" "$T/lib/keys" "$T/lib/keys.lock" "$T/log/keyd-audit.log"
+chown "$K" "$T/lib" "$T/lib/keys" "$T/lib/keys.lock" "$T/log/keyd-audit.log" "$T/log/keyd-audit.log.head"
 chown "$K:$G" "$T/run"; chmod 0750 "$T/run"
 chown "$V" "$T/data"; chmod 0700 "$T/data"
-: > "$T/log/vault-audit.log"; chown "$V" "$T/log/vault-audit.log"; chmod 0600 "$T/log/vault-audit.log"
+for f in vault-audit.log vault-audit.log.head; do
+    : > "$T/log/$f"; chown "$V" "$T/log/$f"; chmod 0600 "$T/log/$f"
+done
 chown "$A" "$T/agent" "$T/outbox"
 # LoadCredential=: systemd copies the key, readable by the service user only.
 mkdir -p "$T/cred" && install -m 0400 -o "$K" "$T/etc/master.key" "$T/cred/master.key"

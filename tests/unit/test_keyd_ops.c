@@ -18,6 +18,7 @@
 
 #include "keyd/keyd_client.h"
 #include "keyd/ops.h"
+#include "keyd/records.h"
 #include "keyd/seal.h"
 #include "lib/config.h"
 #include "lib/frame.h"
@@ -111,6 +112,7 @@ int main(void)
     char conf[300], ksp[300], err[512];
     unsigned char master[32];
     struct tv_config *cfg = NULL;
+    struct audit_opts aopts = { .fmt = &keyd_audit_format, .no_sync = 1 };
     msgpack_sbuffer sb;
     FILE *f;
 
@@ -129,7 +131,8 @@ int main(void)
     st.cfg = cfg;
     st.audit_path = logp;
     ok(ops_init(&st, master) == 0 && ks_new(ksp, master, &st.ks) == 0 &&
-       audit_open(logp, st.audit_key, 0, &st.audit) == 0, "state ready");
+       audit_open(logp, st.audit_key, &aopts, NULL, &st.audit, err, sizeof(err)) == 0,
+       "state ready");
     msgpack_sbuffer_init(&out);
     msgpack_sbuffer_init(&sb);
     msgpack_unpacked_init(&last);
