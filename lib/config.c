@@ -56,6 +56,7 @@ static const struct key_def vault_keys[] = {
     { "audit_log", K_PATH, KD(vault, audit_log), 0, 0, NULL },
     { "dek_cache_seconds", K_INT, KD(vault, dek_cache_seconds), 0, 86400, NULL },
     { "threads", K_INT, KD(vault, threads), 0, 1024, NULL },
+    { "audit_denied_interval", K_INT, KD(vault, audit_denied_interval), 0, 3600, NULL },
     { NULL, 0, 0, 0, 0, NULL }
 };
 
@@ -511,6 +512,8 @@ static void apply_defaults(struct tv_config *cfg)
     set_default(&cfg->vault.audit_log, "/var/log/tracevault/vault-audit.log");
     if (cfg->vault.dek_cache_seconds < 0)
         cfg->vault.dek_cache_seconds = 30;
+    if (cfg->vault.audit_denied_interval < 0)
+        cfg->vault.audit_denied_interval = 60;
     set_default(&cfg->agent.state_dir, "/var/lib/tracevault/agent");
     set_default(&cfg->agent.upstream, "file:///var/lib/tracevault/outbox");
     set_default(&cfg->agent.ca_file, "");
@@ -553,6 +556,7 @@ int tv_config_load(const char *path, struct tv_config **out, char *err, size_t e
     cfg->path = xstrdup(path);
     /* Sentinels: "unset" for keys whose valid range includes 0. */
     cfg->vault.dek_cache_seconds = -1;
+    cfg->vault.audit_denied_interval = -1;
     cfg->agent.batch_linger_ms = -1;
     /* admin_users defaults to root; the other lists default to nobody (deny). */
     cfg->keyd.admin_users.e = calloc(1, sizeof(struct tv_principal));

@@ -77,6 +77,8 @@ struct tv_config {
         char *backing, *mountpoint, *audit_log;
         int dek_cache_seconds;     /* how long a DEK of a closed file stays cached; default 30 */
         int threads;               /* FUSE worker threads, 0 = libfuse default */
+        int audit_denied_interval; /* seconds over which one uid's denials are summed into
+                                      one audit record; 0 = one record each; default 60 */
     } vault;
     struct {
         char *state_dir, *upstream, *ca_file, *pinned_pubkey;
