@@ -34,6 +34,8 @@ static void usage(FILE *f)
             "  shred P --yes     destroy every key of P: its data becomes unrecoverable\n"
             "  apikey-set P      store P's upstream API key, read from stdin\n"
             "  audit-verify      verify keyd's audit chain; exit 1 on any break\n"
+            "  rekey-master      re-seal the keystore under a fresh sealing key and destroy\n"
+            "                    the old one (SHRED and RETIRE do it too)\n"
             "options: -c CONF (default " TV_DEFAULT_CONFIG "), --help, --version\n");
 }
 
@@ -158,7 +160,8 @@ int main(int argc, char **argv)
         want = 2;
     else if (!strcmp(cmd, "retire") || !strcmp(cmd, "shred"))
         want = 3;
-    else if (!strcmp(cmd, "list") || !strcmp(cmd, "audit-verify"))
+    else if (!strcmp(cmd, "list") || !strcmp(cmd, "audit-verify") ||
+             !strcmp(cmd, "rekey-master"))
         want = 1;
     if (want < 0) {
         fprintf(stderr, PROG ": unknown command \"%s\"\n", cmd);
@@ -218,6 +221,12 @@ int main(int argc, char **argv)
         rc = cmd_apikey_set(c, a[1]);
     } else if (!strcmp(cmd, "list")) {
         rc = cmd_list(c);
+    } else if (!strcmp(cmd, "rekey-master")) {
+        if ((r = keyd_rekey_master(c)) != 0)
+            fail(c, "rekey-master", NULL, r);
+        else
+            printf("keystore re-sealed under a fresh sealing key; the old one is destroyed\n"),
+                rc = 0;
     } else {
         uint64_t n = 0;
         if ((r = keyd_audit_verify(c, &n)) != 0)

@@ -535,6 +535,13 @@ int keyd_shred(struct keyd_client *c, const char *project)
     return admin_call(c, KEYD_OP_SHRED, project, NULL, 0, NULL);
 }
 
+int keyd_rekey_master(struct keyd_client *c)
+{
+    struct call k;
+    call_start(&k, KEYD_OP_REKEY_MASTER, NULL, 0);
+    return call_finish(c, &k, 0, NULL, NULL);
+}
+
 int keyd_apikey_set(struct keyd_client *c, const char *project, const char *key)
 {
     struct call k;

@@ -90,6 +90,10 @@ int keyd_retire(struct keyd_client *c, const char *project, uint32_t below);
 /* Destroy every KEK version, the API key and the pseudonym key of PROJECT. */
 int keyd_shred(struct keyd_client *c, const char *project);
 int keyd_apikey_set(struct keyd_client *c, const char *project, const char *key);
+/* Re-seal the whole keystore under a fresh sealing key and destroy the old
+ * one (what SHRED and RETIRE do too): a copy of the keystore taken before no
+ * longer opens with the key material in place after. */
+int keyd_rekey_master(struct keyd_client *c);
 
 struct keyd_project_info {
     char name[64];

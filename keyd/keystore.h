@@ -2,12 +2,20 @@
  * keystore.h - project keys, held unsealed in guarded memory while keyd
  * runs and sealed in one file on disk (docs/KEYD.md "Keystore").
  *
- * File: "TVKS" 0x01 || nonce(24) || XChaCha20-Poly1305(body, AAD = the first
- * five bytes) under the keystore subkey.  The body is a msgpack map with the
- * generation counter, the audit chain head, the pending audit record and
- * the projects; inside it every KEK version, API key and pseudonym key is
- * sealed again under the KEK subkey with an AAD binding project, version
- * and state, so the two layers fail independently.
+ * File: "TVKS" 0x02 || nonce(24) || XChaCha20-Poly1305(body, AAD = the first
+ * five bytes) under the keystore subkey of the sealing key.  The body is a
+ * msgpack map with the generation counter, the audit chain head, the pending
+ * audit record and the projects; inside it every KEK version, API key and
+ * pseudonym key is sealed again under the KEK subkey of the sealing key with
+ * an AAD binding project, version and state, so the two layers fail
+ * independently.
+ *
+ * The sealing key is random and lives in PATH.seal, sealed under the master
+ * key (sealkey.h).  Saving after keys were destroyed (retire, shred) or
+ * ks_rekey re-seals: a fresh sealing key, the keystore saved under it, the
+ * old one overwritten, so no copy of the keystore taken before opens with
+ * the master key and .seal file as they are after.  A v1 file ("TVKS" 0x01,
+ * sealed under the master key's subkeys) is read and rewritten as v2.
  *
  * The structures are private to keystore.c: callers reach projects through
  * opaque struct ks_project pointers and the functions below, and KEK bytes
@@ -44,8 +52,18 @@ int ks_new(const char *path, const unsigned char *master, struct keystore **out)
 int ks_load(const char *path, const unsigned char *master, struct keystore **out,
             char *err, size_t errlen);
 
-/* Seal and atomically write the whole keystore (mode 0600). */
+/* Seal and atomically write the whole keystore (mode 0600); re-seal under
+ * a fresh sealing key when keys were destroyed since the last save (see
+ * above; a kill at any step leaves a keystore that opens). */
 int ks_save(struct keystore *ks);
+
+/* Finish what a kill may have left: overwrite an older sealing key still in
+ * the other slot of PATH.seal, and rewrite a v1 keystore as v2.  keyd calls
+ * it at start-up.  Returns 0 or -errno. */
+int ks_settle(struct keystore *ks);
+/* Whether an older sealing key is still on disk (ks_settle not yet done or
+ * failed). */
+int ks_stale(const struct keystore *ks);
 
 /* Wipe and free; NULL is fine. */
 void ks_free(struct keystore *ks);
@@ -115,6 +133,9 @@ int ks_rotate(struct keystore *ks, struct ks_project *p, uint32_t *version);
  * the current version.  *CHANGED = number of versions retired. */
 int ks_retire(struct keystore *ks, struct ks_project *p, uint32_t below, unsigned *changed);
 int ks_shred(struct keystore *ks, struct ks_project *p);
+/* Nothing but a new generation and a fresh sealing key at the next save
+ * (tracevault-keyctl rekey-master). */
+int ks_rekey(struct keystore *ks);
 int ks_apikey_set(struct keystore *ks, struct ks_project *p, const char *key, size_t len);
 
 #endif

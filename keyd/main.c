@@ -156,8 +156,8 @@ static int cmd_init(const struct tv_config *cfg)
         fprintf(stderr, PROG ": audit log %s: %s\n", cfg->keyd.audit_log, strerror(-r));
         goto out;
     }
-    printf(PROG ": created master key %s, keystore %s, audit log %s\n", cfg->keyd.master_key,
-           cfg->keyd.keystore, cfg->keyd.audit_log);
+    printf(PROG ": created master key %s, keystore %s (and its .seal), audit log %s\n",
+           cfg->keyd.master_key, cfg->keyd.keystore, cfg->keyd.audit_log);
     rc = 0;
 out:
     audit_close(a);
@@ -283,6 +283,12 @@ static int serve(const char *conf_path, struct tv_config *cfg)
     }
     if (reconcile(&st, err, sizeof(err)) != 0) {
         log_error("%s", err);
+        goto out;
+    }
+    /* A re-seal killed before it overwrote the old sealing key, or a v1
+     * keystore: finish before serving. */
+    if ((r = ks_settle(st.ks)) != 0) {
+        log_error("keystore %s: cannot finish sealing: %s", ks_path(st.ks), strerror(-r));
         goto out;
     }
     if (server_new(&st, conf_path, &srv, err, sizeof(err)) != 0) {

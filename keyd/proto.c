@@ -26,6 +26,7 @@ static const char *const op_names[KEYD_OP_COUNT] = {
     [KEYD_OP_LIST] = "LIST",
     [KEYD_OP_AUDIT_VERIFY] = "AUDIT_VERIFY",
     [KEYD_OP_VAULT_AUDIT_KEY] = "VAULT_AUDIT_KEY",
+    [KEYD_OP_REKEY_MASTER] = "REKEY_MASTER",
 };
 
 static const char *const state_names[] = {

@@ -48,6 +48,7 @@ enum keyd_op {
     KEYD_OP_LIST,
     KEYD_OP_AUDIT_VERIFY,
     KEYD_OP_VAULT_AUDIT_KEY,
+    KEYD_OP_REKEY_MASTER,
     KEYD_OP_COUNT
 };
 

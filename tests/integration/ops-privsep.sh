@@ -46,7 +46,7 @@ M="$T/mnt"
 # As the runbook (docs/OPERATIONS.md): init as root, then hand the key files
 # to the keyd user; directories and audit logs as the tmpfiles.d file makes them.
 "$KEYD" -c "$T/tv.conf" init >/dev/null 2>"$T/init.err"
-chown "$K" "$T/lib" "$T/lib/keys" "$T/lib/keys.lock" "$T/log/keyd-audit.log" "$T/log/keyd-audit.log.head"
+chown "$K" "$T/lib" "$T/lib/keys" "$T/lib/keys.seal" "$T/lib/keys.lock" "$T/log/keyd-audit.log" "$T/log/keyd-audit.log.head"
 chown "$K:$G" "$T/run"; chmod 0750 "$T/run"
 chown "$V" "$T/data"; chmod 0700 "$T/data"
 for f in vault-audit.log vault-audit.log.head; do
