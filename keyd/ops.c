@@ -78,10 +78,10 @@ static void reply_ok_version(struct op_ctx *x, uint32_t version)
     msgpack_pack_uint32(&x->pk, version);
 }
 
-void ops_error_reply(msgpack_sbuffer *out, int err, const char *msg)
+void ops_error_reply(struct gbuf *out, int err, const char *msg)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, gbuf_msgpack_write);
     msgpack_pack_map(&pk, 3);
     pk_str(&pk, "ok");
     msgpack_pack_false(&pk);
@@ -91,10 +91,10 @@ void ops_error_reply(msgpack_sbuffer *out, int err, const char *msg)
     pk_str(&pk, msg);
 }
 
-void ops_event_pack(msgpack_sbuffer *out, const struct keyd_event_out *ev)
+void ops_event_pack(struct gbuf *out, const struct keyd_event_out *ev)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, gbuf_msgpack_write);
     msgpack_pack_map(&pk, 3);
     pk_str(&pk, "event");
     pk_str(&pk, keyd_event_name(ev->type));
@@ -661,7 +661,7 @@ static int authorize(struct op_ctx *x)
 }
 
 void ops_reject(struct keyd_state *st, const struct keyd_peer *peer, int err, const char *msg,
-                msgpack_sbuffer *out)
+                struct gbuf *out)
 {
     struct op_ctx x;
     memset(&x, 0, sizeof(x));
@@ -690,20 +690,12 @@ static void parse_req(struct op_ctx *x, const msgpack_object *map)
 }
 
 
-/* Drop whatever was packed into OUT after START (it may hold key bytes). */
-static void reply_cut(msgpack_sbuffer *out, size_t start)
-{
-    if (out->size > start)
-        sodium_memzero(out->data + start, out->size - start);
-    out->size = start;
-}
-
 int ops_handle(struct keyd_state *st, const struct keyd_peer *peer, const void *body,
-               size_t len, msgpack_sbuffer *out, int *subscribe, struct keyd_event_out *ev)
+               size_t len, struct gbuf *out, int *subscribe, struct keyd_event_out *ev)
 {
     struct op_ctx x;
     msgpack_unpacked up;
-    size_t start = out->size;
+    size_t start = out->len;
     int r = 0;
 
     memset(&x, 0, sizeof(x));
@@ -714,7 +706,7 @@ int ops_handle(struct keyd_state *st, const struct keyd_peer *peer, const void *
     *subscribe = 0;
     st->requests++;
     msgpack_unpacked_init(&up);
-    msgpack_packer_init(&x.pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&x.pk, out, gbuf_msgpack_write);
 
     if (mp_decode(body, len, KEYD_REQ_DEPTH, KEYD_REQ_OBJECTS, &up) != 0 ||
         up.data.type != MSGPACK_OBJECT_MAP) {
@@ -727,20 +719,20 @@ int ops_handle(struct keyd_state *st, const struct keyd_peer *peer, const void *
             r = op_table[x.op].fn(&x);
     }
     if (r == -EPIPE) {
-        reply_cut(out, start);
+        gbuf_truncate(out, start);   /* it may hold key bytes */
         ops_error_reply(out, EIO, "keyd: cannot record a key change; keyd is stopping");
         r = -EIO;
         goto out;
     }
     r = 0;
     if (!x.audited && audit_req(st, peer, &x) != 0) {
-        reply_cut(out, start);
+        gbuf_truncate(out, start);   /* it may hold key bytes */
         memset(ev, 0, sizeof(*ev));
         ops_error_reply(out, EIO, "keyd: audit log: cannot record the request");
         goto out;
     }
     if (x.err) {
-        reply_cut(out, start);
+        gbuf_truncate(out, start);   /* it may hold key bytes */
         ops_error_reply(out, x.err, x.msg);
         goto out;
     }

@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uid_t uids[] = { 0, 5001, 5003 };
     struct keyd_peer peer = { .gid = 65534, .pid = 1, .ngroups = 0 };
     struct keyd_event_out ev;
-    msgpack_sbuffer out;
+    struct gbuf out = { 0 };
     msgpack_unpacked up;
     uint64_t seq0, seq1;
     unsigned char mac[AUDIT_MAC_LEN];
@@ -101,7 +101,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     peer.uid = uids[data[0] % 3];
     audit_head(st.audit, &seq0, mac);
-    msgpack_sbuffer_init(&out);
     int r = ops_handle(&st, &peer, data + 1, size - 1, &out, &sub, &ev);
     audit_flush(st.audit);
     audit_head(st.audit, &seq1, mac);
@@ -109,12 +108,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();                       /* every request leaves exactly one record */
     msgpack_unpacked_init(&up);
     int okv;
-    if (mp_decode(out.data, out.size, 8, out.size + 16, &up) != 0 ||
+    if (mp_decode(out.p, out.len, 8, out.len + 16, &up) != 0 ||
         mp_get_bool(&up.data, "ok", &okv) != 0)
         abort();                       /* every reply is a well-formed map */
     if (okv && peer.uid == 5003)
         abort();                       /* a peer on no list never succeeds */
     msgpack_unpacked_destroy(&up);
-    msgpack_sbuffer_destroy(&out);
+    gbuf_free(&out);
     return 0;
 }

@@ -31,7 +31,7 @@ static char logp[300];
 /* Reply of the last call: "ok" or the err name. */
 static char last_err[32];
 static msgpack_unpacked last;
-static msgpack_sbuffer out;
+static struct gbuf out;
 
 static int call(uid_t uid, const void *body, size_t len)
 {
@@ -40,12 +40,12 @@ static int call(uid_t uid, const void *body, size_t len)
     int sub;
     size_t before = audit_staged(st.audit);
 
-    out.size = 0;
+    gbuf_clear(&out);
     int r = ops_handle(&st, &peer, body, len, &out, &sub, &ev);
     msgpack_unpacked_destroy(&last);
     msgpack_unpacked_init(&last);
     snprintf(last_err, sizeof(last_err), "?");
-    if (r == 0 && mp_decode(out.data, out.size, 8, out.size + 16, &last) == 0) {
+    if (r == 0 && mp_decode(out.p, out.len, 8, out.len + 16, &last) == 0) {
         int okv = 0;
         const char *e;
         size_t el;
@@ -133,7 +133,6 @@ int main(void)
     ok(ops_init(&st, master) == 0 && ks_new(ksp, master, &st.ks) == 0 &&
        audit_open(logp, st.audit_key, &aopts, NULL, &st.audit, err, sizeof(err)) == 0,
        "state ready");
-    msgpack_sbuffer_init(&out);
     msgpack_sbuffer_init(&sb);
     msgpack_unpacked_init(&last);
 
@@ -281,7 +280,7 @@ int main(void)
     }
 
     msgpack_unpacked_destroy(&last);
-    msgpack_sbuffer_destroy(&out);
+    gbuf_free(&out);
     msgpack_sbuffer_destroy(&sb);
     audit_close(st.audit);
     ks_free(st.ks);
