@@ -193,6 +193,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         return 1;
     }
+    keyd_client_expect_user(cfg->keyd.keyd_user);
     c = keyd_client_new(cfg->keyd.socket, cfg->keyd.client_timeout_ms > 0
                                               ? cfg->keyd.client_timeout_ms * 6 : 30000);
     if (!c)

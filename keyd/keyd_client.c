@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -64,36 +66,135 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* Connect to PATH with a few short retries (keyd may be restarting).
- * Returns the fd or -ECONNREFUSED / -ENAMETOOLONG / -errno. */
-static int connect_path(const char *path, int timeout_ms)
+/* --- who keyd is ----------------------------------------------------------
+ *
+ * A client sends keyd API keys and receives DEKs, so before the first byte
+ * it makes sure the socket is keyd's: the socket's directory must not be
+ * writable by group or others (nobody else can have put a socket there),
+ * and the peer (SO_PEERCRED) must be root or the keyd user.
+ */
+
+static pthread_mutex_t expect_mu = PTHREAD_MUTEX_INITIALIZER;
+static char expect_user[64] = KEYD_USER_DEFAULT;
+
+void keyd_client_expect_user(const char *user)
+{
+    pthread_mutex_lock(&expect_mu);
+    snprintf(expect_user, sizeof(expect_user), "%s",
+             user && *user ? user : KEYD_USER_DEFAULT);
+    pthread_mutex_unlock(&expect_mu);
+}
+
+/* The uid keyd must run as: the expected user's (a name or a number), or,
+ * when no such user exists on this host, the owner of the socket's
+ * directory (DST is its stat).  NAME receives the expected user's name. */
+static uid_t expected_uid(const struct stat *dst, char name[64])
+{
+    struct passwd pw, *res = NULL;
+    char buf[1024], *end;
+
+    pthread_mutex_lock(&expect_mu);
+    memcpy(name, expect_user, 64);
+    pthread_mutex_unlock(&expect_mu);
+    unsigned long n = strtoul(name, &end, 10);
+    if (*name && !*end)
+        return (uid_t)n;
+    if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) == 0 && res)
+        return pw.pw_uid;
+    return dst->st_uid;
+}
+
+/* Refuse a socket directory others could have written a socket into. */
+static int check_dir(struct keyd_client *c, struct stat *st)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char *slash;
+
+    snprintf(dir, sizeof(dir), "%s", c->path);
+    slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    if (stat(dir, st) != 0) {
+        set_err(c, "keyd: socket directory %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        set_err(c, "keyd: socket directory %s: writable by group or others (mode %04o): "
+                "anyone could stand in for keyd there; refusing it (make it 0750)", dir,
+                (unsigned)(st->st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* The process at the other end of FD must be root or the keyd user. */
+static int check_peer(struct keyd_client *c, int fd, const struct stat *dst)
+{
+    struct ucred uc;
+    socklen_t sl = sizeof(uc);
+    char name[64];
+    uid_t want = expected_uid(dst, name);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) != 0) {
+        set_err(c, "keyd: socket %s: cannot identify the peer: %s", c->path, strerror(errno));
+        return -EPERM;
+    }
+    if (uc.uid != 0 && uc.uid != want) {
+        set_err(c, "keyd: socket %s: the peer is uid %u (pid %d), not keyd_user %s (uid %u) "
+                "or root: refusing to talk to it", c->path, (unsigned)uc.uid, (int)uc.pid,
+                name, (unsigned)want);
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* Connect to C's socket with a few short retries (keyd may be restarting)
+ * and check who is there.  Returns the fd, or a negative errno with c->err
+ * set (-EPERM: not keyd; never retried). */
+static int connect_keyd(struct keyd_client *c)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int delay = 25;
+    struct stat dst;
+    int delay = 25, r;
 
-    if (strlen(path) >= sizeof(sa.sun_path))
+    if (strlen(c->path) >= sizeof(sa.sun_path)) {
+        set_err(c, "keyd: socket %s: path too long", c->path);
         return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
+    }
+    strcpy(sa.sun_path, c->path);
+    if ((r = check_dir(c, &dst)) != 0)
+        return r;
     for (int i = 0; i < CONNECT_TRIES; i++) {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-            return -errno;
+            break;
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            if (timeout_ms > 0) {
+            if ((r = check_peer(c, fd, &dst)) != 0) {
+                close(fd);
+                return r;
+            }
+            if (c->timeout_ms > 0) {
                 /* Bound blocking sends too: a stuck keyd must not hang callers. */
-                struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+                struct timeval tv = { c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000 };
                 setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
             }
             return fd;
         }
         int e = errno;
         close(fd);
-        if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN && e != EINTR)
+        if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN && e != EINTR) {
+            set_err(c, "keyd: socket %s: %s", c->path, strerror(e));
             return -e;
+        }
         if (i + 1 < CONNECT_TRIES)
             sleep_ms(delay);
         delay *= 2;
     }
+    set_err(c, "keyd: socket %s: %s", c->path, strerror(ECONNREFUSED));
     return -ECONNREFUSED;
 }
 
@@ -167,9 +268,8 @@ static int rpc(struct keyd_client *c, const msgpack_sbuffer *req, int idempotent
     for (int attempt = 0; attempt < 2; attempt++) {
         int fresh = 0, wrote = 0;
         if (c->fd < 0) {
-            int fd = connect_path(c->path, c->timeout_ms);
+            int fd = connect_keyd(c);
             if (fd < 0) {
-                set_err(c, "keyd: socket %s: %s", c->path, strerror(-fd));
                 rc = fd == -ENOENT ? -ECONNREFUSED : fd;
                 goto fail;
             }

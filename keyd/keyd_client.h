@@ -25,6 +25,7 @@
  *   -EINVAL        bad argument (name, count, size)
  *   -EIO           keyd could not write its audit record or keystore
  *   -EPROTO        malformed reply
+ *   -EPERM         the socket is not keyd's (see keyd_client_expect_user)
  *   -ETIMEDOUT     no reply within the client's timeout
  * keyd_client_error() returns the server's message for the last failure.
  */
@@ -38,6 +39,16 @@
 #include "keyd/proto.h"
 
 struct keyd_client;
+
+/* Who keyd runs as, checked on every connection before a byte is sent:
+ * the socket's directory must not be writable by group or others, and the
+ * peer must be root or USER (a name or a uid; [keyd] keyd_user, default
+ * KEYD_USER_DEFAULT).  If no such user exists on this host, the owner of
+ * the socket's directory stands for it.  Process-wide; call it once with
+ * the configuration's value before making clients.  A failed check is
+ * -EPERM with keyd_client_error() saying what was wrong. */
+#define KEYD_USER_DEFAULT "tracevault-keyd"
+void keyd_client_expect_user(const char *user);
 
 /* A client for SOCKET_PATH with a per-request TIMEOUT_MS.  The connection is
  * made lazily and re-made after any I/O error (with a few short retries, so a

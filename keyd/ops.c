@@ -618,7 +618,8 @@ static const struct {
     [KEYD_OP_GEN_DEK] = { CL_VAULT, op_gen_dek },
     [KEYD_OP_UNWRAP] = { CL_VAULT, op_unwrap },
     [KEYD_OP_REWRAP] = { CL_VAULT, op_rewrap },
-    [KEYD_OP_SUBSCRIBE] = { CL_VAULT, op_subscribe },
+    /* The agent wipes its pseudonym and API keys on SHRED events. */
+    [KEYD_OP_SUBSCRIBE] = { CL_VAULT | CL_AGENT, op_subscribe },
     [KEYD_OP_APIKEY_GET] = { CL_AGENT, op_apikey_get },
     [KEYD_OP_PSEUDONYM_KEY] = { CL_AGENT, op_pseudonym_key },
     [KEYD_OP_CREATE] = { CL_ADMIN, op_create },

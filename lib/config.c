@@ -42,6 +42,7 @@ static const struct key_def keyd_keys[] = {
     { "keystore", K_PATH, KD(keyd, keystore), 0, 0, NULL },
     { "master_key", K_PATH, KD(keyd, master_key), 0, 0, NULL },
     { "audit_log", K_PATH, KD(keyd, audit_log), 0, 0, NULL },
+    { "keyd_user", K_STR, KD(keyd, keyd_user), 0, 0, NULL },
     { "vault_users", K_USERS, KD(keyd, vault_users), 0, 0, NULL },
     { "agent_users", K_USERS, KD(keyd, agent_users), 0, 0, NULL },
     { "admin_users", K_USERS, KD(keyd, admin_users), 0, 0, NULL },
@@ -503,6 +504,7 @@ static void apply_defaults(struct tv_config *cfg)
     set_default(&cfg->keyd.keystore, "/var/lib/tracevault/keys");
     set_default(&cfg->keyd.master_key, "/etc/tracevault/master.key");
     set_default(&cfg->keyd.audit_log, "/var/log/tracevault/keyd-audit.log");
+    set_default(&cfg->keyd.keyd_user, "tracevault-keyd");
     if (cfg->keyd.client_timeout_ms == 0)
         cfg->keyd.client_timeout_ms = 5000;
     if (cfg->keyd.max_clients == 0)
@@ -615,6 +617,7 @@ void tv_config_free(struct tv_config *cfg)
     free(cfg->keyd.keystore);
     free(cfg->keyd.master_key);
     free(cfg->keyd.audit_log);
+    free(cfg->keyd.keyd_user);
     tv_userlist_release(&cfg->keyd.vault_users);
     tv_userlist_release(&cfg->keyd.agent_users);
     tv_userlist_release(&cfg->keyd.admin_users);

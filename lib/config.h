@@ -69,6 +69,8 @@ struct tv_config {
     char *path;                    /* the file loaded */
     struct {
         char *socket, *keystore, *master_key, *audit_log;
+        char *keyd_user;           /* who keyd runs as: clients refuse any other peer
+                                      (root excepted); default tracevault-keyd */
         struct tv_userlist vault_users, agent_users, admin_users;
         int client_timeout_ms;     /* per-request I/O timeout; default 5000 */
         int max_clients;           /* concurrent connections; default 256 */

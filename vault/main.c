@@ -322,6 +322,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracevault: %s\n", err);
         return 1;
     }
+    /* Every keyd connection of this process checks that the peer is keyd. */
+    keyd_client_expect_user(cfg->keyd.keyd_user);
     int nargs = argc - optind;
     if (tool) {
         int rc;

@@ -36,6 +36,9 @@ K=$(tv_add_user kd) && V=$(tv_add_user vt) && A=$(tv_add_user ag) && W=$(tv_add_
     tv_skip_all "cannot add test users"
 G=$(id -gn "$V")     # tv_add_user's users share one primary group
 TV_VAULT_USERS=$V TV_AGENT_USERS=$A tv_write_conf <<CONF
+[keyd]
+keyd_user = $K
+
 [project.app]
 writers = $W
 readers = $A

@@ -116,7 +116,7 @@ int main(void)
     msgpack_sbuffer sb;
     FILE *f;
 
-    plan(42);
+    plan(44);
     ok(sodium_init() >= 0 && mkdtemp(dir) != NULL, "set-up");
     snprintf(conf, sizeof(conf), "%s/tv.conf", dir);
     snprintf(ksp, sizeof(ksp), "%s/keys", dir);
@@ -233,6 +233,9 @@ int main(void)
     req(&sb, 2, "op", "PSEUDONYM_KEY", "project", "p");
     CALL_IS(0, sb.data, sb.size, "EACCES", "root on admin and vault lists only: PSEUDONYM_KEY denied");
     CALL_IS(5002, sb.data, sb.size, "ok", "PSEUDONYM_KEY by the agent user");
+    req(&sb, 1, "op", "SUBSCRIBE");
+    CALL_IS(5002, sb.data, sb.size, "ok", "SUBSCRIBE by the agent user (SHRED events)");
+    CALL_IS(5003, sb.data, sb.size, "EACCES", "SUBSCRIBE by a uid on no list");
     ok(ks_gen(st.ks) == gen, "no hostile request changed key material");
 
     /* A good GEN_DEK: shapes. */
