@@ -34,7 +34,11 @@ struct deny {
     char op[24];
 };
 
+/* The log; FUSE threads, the keyd event thread and the denial thread use it
+ * under the read lock, close swaps it out under the write lock (threads the
+ * vault does not join may still call audit_log at unmount). */
 static struct audit *the_log;
+static pthread_rwlock_t log_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t deny_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t deny_cv = PTHREAD_COND_INITIALIZER;
 static struct deny denies[DENY_SLOTS + 1];   /* the last: every uid beyond DENY_SLOTS */
@@ -95,8 +99,8 @@ static int cont_body(char *buf, size_t cap, const char *prev_hex, void *arg)
     return body(buf, cap, tv_wall_ns(), getuid(), getpid(), NULL, "log-continues", "ok", extra);
 }
 
-/* Write B; say so once when records start failing and once when they work
- * again (a full disk must not also flood the daemon's log). */
+/* Write B (log_lock held); say so once when records start failing and once
+ * when they work again (a full disk must not also flood the daemon's log). */
 static int commit(const char *b)
 {
     static int failing;
@@ -132,6 +136,7 @@ static int take_summary(struct deny *d, struct summary *s)
     return 1;
 }
 
+/* Write S (log_lock held). */
 static void write_summary(const struct summary *s)
 {
     char b[AUDIT_LINE_MAX], extra[128], since[32];
@@ -184,7 +189,10 @@ static void *deny_main(void *arg)
             struct summary s;
             if (now - denies[i].start_ms >= deny_interval_ms && take_summary(&denies[i], &s)) {
                 pthread_mutex_unlock(&deny_mu);
-                write_summary(&s);
+                pthread_rwlock_rdlock(&log_lock);
+                if (the_log)
+                    write_summary(&s);
+                pthread_rwlock_unlock(&log_lock);
                 pthread_mutex_lock(&deny_mu);
             }
         }
@@ -231,15 +239,19 @@ int vault_audit_open(const char *path, const unsigned char *key, int denied_inte
                      char *err, size_t errlen)
 {
     struct audit_opts o = { .fmt = &vault_audit_format, .cont = cont_body };
+    int r;
     if (!path || !*path)
         return 0;
     deny_interval_ms = (uint64_t)(denied_interval > 0 ? denied_interval : 0) * 1000;
-    return audit_open(path, key, &o, NULL, &the_log, err, errlen);
+    pthread_rwlock_wrlock(&log_lock);
+    r = audit_open(path, key, &o, NULL, &the_log, err, errlen);
+    pthread_rwlock_unlock(&log_lock);
+    return r;
 }
 
 /* Write every pending summary and end every interval, so the next denial
  * of each uid is recorded in full (at close, and before a rotation: each
- * file then accounts for its own denials). */
+ * file then accounts for its own denials).  log_lock held. */
 static void deny_flush_all(void)
 {
     for (int i = 0; i <= DENY_SLOTS; i++) {
@@ -263,23 +275,31 @@ void vault_audit_close(void)
         pthread_join(deny_thread, NULL);
         deny_thread_started = deny_stop = 0;
     }
+    pthread_rwlock_rdlock(&log_lock);
     if (the_log)
         deny_flush_all();
+    pthread_rwlock_unlock(&log_lock);
+    pthread_rwlock_wrlock(&log_lock);
     audit_close(the_log);
     the_log = NULL;
+    pthread_rwlock_unlock(&log_lock);
 }
 
 int audit_reopen(const char *path)
 {
     char err[512];
-    int r;
-    if (!the_log || !path || !*path)
+    int r = 0;
+    if (!path || !*path)
         return 0;
-    deny_flush_all();
-    if ((r = audit_rotate(the_log, path, err, sizeof err)) != 0) {
-        log_error("vault: %s", err);
-        errno = -r;
+    pthread_rwlock_rdlock(&log_lock);
+    if (the_log) {
+        deny_flush_all();
+        if ((r = audit_rotate(the_log, path, err, sizeof err)) != 0) {
+            log_error("vault: %s", err);
+            errno = -r;
+        }
     }
+    pthread_rwlock_unlock(&log_lock);
     return r;
 }
 
@@ -288,14 +308,16 @@ int audit_log(uid_t uid, pid_t pid, const char *project, const char *op, int res
 {
     char b[AUDIT_LINE_MAX], extra[160], fid[40], det[40], eb[16];
     const char *res = result == 0 ? "ok" : audit_errname(-result, eb);
+    int r = 0;
 
+    pthread_rwlock_rdlock(&log_lock);
     if (!the_log)
-        return 0;
+        goto out;
     if (detail && strcmp(detail, "denied") == 0 && deny_interval_ms) {
         struct summary s;
         int have = 0;
         if (deny_count(uid, pid, project, op, &s, &have))
-            return 0;
+            goto out;
         if (have)
             write_summary(&s);
     }
@@ -303,9 +325,11 @@ int audit_log(uid_t uid, pid_t pid, const char *project, const char *op, int res
     put_safe(det, sizeof det, detail);
     snprintf(extra, sizeof extra, "%s%s%s%s%s%s", fid[0] ? ",\"file_id\":\"" : "", fid,
              fid[0] ? "\"" : "", det[0] ? ",\"detail\":\"" : "", det, det[0] ? "\"" : "");
-    if (body(b, sizeof b, tv_wall_ns(), uid, pid, project, op, res, extra) < 0)
-        return -EIO;
-    return commit(b);
+    r = body(b, sizeof b, tv_wall_ns(), uid, pid, project, op, res, extra) < 0 ? -EIO
+                                                                                : commit(b);
+out:
+    pthread_rwlock_unlock(&log_lock);
+    return r;
 }
 
 int vault_audit_verify(const char *const *paths, size_t n, const unsigned char *key,
