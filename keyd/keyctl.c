@@ -34,12 +34,9 @@ static void usage(FILE *f)
             "  shred P --yes     destroy every key of P: its data becomes unrecoverable\n"
             "  apikey-set P      store P's upstream API key, read from stdin\n"
             "  audit-verify      verify keyd's audit chain; exit 1 on any break\n"
+            "  rekey-master      re-seal the keystore under a fresh sealing key and destroy\n"
+            "                    the old one (SHRED and RETIRE do it too)\n"
             "options: -c CONF (default " TV_DEFAULT_CONFIG "), --help, --version\n");
-}
-
-static const char *state_name(enum keyd_version_state s)
-{
-    return s == KEYD_V_ACTIVE ? "active" : s == KEYD_V_RETIRED ? "retired" : "shredded";
 }
 
 static int fail(struct keyd_client *c, const char *what, const char *project, int r)
@@ -65,7 +62,7 @@ static int cmd_list(struct keyd_client *c)
                l[i].has_apikey ? "yes" : "no", l[i].shredded ? " shredded" : "");
         for (uint32_t j = 0; j < l[i].n_versions; j++)
             printf("%s%" PRIu32 ":%s", j ? "," : "", l[i].versions[j].version,
-                   state_name(l[i].versions[j].state));
+                   keyd_state_name(l[i].versions[j].state));
         printf("\n");
     }
     keyd_list_free(l, n);
@@ -163,7 +160,8 @@ int main(int argc, char **argv)
         want = 2;
     else if (!strcmp(cmd, "retire") || !strcmp(cmd, "shred"))
         want = 3;
-    else if (!strcmp(cmd, "list") || !strcmp(cmd, "audit-verify"))
+    else if (!strcmp(cmd, "list") || !strcmp(cmd, "audit-verify") ||
+             !strcmp(cmd, "rekey-master"))
         want = 1;
     if (want < 0) {
         fprintf(stderr, PROG ": unknown command \"%s\"\n", cmd);
@@ -195,6 +193,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         return 1;
     }
+    keyd_client_expect_user(cfg->keyd.keyd_user);
     c = keyd_client_new(cfg->keyd.socket, cfg->keyd.client_timeout_ms > 0
                                               ? cfg->keyd.client_timeout_ms * 6 : 30000);
     if (!c)
@@ -223,6 +222,12 @@ int main(int argc, char **argv)
         rc = cmd_apikey_set(c, a[1]);
     } else if (!strcmp(cmd, "list")) {
         rc = cmd_list(c);
+    } else if (!strcmp(cmd, "rekey-master")) {
+        if ((r = keyd_rekey_master(c)) != 0)
+            fail(c, "rekey-master", NULL, r);
+        else
+            printf("keystore re-sealed under a fresh sealing key; the old one is destroyed\n"),
+                rc = 0;
     } else {
         uint64_t n = 0;
         if ((r = keyd_audit_verify(c, &n)) != 0)

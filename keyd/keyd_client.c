@@ -9,7 +9,6 @@
  */
 #include "config.h"
 #include "keyd/keyd_client.h"
-#include "keyd/proto.h"
 #include "lib/frame.h"
 
 #include <errno.h>
@@ -20,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -65,36 +66,135 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* Connect to PATH with a few short retries (keyd may be restarting).
- * Returns the fd or -ECONNREFUSED / -ENAMETOOLONG / -errno. */
-static int connect_path(const char *path, int timeout_ms)
+/* --- who keyd is ----------------------------------------------------------
+ *
+ * A client sends keyd API keys and receives DEKs, so before the first byte
+ * it makes sure the socket is keyd's: the socket's directory must not be
+ * writable by group or others (nobody else can have put a socket there),
+ * and the peer (SO_PEERCRED) must be root or the keyd user.
+ */
+
+static pthread_mutex_t expect_mu = PTHREAD_MUTEX_INITIALIZER;
+static char expect_user[64] = KEYD_USER_DEFAULT;
+
+void keyd_client_expect_user(const char *user)
+{
+    pthread_mutex_lock(&expect_mu);
+    snprintf(expect_user, sizeof(expect_user), "%s",
+             user && *user ? user : KEYD_USER_DEFAULT);
+    pthread_mutex_unlock(&expect_mu);
+}
+
+/* The uid keyd must run as: the expected user's (a name or a number), or,
+ * when no such user exists on this host, the owner of the socket's
+ * directory (DST is its stat).  NAME receives the expected user's name. */
+static uid_t expected_uid(const struct stat *dst, char name[64])
+{
+    struct passwd pw, *res = NULL;
+    char buf[1024], *end;
+
+    pthread_mutex_lock(&expect_mu);
+    memcpy(name, expect_user, 64);
+    pthread_mutex_unlock(&expect_mu);
+    unsigned long n = strtoul(name, &end, 10);
+    if (*name && !*end)
+        return (uid_t)n;
+    if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) == 0 && res)
+        return pw.pw_uid;
+    return dst->st_uid;
+}
+
+/* Refuse a socket directory others could have written a socket into. */
+static int check_dir(struct keyd_client *c, struct stat *st)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char *slash;
+
+    snprintf(dir, sizeof(dir), "%s", c->path);
+    slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    if (stat(dir, st) != 0) {
+        set_err(c, "keyd: socket directory %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        set_err(c, "keyd: socket directory %s: writable by group or others (mode %04o): "
+                "anyone could stand in for keyd there; refusing it (make it 0750)", dir,
+                (unsigned)(st->st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* The process at the other end of FD must be root or the keyd user. */
+static int check_peer(struct keyd_client *c, int fd, const struct stat *dst)
+{
+    struct ucred uc;
+    socklen_t sl = sizeof(uc);
+    char name[64];
+    uid_t want = expected_uid(dst, name);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) != 0) {
+        set_err(c, "keyd: socket %s: cannot identify the peer: %s", c->path, strerror(errno));
+        return -EPERM;
+    }
+    if (uc.uid != 0 && uc.uid != want) {
+        set_err(c, "keyd: socket %s: the peer is uid %u (pid %d), not keyd_user %s (uid %u) "
+                "or root: refusing to talk to it", c->path, (unsigned)uc.uid, (int)uc.pid,
+                name, (unsigned)want);
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* Connect to C's socket with a few short retries (keyd may be restarting)
+ * and check who is there.  Returns the fd, or a negative errno with c->err
+ * set (-EPERM: not keyd; never retried). */
+static int connect_keyd(struct keyd_client *c)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int delay = 25;
+    struct stat dst;
+    int delay = 25, r;
 
-    if (strlen(path) >= sizeof(sa.sun_path))
+    if (strlen(c->path) >= sizeof(sa.sun_path)) {
+        set_err(c, "keyd: socket %s: path too long", c->path);
         return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
+    }
+    strcpy(sa.sun_path, c->path);
+    if ((r = check_dir(c, &dst)) != 0)
+        return r;
     for (int i = 0; i < CONNECT_TRIES; i++) {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-            return -errno;
+            break;
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            if (timeout_ms > 0) {
+            if ((r = check_peer(c, fd, &dst)) != 0) {
+                close(fd);
+                return r;
+            }
+            if (c->timeout_ms > 0) {
                 /* Bound blocking sends too: a stuck keyd must not hang callers. */
-                struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+                struct timeval tv = { c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000 };
                 setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
             }
             return fd;
         }
         int e = errno;
         close(fd);
-        if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN && e != EINTR)
+        if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN && e != EINTR) {
+            set_err(c, "keyd: socket %s: %s", c->path, strerror(e));
             return -e;
+        }
         if (i + 1 < CONNECT_TRIES)
             sleep_ms(delay);
         delay *= 2;
     }
+    set_err(c, "keyd: socket %s: %s", c->path, strerror(ECONNREFUSED));
     return -ECONNREFUSED;
 }
 
@@ -168,9 +268,8 @@ static int rpc(struct keyd_client *c, const msgpack_sbuffer *req, int idempotent
     for (int attempt = 0; attempt < 2; attempt++) {
         int fresh = 0, wrote = 0;
         if (c->fd < 0) {
-            int fd = connect_path(c->path, c->timeout_ms);
+            int fd = connect_keyd(c);
             if (fd < 0) {
-                set_err(c, "keyd: socket %s: %s", c->path, strerror(-fd));
                 rc = fd == -ENOENT ? -ECONNREFUSED : fd;
                 goto fail;
             }
@@ -234,17 +333,63 @@ fail:
     return rc;
 }
 
-/* Pack {"op": OP, "project": PROJECT (if non-NULL)} plus EXTRA more pairs
- * that the caller packs next. */
-static void pack_head(msgpack_packer *pk, enum keyd_op op, const char *project, unsigned extra)
+/* --- the request skeleton -------------------------------------------------
+ *
+ * Every operation is: check the arguments, pack a request (call_start and
+ * the pairs after it), then call_finish: one round trip under the client's
+ * lock, an optional UNPACK callback that copies results out of the reply
+ * while it is alive, release and wipe of both buffers, unlock.
+ */
+
+struct call {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+};
+
+/* Results are copied out of reply R by such a callback; it returns 0 or a
+ * negative errno (with set_err). */
+typedef int (*unpack_fn)(struct keyd_client *c, const struct reply *r, void *arg);
+
+/* Start request {"op": OP, "project": PROJECT (if non-NULL)} plus EXTRA more
+ * pairs that the caller packs next with K->pk. */
+static void call_start(struct call *k, enum keyd_op op, const char *project, unsigned extra)
 {
-    msgpack_pack_map(pk, 1 + (project ? 1 : 0) + extra);
-    mp_pack_cstr(pk, "op");
-    mp_pack_cstr(pk, keyd_op_name(op));
+    msgpack_sbuffer_init(&k->sb);
+    msgpack_packer_init(&k->pk, &k->sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&k->pk, 1 + (project ? 1 : 0) + extra);
+    mp_pack_cstr(&k->pk, "op");
+    mp_pack_cstr(&k->pk, keyd_op_name(op));
     if (project) {
-        mp_pack_cstr(pk, "project");
-        mp_pack_cstr(pk, project);
+        mp_pack_cstr(&k->pk, "project");
+        mp_pack_cstr(&k->pk, project);
     }
+}
+
+static void sbuf_wipe(msgpack_sbuffer *sb)
+{
+    if (sb->data)
+        sodium_memzero(sb->data, sb->alloc);
+    msgpack_sbuffer_destroy(sb);
+}
+
+/* Send K's request (re-sent after a dead connection only if IDEMPOTENT),
+ * hand the reply to UNPACK (may be NULL), release everything. */
+static int call_finish(struct keyd_client *c, struct call *k, int idempotent, unpack_fn unpack,
+                       void *arg)
+{
+    struct reply r;
+    int rc;
+
+    pthread_mutex_lock(&c->mu);
+    rc = rpc(c, &k->sb, idempotent, &r);
+    if (rc == 0) {
+        if (unpack)
+            rc = unpack(c, &r, arg);
+        reply_release(&r);
+    }
+    pthread_mutex_unlock(&c->mu);
+    sbuf_wipe(&k->sb);
+    return rc;
 }
 
 static void pack_uint(msgpack_packer *pk, const char *key, uint64_t v)
@@ -260,32 +405,36 @@ static void pack_bin(msgpack_packer *pk, const char *key, const void *p, size_t 
     msgpack_pack_bin_body(pk, p, n);
 }
 
-static void sbuf_wipe(msgpack_sbuffer *sb)
-{
-    if (sb->data)
-        sodium_memzero(sb->data, sb->alloc);
-    msgpack_sbuffer_destroy(sb);
-}
-
 static int valid_project(struct keyd_client *c, const char *project)
 {
     size_t n = project ? strlen(project) : 0;
-    if (n == 0 || n > 63) {
-        set_err(c, "keyd: project name must be 1..63 bytes");
+    if (n == 0 || n > KEYD_PROJECT_MAX) {
+        set_err(c, "keyd: project name must be 1..%d bytes", KEYD_PROJECT_MAX);
         return -EINVAL;
     }
     return 0;
 }
 
-/* Fetch bin KEY of exactly WANT bytes from a reply. */
-static int get_bin_exact(struct keyd_client *c, const struct reply *r, const char *key,
-                         size_t want, const void **p)
+static int valid_count(struct keyd_client *c, enum keyd_op op, unsigned n)
 {
+    if (n == 0 || n > KEYD_GEN_MAX) {
+        set_err(c, "keyd: %s count %u outside 1..%u", keyd_op_name(op), n, KEYD_GEN_MAX);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Fetch bin KEY of exactly WANT bytes from a reply into OUT. */
+static int copy_bin(struct keyd_client *c, const struct reply *r, const char *key,
+                    size_t want, void *out)
+{
+    const void *p;
     size_t n = 0;
-    if (mp_get_bin(r->map, key, p, &n) != 0 || n != want) {
+    if (mp_get_bin(r->map, key, &p, &n) != 0 || n != want) {
         set_err(c, "keyd: reply field \"%s\" missing or of the wrong size", key);
         return -EPROTO;
     }
+    memcpy(out, p, n);
     return 0;
 }
 
@@ -300,76 +449,62 @@ static int get_u32(struct keyd_client *c, const struct reply *r, const char *key
     return 0;
 }
 
+/* --- vault_users ------------------------------------------------------- */
+
+/* Where a reply's keys go: VERSION (may be NULL), N DEKs into DEKS (may be
+ * NULL), N wrapped DEKs into WRAPPED (may be NULL). */
+struct dek_out {
+    unsigned n;
+    uint32_t *version;
+    unsigned char *deks, *wrapped;
+};
+
+static int unpack_deks(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    struct dek_out *o = arg;
+    uint32_t v = 0;
+    int rc = 0;
+
+    if (o->version)
+        rc = get_u32(c, r, "version", &v);
+    if (rc == 0 && o->deks)
+        rc = copy_bin(c, r, o->wrapped ? "deks" : "dek", (size_t)o->n * KEYD_DEK_LEN, o->deks);
+    if (rc == 0 && o->wrapped &&
+        (rc = copy_bin(c, r, "wrapped", (size_t)o->n * KEYD_WRAPPED_LEN, o->wrapped)) != 0 &&
+        o->deks)
+        sodium_memzero(o->deks, (size_t)o->n * KEYD_DEK_LEN);
+    if (rc == 0 && o->version)
+        *o->version = v;
+    return rc;
+}
+
 int keyd_gen_dek(struct keyd_client *c, const char *project, unsigned n,
                  uint32_t *version, unsigned char *deks, unsigned char *wrapped)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct reply r;
-    const void *p;
-    uint32_t v = 0;
+    struct dek_out o = { n, version, deks, wrapped };
+    struct call k;
     int rc;
 
-    if ((rc = valid_project(c, project)) != 0)
+    if ((rc = valid_project(c, project)) != 0 || (rc = valid_count(c, KEYD_OP_GEN_DEK, n)) != 0)
         return rc;
-    if (n == 0 || n > KEYD_GEN_MAX) {
-        set_err(c, "keyd: GEN_DEK count %u outside 1..%u", n, KEYD_GEN_MAX);
-        return -EINVAL;
-    }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, KEYD_OP_GEN_DEK, project, 1);
-    pack_uint(&pk, "n", n);
-    pthread_mutex_lock(&c->mu);
-    rc = rpc(c, &sb, 1, &r);
-    if (rc == 0) {
-        if ((rc = get_u32(c, &r, "version", &v)) == 0 &&
-            (rc = get_bin_exact(c, &r, "deks", (size_t)n * KEYD_DEK_LEN, &p)) == 0) {
-            memcpy(deks, p, (size_t)n * KEYD_DEK_LEN);
-            if ((rc = get_bin_exact(c, &r, "wrapped", (size_t)n * KEYD_WRAPPED_LEN, &p)) == 0) {
-                memcpy(wrapped, p, (size_t)n * KEYD_WRAPPED_LEN);
-                *version = v;
-            } else {
-                sodium_memzero(deks, (size_t)n * KEYD_DEK_LEN);
-            }
-        }
-        reply_release(&r);
-    }
-    pthread_mutex_unlock(&c->mu);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+    call_start(&k, KEYD_OP_GEN_DEK, project, 1);
+    pack_uint(&k.pk, "n", n);
+    return call_finish(c, &k, 1, unpack_deks, &o);
 }
 
 int keyd_unwrap_many(struct keyd_client *c, const char *project, uint32_t version,
                      unsigned n, const unsigned char *wrapped, unsigned char *deks)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct reply r;
-    const void *p;
+    struct dek_out o = { n, NULL, deks, NULL };
+    struct call k;
     int rc;
 
-    if ((rc = valid_project(c, project)) != 0)
+    if ((rc = valid_project(c, project)) != 0 || (rc = valid_count(c, KEYD_OP_UNWRAP, n)) != 0)
         return rc;
-    if (n == 0 || n > KEYD_GEN_MAX) {
-        set_err(c, "keyd: UNWRAP count %u outside 1..%u", n, KEYD_GEN_MAX);
-        return -EINVAL;
-    }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, KEYD_OP_UNWRAP, project, 2);
-    pack_uint(&pk, "version", version);
-    pack_bin(&pk, "wrapped", wrapped, (size_t)n * KEYD_WRAPPED_LEN);
-    pthread_mutex_lock(&c->mu);
-    rc = rpc(c, &sb, 1, &r);
-    if (rc == 0) {
-        if ((rc = get_bin_exact(c, &r, "dek", (size_t)n * KEYD_DEK_LEN, &p)) == 0)
-            memcpy(deks, p, (size_t)n * KEYD_DEK_LEN);
-        reply_release(&r);
-    }
-    pthread_mutex_unlock(&c->mu);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+    call_start(&k, KEYD_OP_UNWRAP, project, 2);
+    pack_uint(&k.pk, "version", version);
+    pack_bin(&k.pk, "wrapped", wrapped, (size_t)n * KEYD_WRAPPED_LEN);
+    return call_finish(c, &k, 1, unpack_deks, &o);
 }
 
 int keyd_unwrap(struct keyd_client *c, const char *project, uint32_t version,
@@ -382,137 +517,100 @@ int keyd_rewrap(struct keyd_client *c, const char *project, uint32_t version,
                 const unsigned char wrapped[KEYD_WRAPPED_LEN],
                 uint32_t *new_version, unsigned char new_wrapped[KEYD_WRAPPED_LEN])
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct reply r;
-    const void *p;
-    uint32_t v = 0;
+    struct dek_out o = { 1, new_version, NULL, new_wrapped };
+    struct call k;
     int rc;
 
     if ((rc = valid_project(c, project)) != 0)
         return rc;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, KEYD_OP_REWRAP, project, 2);
-    pack_uint(&pk, "version", version);
-    pack_bin(&pk, "wrapped", wrapped, KEYD_WRAPPED_LEN);
-    pthread_mutex_lock(&c->mu);
-    rc = rpc(c, &sb, 1, &r);
-    if (rc == 0) {
-        if ((rc = get_u32(c, &r, "version", &v)) == 0 &&
-            (rc = get_bin_exact(c, &r, "wrapped", KEYD_WRAPPED_LEN, &p)) == 0) {
-            memcpy(new_wrapped, p, KEYD_WRAPPED_LEN);
-            *new_version = v;
-        }
-        reply_release(&r);
-    }
-    pthread_mutex_unlock(&c->mu);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+    call_start(&k, KEYD_OP_REWRAP, project, 2);
+    pack_uint(&k.pk, "version", version);
+    pack_bin(&k.pk, "wrapped", wrapped, KEYD_WRAPPED_LEN);
+    return call_finish(c, &k, 1, unpack_deks, &o);
 }
 
-/* Shared shape of the requests {op, project} -> {key: bin}. */
-static int get_key_bin(struct keyd_client *c, enum keyd_op op, const char *project,
-                       const void **p, size_t *n, struct reply *r)
+/* A 32-byte "key" (pseudonym key, vault audit key). */
+_Static_assert(KEYD_AUDIT_KEY_LEN == 32 && KEYD_PSEUDONYM_KEY_LEN == 32, "32-byte keys");
+static int unpack_key32(struct keyd_client *c, const struct reply *r, void *arg)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    int rc;
+    return copy_bin(c, r, "key", 32, arg);
+}
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, op, project, 0);
-    rc = rpc(c, &sb, 1, r);
-    msgpack_sbuffer_destroy(&sb);
-    if (rc != 0)
-        return rc;
-    if (mp_get_bin(r->map, "key", p, n) != 0) {
+int keyd_vault_audit_key(struct keyd_client *c, unsigned char key[KEYD_AUDIT_KEY_LEN])
+{
+    struct call k;
+    call_start(&k, KEYD_OP_VAULT_AUDIT_KEY, NULL, 0);
+    return call_finish(c, &k, 1, unpack_key32, key);
+}
+
+/* --- agent_users ------------------------------------------------------- */
+
+static int unpack_apikey(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    char **key = arg;
+    const void *p;
+    size_t n;
+
+    if (mp_get_bin(r->map, "key", &p, &n) != 0) {
         set_err(c, "keyd: reply without \"key\"");
-        reply_release(r);
         return -EPROTO;
     }
+    char *k = n <= KEYD_APIKEY_MAX ? sodium_malloc(n + 1) : NULL;
+    if (!k) {
+        set_err(c, "keyd: API key too large or out of memory");
+        return n <= KEYD_APIKEY_MAX ? -ENOMEM : -EPROTO;
+    }
+    memcpy(k, p, n);
+    k[n] = '\0';
+    *key = k;
     return 0;
 }
 
 int keyd_apikey_get(struct keyd_client *c, const char *project, char **key)
 {
-    struct reply r;
-    const void *p;
-    size_t n;
+    struct call k;
     int rc;
 
     *key = NULL;
     if ((rc = valid_project(c, project)) != 0)
         return rc;
-    pthread_mutex_lock(&c->mu);
-    rc = get_key_bin(c, KEYD_OP_APIKEY_GET, project, &p, &n, &r);
-    if (rc == 0) {
-        char *k = n <= KEYD_APIKEY_MAX ? sodium_malloc(n + 1) : NULL;
-        if (!k) {
-            set_err(c, "keyd: API key too large or out of memory");
-            rc = n <= KEYD_APIKEY_MAX ? -ENOMEM : -EPROTO;
-        } else {
-            memcpy(k, p, n);
-            k[n] = '\0';
-            *key = k;
-        }
-        reply_release(&r);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return rc;
+    call_start(&k, KEYD_OP_APIKEY_GET, project, 0);
+    return call_finish(c, &k, 1, unpack_apikey, key);
 }
 
 int keyd_pseudonym_key(struct keyd_client *c, const char *project,
                        unsigned char key[KEYD_PSEUDONYM_KEY_LEN])
 {
-    struct reply r;
-    const void *p;
-    size_t n;
+    struct call k;
     int rc;
 
     if ((rc = valid_project(c, project)) != 0)
         return rc;
-    pthread_mutex_lock(&c->mu);
-    rc = get_key_bin(c, KEYD_OP_PSEUDONYM_KEY, project, &p, &n, &r);
-    if (rc == 0) {
-        if (n == KEYD_PSEUDONYM_KEY_LEN) {
-            memcpy(key, p, n);
-        } else {
-            set_err(c, "keyd: pseudonym key of the wrong size");
-            rc = -EPROTO;
-        }
-        reply_release(&r);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return rc;
+    call_start(&k, KEYD_OP_PSEUDONYM_KEY, project, 0);
+    return call_finish(c, &k, 1, unpack_key32, key);
 }
 
-/* Admin requests {op, project [, extra uint]} -> optional {"version": n}. */
+/* --- admin_users ------------------------------------------------------- */
+
+static int unpack_version(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    return get_u32(c, r, "version", arg);
+}
+
+/* Key changes {op, project [, UKEY: UVAL]} -> {"version": n} if VERSION.
+ * Never re-sent once they may have reached keyd. */
 static int admin_call(struct keyd_client *c, enum keyd_op op, const char *project,
                       const char *ukey, uint64_t uval, uint32_t *version)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct reply r;
+    struct call k;
     int rc;
 
-    if (project && (rc = valid_project(c, project)) != 0)
+    if ((rc = valid_project(c, project)) != 0)
         return rc;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, op, project, ukey ? 1 : 0);
+    call_start(&k, op, project, ukey ? 1 : 0);
     if (ukey)
-        pack_uint(&pk, ukey, uval);
-    pthread_mutex_lock(&c->mu);
-    rc = rpc(c, &sb, 0, &r);
-    if (rc == 0) {
-        if (version)
-            rc = get_u32(c, &r, "version", version);
-        reply_release(&r);
-    }
-    pthread_mutex_unlock(&c->mu);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+        pack_uint(&k.pk, ukey, uval);
+    return call_finish(c, &k, 0, version ? unpack_version : NULL, version);
 }
 
 int keyd_create(struct keyd_client *c, const char *project, uint32_t *version)
@@ -537,11 +635,16 @@ int keyd_shred(struct keyd_client *c, const char *project)
     return admin_call(c, KEYD_OP_SHRED, project, NULL, 0, NULL);
 }
 
+int keyd_rekey_master(struct keyd_client *c)
+{
+    struct call k;
+    call_start(&k, KEYD_OP_REKEY_MASTER, NULL, 0);
+    return call_finish(c, &k, 0, NULL, NULL);
+}
+
 int keyd_apikey_set(struct keyd_client *c, const char *project, const char *key)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct reply r;
+    struct call k;
     size_t n = key ? strlen(key) : 0;
     int rc;
 
@@ -551,31 +654,9 @@ int keyd_apikey_set(struct keyd_client *c, const char *project, const char *key)
         set_err(c, "keyd: API key must be 1..%d bytes", KEYD_APIKEY_MAX);
         return -EINVAL;
     }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, KEYD_OP_APIKEY_SET, project, 1);
-    pack_bin(&pk, "key", key, n);
-    pthread_mutex_lock(&c->mu);
-    rc = rpc(c, &sb, 1, &r);
-    if (rc == 0)
-        reply_release(&r);
-    pthread_mutex_unlock(&c->mu);
-    sbuf_wipe(&sb);
-    return rc;
-}
-
-static int state_parse(const msgpack_object *o, enum keyd_version_state *st)
-{
-    if (o->type != MSGPACK_OBJECT_STR)
-        return -EPROTO;
-    static const char *names[] = { "active", "retired", "shredded" };
-    for (int i = 0; i < 3; i++)
-        if (o->via.str.size == strlen(names[i]) &&
-            memcmp(o->via.str.ptr, names[i], o->via.str.size) == 0) {
-            *st = (enum keyd_version_state)i;
-            return 0;
-        }
-    return -EPROTO;
+    call_start(&k, KEYD_OP_APIKEY_SET, project, 1);
+    pack_bin(&k.pk, "key", key, n);
+    return call_finish(c, &k, 1, NULL, NULL);
 }
 
 /* One LIST entry {name, current, versions: [[v, state]...], apikey, shredded}. */
@@ -606,54 +687,59 @@ static int list_entry(const msgpack_object *e, struct keyd_project_info *pi)
         if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
             pair->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
             pair->via.array.ptr[0].via.u64 > UINT32_MAX ||
-            state_parse(&pair->via.array.ptr[1], &pi->versions[i].state) != 0)
+            pair->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
+            keyd_state_parse(pair->via.array.ptr[1].via.str.ptr,
+                             pair->via.array.ptr[1].via.str.size,
+                             &pi->versions[i].state) != 0)
             return -EPROTO;
         pi->versions[i].version = (uint32_t)pair->via.array.ptr[0].via.u64;
     }
     return 0;
 }
 
+struct list_out {
+    struct keyd_project_info *list;
+    size_t n;
+};
+
+static int unpack_list(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    struct list_out *o = arg;
+    const msgpack_object *ps = mp_map_get(r->map, "projects");
+    int rc = 0;
+
+    if (!ps || ps->type != MSGPACK_OBJECT_ARRAY) {
+        rc = -EPROTO;
+    } else {
+        o->list = calloc(ps->via.array.size ? ps->via.array.size : 1, sizeof(*o->list));
+        if (!o->list)
+            rc = -ENOMEM;
+        for (uint32_t i = 0; rc == 0 && i < ps->via.array.size; i++) {
+            rc = list_entry(&ps->via.array.ptr[i], &o->list[i]);
+            o->n = i + 1;
+        }
+    }
+    if (rc == -EPROTO)
+        set_err(c, "keyd: malformed LIST reply");
+    return rc;
+}
+
 int keyd_list(struct keyd_client *c, struct keyd_project_info **out, size_t *n)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct reply r;
-    struct keyd_project_info *list = NULL;
-    size_t count = 0;
+    struct list_out o = { NULL, 0 };
+    struct call k;
     int rc;
 
     *out = NULL;
     *n = 0;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, KEYD_OP_LIST, NULL, 0);
-    pthread_mutex_lock(&c->mu);
-    rc = rpc(c, &sb, 1, &r);
-    if (rc == 0) {
-        const msgpack_object *ps = mp_map_get(r.map, "projects");
-        if (!ps || ps->type != MSGPACK_OBJECT_ARRAY) {
-            rc = -EPROTO;
-        } else {
-            list = calloc(ps->via.array.size ? ps->via.array.size : 1, sizeof(*list));
-            if (!list)
-                rc = -ENOMEM;
-            for (uint32_t i = 0; rc == 0 && i < ps->via.array.size; i++) {
-                rc = list_entry(&ps->via.array.ptr[i], &list[i]);
-                count = i + 1;
-            }
-        }
-        if (rc == -EPROTO)
-            set_err(c, "keyd: malformed LIST reply");
-        reply_release(&r);
-    }
-    pthread_mutex_unlock(&c->mu);
-    msgpack_sbuffer_destroy(&sb);
+    call_start(&k, KEYD_OP_LIST, NULL, 0);
+    rc = call_finish(c, &k, 1, unpack_list, &o);
     if (rc != 0) {
-        keyd_list_free(list, count);
+        keyd_list_free(o.list, o.n);
         return rc;
     }
-    *out = list;
-    *n = count;
+    *out = o.list;
+    *n = o.n;
     return 0;
 }
 
@@ -666,64 +752,58 @@ void keyd_list_free(struct keyd_project_info *list, size_t n)
     free(list);
 }
 
+static int unpack_records(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    if (mp_get_uint(r->map, "records", arg) != 0) {
+        set_err(c, "keyd: reply without \"records\"");
+        return -EPROTO;
+    }
+    return 0;
+}
+
 int keyd_audit_verify(struct keyd_client *c, uint64_t *records)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct reply r;
-    int rc;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, KEYD_OP_AUDIT_VERIFY, NULL, 0);
-    pthread_mutex_lock(&c->mu);
-    rc = rpc(c, &sb, 1, &r);
-    if (rc == 0) {
-        if (mp_get_uint(r.map, "records", records) != 0) {
-            set_err(c, "keyd: reply without \"records\"");
-            rc = -EPROTO;
-        }
-        reply_release(&r);
-    }
-    pthread_mutex_unlock(&c->mu);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+    struct call k;
+    call_start(&k, KEYD_OP_AUDIT_VERIFY, NULL, 0);
+    return call_finish(c, &k, 1, unpack_records, records);
 }
 
 /* --- subscriptions ------------------------------------------------------ */
 
+/* Take the connection that was subscribed away from its client. */
+static int take_conn(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    (void)r;
+    *(int *)arg = c->fd;
+    c->fd = -1;
+    return 0;
+}
+
 int keyd_subscribe(const char *socket_path, struct keyd_sub **out)
 {
     struct keyd_client *c = keyd_client_new(socket_path, 5000);
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    struct reply r;
-    int rc;
+    struct call k;
+    int fd = -1, rc;
 
     *out = NULL;
     if (!c)
         return -ENOMEM;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, KEYD_OP_SUBSCRIBE, NULL, 0);
-    rc = rpc(c, &sb, 0, &r);
-    msgpack_sbuffer_destroy(&sb);
-    if (rc == 0) {
-        reply_release(&r);
-        struct keyd_sub *s = malloc(sizeof(*s));
-        if (!s) {
-            rc = -ENOMEM;
-        } else {
-            /* Events may be far apart: no send timeout on a subscription. */
-            struct timeval tv = { 0, 0 };
-            setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-            s->fd = c->fd;
-            c->fd = -1;
-            *out = s;
-        }
-    }
+    call_start(&k, KEYD_OP_SUBSCRIBE, NULL, 0);
+    rc = call_finish(c, &k, 0, take_conn, &fd);
     keyd_client_free(c);
-    return rc;
+    if (rc != 0)
+        return rc;
+    struct keyd_sub *s = malloc(sizeof(*s));
+    if (!s) {
+        close(fd);
+        return -ENOMEM;
+    }
+    /* Events may be far apart: no send timeout on a subscription. */
+    struct timeval tv = { 0, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    s->fd = fd;
+    *out = s;
+    return 0;
 }
 
 int keyd_sub_fd(const struct keyd_sub *s)
@@ -752,13 +832,7 @@ int keyd_sub_read(struct keyd_sub *s, struct keyd_event *ev)
         mp_get_str(&up.data, "project", &p, &pl) != 0 || pl == 0 || pl >= sizeof(ev->project))
         goto out;
     mp_get_uint(&up.data, "version", &v);
-    if (tl == 5 && memcmp(t, "SHRED", 5) == 0)
-        ev->type = KEYD_EV_SHRED;
-    else if (tl == 6 && memcmp(t, "RETIRE", 6) == 0)
-        ev->type = KEYD_EV_RETIRE;
-    else if (tl == 6 && memcmp(t, "ROTATE", 6) == 0)
-        ev->type = KEYD_EV_ROTATE;
-    else
+    if ((ev->type = keyd_event_parse(t, tl)) == 0)
         goto out;
     memcpy(ev->project, p, pl);
     ev->version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;

@@ -25,6 +25,7 @@
  *   -EINVAL        bad argument (name, count, size)
  *   -EIO           keyd could not write its audit record or keystore
  *   -EPROTO        malformed reply
+ *   -EPERM         the socket is not keyd's (see keyd_client_expect_user)
  *   -ETIMEDOUT     no reply within the client's timeout
  * keyd_client_error() returns the server's message for the last failure.
  */
@@ -34,12 +35,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYD_DEK_LEN 32          /* XChaCha20-Poly1305 key */
-#define KEYD_WRAPPED_LEN 72      /* wrapped DEK: 24-byte nonce + 32 + 16-byte tag */
-#define KEYD_GEN_MAX 1024        /* DEKs per GEN_DEK request */
-#define KEYD_PSEUDONYM_KEY_LEN 32
+/* Sizes, states and event types of the protocol (KEYD_DEK_LEN, ...). */
+#include "keyd/proto.h"
 
 struct keyd_client;
+
+/* Who keyd runs as, checked on every connection before a byte is sent:
+ * the socket's directory must not be writable by group or others, and the
+ * peer must be root or USER (a name or a uid; [keyd] keyd_user, default
+ * KEYD_USER_DEFAULT).  If no such user exists on this host, the owner of
+ * the socket's directory stands for it.  Process-wide; call it once with
+ * the configuration's value before making clients.  A failed check is
+ * -EPERM with keyd_client_error() saying what was wrong. */
+#define KEYD_USER_DEFAULT "tracevault-keyd"
+void keyd_client_expect_user(const char *user);
 
 /* A client for SOCKET_PATH with a per-request TIMEOUT_MS.  The connection is
  * made lazily and re-made after any I/O error (with a few short retries, so a
@@ -68,6 +77,10 @@ int keyd_rewrap(struct keyd_client *c, const char *project, uint32_t version,
                 const unsigned char wrapped[KEYD_WRAPPED_LEN],
                 uint32_t *new_version, unsigned char new_wrapped[KEYD_WRAPPED_LEN]);
 
+/* The vault's audit MAC key (vault_users and admin_users): derived in keyd
+ * from the master key, the same at every call; into KEY (guarded memory). */
+int keyd_vault_audit_key(struct keyd_client *c, unsigned char key[KEYD_AUDIT_KEY_LEN]);
+
 /* --- agent_users ------------------------------------------------------- */
 
 /* PROJECT's upstream API key as a NUL-terminated string in a sodium_malloc'd
@@ -88,8 +101,10 @@ int keyd_retire(struct keyd_client *c, const char *project, uint32_t below);
 /* Destroy every KEK version, the API key and the pseudonym key of PROJECT. */
 int keyd_shred(struct keyd_client *c, const char *project);
 int keyd_apikey_set(struct keyd_client *c, const char *project, const char *key);
-
-enum keyd_version_state { KEYD_V_ACTIVE = 0, KEYD_V_RETIRED = 1, KEYD_V_SHREDDED = 2 };
+/* Re-seal the whole keystore under a fresh sealing key and destroy the old
+ * one (what SHRED and RETIRE do too): a copy of the keystore taken before no
+ * longer opens with the key material in place after. */
+int keyd_rekey_master(struct keyd_client *c);
 
 struct keyd_project_info {
     char name[64];
@@ -109,8 +124,6 @@ void keyd_list_free(struct keyd_project_info *list, size_t n);
 int keyd_audit_verify(struct keyd_client *c, uint64_t *records);
 
 /* --- subscriptions (vault_users) --------------------------------------- */
-
-enum keyd_event_type { KEYD_EV_SHRED = 1, KEYD_EV_RETIRE = 2, KEYD_EV_ROTATE = 3 };
 
 struct keyd_event {
     enum keyd_event_type type;

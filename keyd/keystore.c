@@ -13,17 +13,56 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "keyd/proto.h"
 #include "keyd/seal.h"
+#include "keyd/sealkey.h"
 #include "lib/config.h"
 #include "lib/frame.h"
 #include "lib/util.h"
 
-#define KS_MAGIC "TVKS\x01"
+#define KS_MAGIC "TVKS\x02"          /* sealed under the sealing key (sealkey.h) */
+#define KS_MAGIC_V1 "TVKS\x01"       /* sealed under the master key: read, then upgraded */
 #define KS_MAGIC_LEN 5
 #define KS_FILE_MAX (64u * 1024u * 1024u)
-#define SEALED_KEY_LEN (SEAL_KEY_LEN + SEAL_OVERHEAD)
+
+struct ks_version {
+    uint32_t version;
+    enum keyd_version_state state;
+    unsigned char *kek;           /* sodium_malloc'd 32 bytes; NULL unless ACTIVE */
+};
+
+struct ks_project {
+    char name[KEYD_PROJECT_MAX + 1];
+    uint32_t current;             /* 0 once shredded */
+    int shredded;
+    struct ks_version *v;         /* ascending versions, v[i].version == i + 1 */
+    size_t nv;
+    unsigned char *pseudonym;     /* sodium_malloc'd 32 bytes; NULL once shredded */
+    char *apikey;                 /* sodium_malloc'd, NUL-terminated; NULL if unset */
+    size_t apikey_len;
+};
+
+struct keystore {
+    char *path;
+    uint64_t gen;
+    uint64_t head_seq;            /* audit chain head as of the last save */
+    unsigned char head_mac[AUDIT_MAC_LEN];
+    char *pending;                /* the audit record line that goes with this state */
+    int anchored;                 /* loaded from a keystore saved with anchored logs */
+    struct ks_project *p;
+    size_t np;
+    unsigned char *seal_key;      /* sodium_malloc'd: the sealing key */
+    unsigned char *file_key;      /* ...its subkeys */
+    unsigned char *kek_key;
+    unsigned char *wrap_key;      /* the master key's subkey that seals seal_key */
+    char *seal_path;              /* PATH.seal */
+    int slot;                     /* seal_key's slot in PATH.seal; -1: not written yet */
+    int stale;                    /* the other slot still holds an older key */
+    int legacy;                   /* loaded from a v1 keystore (keys from the master) */
+    int reseal;                   /* keys were destroyed: save under a fresh sealing key */
+};
 
 static unsigned char *key_new(void)
 {
@@ -58,30 +97,60 @@ void ks_free(struct keystore *ks)
         project_release(&ks->p[i]);
     free(ks->p);
     free(ks->path);
+    free(ks->seal_path);
     free(ks->pending);
+    key_free(&ks->seal_key);
     key_free(&ks->file_key);
     key_free(&ks->kek_key);
+    key_free(&ks->wrap_key);
     free(ks);
 }
 
-int ks_new(const char *path, const unsigned char *master, struct keystore **out)
+/* Derive the keystore's working subkeys from KEY (the sealing key, or the
+ * master key of a v1 keystore). */
+static int use_key(struct keystore *ks, const unsigned char *key)
+{
+    int r = seal_derive(key, SEAL_SUB_KEYSTORE, ks->file_key);
+    return r ? r : seal_derive(key, SEAL_SUB_KEK, ks->kek_key);
+}
+
+/* An empty keystore for PATH with its key buffers and wrap key. */
+static int ks_alloc(const char *path, const unsigned char *master, struct keystore **out)
 {
     struct keystore *ks = calloc(1, sizeof(*ks));
+    size_t n = strlen(path);
     int r = -ENOMEM;
 
     *out = NULL;
     if (!ks)
         return -ENOMEM;
-    if (!(ks->path = strdup(path)) || !(ks->file_key = key_new()) || !(ks->kek_key = key_new()))
+    ks->slot = -1;
+    if (!(ks->path = strdup(path)) || !(ks->seal_path = malloc(n + sizeof(".seal"))) ||
+        !(ks->seal_key = key_new()) || !(ks->file_key = key_new()) ||
+        !(ks->kek_key = key_new()) || !(ks->wrap_key = key_new()))
         goto fail;
-    if ((r = seal_derive(master, SEAL_SUB_KEYSTORE, ks->file_key)) != 0 ||
-        (r = seal_derive(master, SEAL_SUB_KEK, ks->kek_key)) != 0)
+    memcpy(ks->seal_path, path, n);
+    memcpy(ks->seal_path + n, ".seal", sizeof(".seal"));
+    if ((r = seal_derive(master, SEAL_SUB_SEALKEY, ks->wrap_key)) != 0)
         goto fail;
     ks->gen = 1;
     *out = ks;
     return 0;
 fail:
     ks_free(ks);
+    return r;
+}
+
+int ks_new(const char *path, const unsigned char *master, struct keystore **out)
+{
+    int r = ks_alloc(path, master, out);
+    if (r != 0)
+        return r;
+    randombytes_buf((*out)->seal_key, SEAL_KEY_LEN);
+    if ((r = use_key(*out, (*out)->seal_key)) != 0) {
+        ks_free(*out);
+        *out = NULL;
+    }
     return r;
 }
 
@@ -93,12 +162,131 @@ struct ks_project *ks_find(struct keystore *ks, const char *name)
     return NULL;
 }
 
-struct ks_version *ks_version(struct ks_project *p, uint32_t v)
+struct ks_project *ks_at(struct keystore *ks, size_t i)
 {
-    /* Versions are dense from 1, so index directly; check anyway. */
-    if (v == 0 || v > p->nv || p->v[v - 1].version != v)
-        return NULL;
-    return p->v[v - 1].state == KEYD_V_ACTIVE ? &p->v[v - 1] : NULL;
+    return i < ks->np ? &ks->p[i] : NULL;
+}
+
+uint64_t ks_gen(const struct keystore *ks)
+{
+    return ks->gen;
+}
+
+const char *ks_path(const struct keystore *ks)
+{
+    return ks->path;
+}
+
+size_t ks_count(const struct keystore *ks)
+{
+    return ks->np;
+}
+
+void ks_head(const struct keystore *ks, uint64_t *seq, unsigned char mac[AUDIT_MAC_LEN],
+             const char **pending)
+{
+    *seq = ks->head_seq;
+    memcpy(mac, ks->head_mac, AUDIT_MAC_LEN);
+    if (pending)
+        *pending = ks->pending;
+}
+
+int ks_set_head(struct keystore *ks, uint64_t seq, const unsigned char mac[AUDIT_MAC_LEN],
+                const char *pending)
+{
+    char *copy = NULL;
+    if (pending && !(copy = strdup(pending)))
+        return -ENOMEM;
+    free(ks->pending);
+    ks->pending = copy;
+    ks->head_seq = seq;
+    memcpy(ks->head_mac, mac, AUDIT_MAC_LEN);
+    return 0;
+}
+
+int ks_anchored(const struct keystore *ks)
+{
+    return ks->anchored;
+}
+
+const char *ks_name(const struct ks_project *p)
+{
+    return p->name;
+}
+
+uint32_t ks_current(const struct ks_project *p)
+{
+    return p->current;
+}
+
+int ks_shredded(const struct ks_project *p)
+{
+    return p->shredded;
+}
+
+uint32_t ks_nversions(const struct ks_project *p)
+{
+    return (uint32_t)p->nv;
+}
+
+enum keyd_version_state ks_state(const struct ks_project *p, uint32_t v)
+{
+    return v >= 1 && v <= p->nv ? p->v[v - 1].state : KEYD_V_SHREDDED;
+}
+
+int ks_usable(const struct ks_project *p, uint32_t v)
+{
+    /* Versions are dense from 1, so index directly. */
+    if (v == 0 || v > p->nv)
+        return -ENOENT;
+    switch (p->v[v - 1].state) {
+    case KEYD_V_ACTIVE: return 0;
+    case KEYD_V_RETIRED: return -EKEYEXPIRED;
+    default: return -EKEYREVOKED;
+    }
+}
+
+/* The ACTIVE version V of P, or NULL. */
+static const struct ks_version *active_version(const struct ks_project *p, uint32_t v)
+{
+    return ks_usable(p, v) == 0 ? &p->v[v - 1] : NULL;
+}
+
+int ks_wrap(const struct ks_project *p, uint32_t v, const unsigned char *dek,
+            unsigned char *out)
+{
+    unsigned char aad[SEAL_AAD_MAX];
+    const struct ks_version *kv = active_version(p, v);
+    if (!kv)
+        return ks_usable(p, v);
+    size_t al = seal_aad(aad, SEAL_KIND_DEK, p->name, v, 0);
+    seal_seal(kv->kek, aad, al, dek, KEYD_DEK_LEN, out);
+    return 0;
+}
+
+int ks_unwrap(const struct ks_project *p, uint32_t v, const unsigned char *w,
+              unsigned char *dek)
+{
+    unsigned char aad[SEAL_AAD_MAX];
+    const struct ks_version *kv = active_version(p, v);
+    if (!kv)
+        return ks_usable(p, v);
+    size_t al = seal_aad(aad, SEAL_KIND_DEK, p->name, v, 0);
+    return seal_open(kv->kek, aad, al, w, KEYD_WRAPPED_LEN, dek);
+}
+
+const unsigned char *ks_pseudonym(const struct ks_project *p)
+{
+    return p->pseudonym;
+}
+
+int ks_apikey(const struct ks_project *p, const char **key, size_t *len)
+{
+    if (!p->apikey)
+        return -ENOENT;
+    *key = p->apikey;
+    *len = p->apikey_len;
+    return 0;
 }
 
 /* Append a fresh random ACTIVE version to P. */
@@ -179,8 +367,10 @@ int ks_retire(struct keystore *ks, struct ks_project *p, uint32_t below, unsigne
             (*changed)++;
         }
     }
-    if (*changed)
+    if (*changed) {
         ks->gen++;
+        ks->reseal = 1;
+    }
     return 0;
 }
 
@@ -200,6 +390,14 @@ int ks_shred(struct keystore *ks, struct ks_project *p)
     p->current = 0;
     p->shredded = 1;
     ks->gen++;
+    ks->reseal = 1;
+    return 0;
+}
+
+int ks_rekey(struct keystore *ks)
+{
+    ks->gen++;
+    ks->reseal = 1;
     return 0;
 }
 
@@ -245,16 +443,13 @@ static int pk_sealed(msgpack_packer *pk, const struct keystore *ks, enum seal_ki
     return 0;
 }
 
-static const char *state_name(enum keyd_version_state s)
-{
-    return s == KEYD_V_ACTIVE ? "active" : s == KEYD_V_RETIRED ? "retired" : "shredded";
-}
-
 static int pack_body(const struct keystore *ks, msgpack_packer *pk)
 {
     int r = 0;
 
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
+    pk_str(pk, "anchored");
+    msgpack_pack_true(pk);
     pk_str(pk, "gen");
     msgpack_pack_uint64(pk, ks->gen);
     pk_str(pk, "head_seq");
@@ -286,7 +481,7 @@ static int pack_body(const struct keystore *ks, msgpack_packer *pk)
             pk_str(pk, "v");
             msgpack_pack_uint32(pk, v->version);
             pk_str(pk, "state");
-            pk_str(pk, state_name(v->state));
+            pk_str(pk, keyd_state_name(v->state));
             pk_str(pk, "kek");
             if (v->kek)
                 r = pk_sealed(pk, ks, SEAL_KIND_KEK, p->name, v->version, (uint8_t)v->state,
@@ -309,7 +504,8 @@ static int pack_body(const struct keystore *ks, msgpack_packer *pk)
     return r;
 }
 
-int ks_save(struct keystore *ks)
+/* Seal and atomically write the keystore under the current keys. */
+static int write_file(struct keystore *ks)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -336,6 +532,80 @@ out:
         sodium_memzero(sb.data, sb.alloc);
     msgpack_sbuffer_destroy(&sb);
     return r;
+}
+
+/* Fault injection for keyd-shred.sh: die at step NAME of a re-seal. */
+static void crash_point(const char *name)
+{
+    const char *c = getenv("TRACEVAULT_KEYD_TEST_CRASH");
+    if (c && strcmp(c, name) == 0)
+        _exit(137);
+}
+
+/*
+ * Save under a fresh sealing key and destroy the old one, in an order that
+ * a kill at any point leaves a keystore that opens: (1) the new key into the
+ * spare slot (the keystore still opens with the old one), (2) the keystore
+ * under the new key (atomic rename: it opens with one of the two), (3) the
+ * old slot overwritten.  A failure at (3) leaves the keystore saved and the
+ * old key to be wiped by ks_settle (logged by the caller's next start).
+ */
+static int reseal(struct keystore *ks)
+{
+    unsigned char *old[3] = { ks->seal_key, ks->file_key, ks->kek_key };
+    unsigned char *fresh[3] = { key_new(), key_new(), key_new() };
+    int old_slot = ks->slot, slot = old_slot < 0 ? 0 : 1 - old_slot, r = -ENOMEM;
+
+    if (!fresh[0] || !fresh[1] || !fresh[2])
+        goto fail;
+    randombytes_buf(fresh[0], SEAL_KEY_LEN);
+    if ((r = sk_write(ks->seal_path, ks->wrap_key, slot, fresh[0])) != 0)
+        goto fail;
+    crash_point("reseal-1");
+    ks->seal_key = fresh[0];
+    ks->file_key = fresh[1];
+    ks->kek_key = fresh[2];
+    if ((r = use_key(ks, fresh[0])) != 0 || (r = write_file(ks)) != 0) {
+        ks->seal_key = old[0];          /* the keystore on disk is the old one */
+        ks->file_key = old[1];
+        ks->kek_key = old[2];
+        goto fail;
+    }
+    crash_point("reseal-2");
+    ks->slot = slot;
+    ks->reseal = ks->legacy = 0;
+    ks->stale = sk_wipe(ks->seal_path, 1 - slot) != 0;
+    crash_point("reseal-3");
+    for (int i = 0; i < 3; i++)
+        key_free(&old[i]);
+    return 0;
+fail:
+    for (int i = 0; i < 3; i++)
+        key_free(&fresh[i]);
+    return r;
+}
+
+int ks_save(struct keystore *ks)
+{
+    if (ks->reseal || ks->slot < 0)
+        return reseal(ks);
+    return write_file(ks);
+}
+
+int ks_settle(struct keystore *ks)
+{
+    if (ks->stale) {
+        int r = sk_wipe(ks->seal_path, 1 - ks->slot);
+        if (r != 0)
+            return r;
+        ks->stale = 0;
+    }
+    return ks->slot < 0 ? reseal(ks) : 0;
+}
+
+int ks_stale(const struct keystore *ks)
+{
+    return ks->stale;
 }
 
 /* --- load ---------------------------------------------------------------- */
@@ -373,16 +643,10 @@ static int open_sealed(const struct keystore *ks, const msgpack_object *o, enum 
 
 static int parse_state(const msgpack_object *o, enum keyd_version_state *st)
 {
-    static const char *names[] = { "active", "retired", "shredded" };
-    if (!o || o->type != MSGPACK_OBJECT_STR)
+    if (!o || o->type != MSGPACK_OBJECT_STR ||
+        keyd_state_parse(o->via.str.ptr, o->via.str.size, st) != 0)
         return -EBADMSG;
-    for (int i = 0; i < 3; i++)
-        if (o->via.str.size == strlen(names[i]) &&
-            memcmp(o->via.str.ptr, names[i], o->via.str.size) == 0) {
-            *st = (enum keyd_version_state)i;
-            return 0;
-        }
-    return -EBADMSG;
+    return 0;
 }
 
 static int parse_project(struct keystore *ks, const msgpack_object *m, struct ks_project *p)
@@ -425,7 +689,7 @@ static int parse_project(struct keystore *ks, const msgpack_object *m, struct ks
         if ((v->state == KEYD_V_ACTIVE) != (v->kek != NULL))
             return -EBADMSG;
     }
-    if (shredded ? cur != 0 : (cur == 0 || cur > p->nv || !ks_version(p, (uint32_t)cur)))
+    if (shredded ? cur != 0 : (cur > UINT32_MAX || ks_usable(p, (uint32_t)cur) != 0))
         return -EBADMSG;
     if ((r = open_sealed(ks, mp_map_get(m, "pseudonym"), SEAL_KIND_PSEUDONYM, p->name, 0, 0,
                          SEAL_KEY_LEN, &p->pseudonym, NULL)) != 0)
@@ -452,6 +716,8 @@ static int parse_body(struct keystore *ks, const msgpack_object *m)
         mp_get_bin(m, "head_mac", &mac, &ml) != 0 || ml != AUDIT_MAC_LEN)
         return -EBADMSG;
     memcpy(ks->head_mac, mac, AUDIT_MAC_LEN);
+    if (mp_get_bool(m, "anchored", &ks->anchored) == -EBADMSG)
+        return -EBADMSG;
     pend = mp_map_get(m, "pending");
     if (pend && pend->type == MSGPACK_OBJECT_STR) {
         if ((r = mp_strdup(pend, &ks->pending)) != 0)
@@ -474,6 +740,50 @@ static int parse_body(struct keystore *ks, const msgpack_object *m)
                 return -EBADMSG;
     }
     return 0;
+}
+
+/* Open the sealed FILE (FLEN bytes) of a v2 keystore into BODY with the
+ * sealing key that does it, from KS's .seal file. */
+static int open_v2(struct keystore *ks, const char *file, size_t flen, unsigned char *body,
+                   char *err, size_t errlen)
+{
+    unsigned char *keys[SK_SLOTS] = { key_new(), key_new() };
+    int found[SK_SLOTS], chosen = -1, n;
+
+    if (!keys[0] || !keys[1]) {
+        n = -ENOMEM;
+        snprintf(err, errlen, "keystore %s: out of memory", ks->path);
+        goto out;
+    }
+    n = sk_read(ks->seal_path, ks->wrap_key, keys, found);
+    if (n < 0) {
+        snprintf(err, errlen, "keystore %s: sealing key file %s: %s", ks->path, ks->seal_path,
+                 n == -EPERM ? "gives access to group or others (must be 0600)" : strerror(-n));
+        goto out;
+    }
+    for (int i = 0; i < SK_SLOTS && chosen < 0; i++)
+        if (found[i] && use_key(ks, keys[i]) == 0 &&
+            seal_open(ks->file_key, (const unsigned char *)file, KS_MAGIC_LEN,
+                      (const unsigned char *)file + KS_MAGIC_LEN, flen - KS_MAGIC_LEN,
+                      body) == 0)
+            chosen = i;
+    if (chosen < 0) {
+        n = -EBADMSG;
+        snprintf(err, errlen, "keystore %s: does not open with the sealing keys in %s (%s)",
+                 ks->path, ks->seal_path, found[0] || found[1]
+                     ? "a copy from before a shred, retire or rekey-master, or a damaged file"
+                     : "no sealing key opens under this master key: wrong master key or a "
+                       "damaged .seal file");
+        goto out;
+    }
+    memcpy(ks->seal_key, keys[chosen], SEAL_KEY_LEN);
+    ks->slot = chosen;
+    ks->stale = found[1 - chosen];      /* an interrupted re-seal left the other one */
+    n = 0;
+out:
+    key_free(&keys[0]);
+    key_free(&keys[1]);
+    return n;
 }
 
 int ks_load(const char *path, const unsigned char *master, struct keystore **out, char *err,
@@ -504,12 +814,14 @@ int ks_load(const char *path, const unsigned char *master, struct keystore **out
         snprintf(err, errlen, "keystore %s: %s", path, strerror(-r));
         goto out;
     }
-    if ((r = ks_new(path, master, &ks)) != 0) {
+    if ((r = ks_alloc(path, master, &ks)) != 0) {
         snprintf(err, errlen, "keystore %s: %s", path, strerror(-r));
         goto out;
     }
     r = -EBADMSG;
-    if (flen < KS_MAGIC_LEN + SEAL_OVERHEAD + 1 || memcmp(file, KS_MAGIC, KS_MAGIC_LEN) != 0) {
+    if (flen < KS_MAGIC_LEN + SEAL_OVERHEAD + 1 ||
+        (memcmp(file, KS_MAGIC, KS_MAGIC_LEN) != 0 &&
+         memcmp(file, KS_MAGIC_V1, KS_MAGIC_LEN) != 0)) {
         snprintf(err, errlen, "keystore %s: not a TraceVault keystore", path);
         goto out;
     }
@@ -519,12 +831,23 @@ int ks_load(const char *path, const unsigned char *master, struct keystore **out
         snprintf(err, errlen, "keystore %s: out of memory", path);
         goto out;
     }
-    if (seal_open(ks->file_key, (unsigned char *)file, KS_MAGIC_LEN,
-                  (unsigned char *)file + KS_MAGIC_LEN, flen - KS_MAGIC_LEN, body) != 0) {
-        snprintf(err, errlen, "keystore %s: does not authenticate under this master key "
-                 "(wrong key or damaged file)", path);
-        goto out;
+    if (memcmp(file, KS_MAGIC, KS_MAGIC_LEN) == 0) {
+        if ((r = open_v2(ks, file, flen, body, err, errlen)) != 0)
+            goto out;
+    } else {
+        /* v1, sealed under the master key: the next save writes a sealing
+         * key (ks_settle does it at start-up). */
+        ks->legacy = 1;
+        randombytes_buf(ks->seal_key, SEAL_KEY_LEN);
+        if (use_key(ks, master) != 0 ||
+            seal_open(ks->file_key, (unsigned char *)file, KS_MAGIC_LEN,
+                      (unsigned char *)file + KS_MAGIC_LEN, flen - KS_MAGIC_LEN, body) != 0) {
+            snprintf(err, errlen, "keystore %s: does not authenticate under this master key "
+                     "(wrong key or damaged file)", path);
+            goto out;
+        }
     }
+    r = -EBADMSG;
     if (mp_decode(body, blen, 8, blen + 16, &up) != 0 || (r = parse_body(ks, &up.data)) != 0) {
         if (r == -EBADMSG || r == 0)
             r = -EBADMSG;

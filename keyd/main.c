@@ -21,11 +21,12 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "keyd/audit.h"
 #include "keyd/keystore.h"
 #include "keyd/ops.h"
+#include "keyd/records.h"
 #include "keyd/seal.h"
 #include "keyd/server.h"
+#include "lib/audit.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -85,7 +86,7 @@ static int cmd_init(const struct tv_config *cfg)
     struct audit *a = NULL;
     unsigned char *master = NULL, *akey = NULL;
     const char *from;
-    char err[512], line[AUDIT_LINE_MAX];
+    char err[512], line[AUDIT_LINE_MAX], body[AUDIT_LINE_MAX];
     int r, rc = 1, lockfd = -1;
 
     if (stat(cfg->keyd.master_key, &st) == 0) {
@@ -128,18 +129,25 @@ static int cmd_init(const struct tv_config *cfg)
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
     }
-    if ((r = audit_open(cfg->keyd.audit_log, akey, 1, &a)) != 0) {
-        fprintf(stderr, PROG ": audit log %s: %s\n", cfg->keyd.audit_log, strerror(-r));
+    struct audit_opts ao = { .fmt = &keyd_audit_format };
+    if ((r = audit_open(cfg->keyd.audit_log, akey, &ao, NULL, &a, err, sizeof(err))) != 0) {
+        fprintf(stderr, PROG ": %s\n", err);
         goto out;
     }
-    struct audit_rec rec = { .gen = ks->gen, .uid = getuid(), .pid = getpid(), .op = "INIT",
-                             .result = "ok" };
-    if ((r = audit_add(a, &rec, line)) != 0 || !(ks->pending = strdup(line))) {
+    struct keyd_rec rec = { .gen = ks_gen(ks), .uid = getuid(), .pid = getpid(), .op = "INIT",
+                            .result = "ok" };
+    uint64_t seq;
+    unsigned char mac[AUDIT_MAC_LEN];
+    if ((r = keyd_rec_body(body, sizeof(body), &rec) < 0 ? -EINVAL : 0) == 0 &&
+        (r = audit_add(a, body, line)) == 0) {
+        audit_head(a, &seq, mac);
+        r = ks_set_head(ks, seq, mac, line);
+    }
+    if (r != 0) {
         fprintf(stderr, PROG ": audit log %s: cannot format the first record\n",
                 cfg->keyd.audit_log);
         goto out;
     }
-    audit_head(a, &ks->head_seq, ks->head_mac);
     if ((r = ks_save(ks)) != 0) {
         fprintf(stderr, PROG ": keystore %s: %s\n", cfg->keyd.keystore, strerror(-r));
         goto out;
@@ -148,8 +156,8 @@ static int cmd_init(const struct tv_config *cfg)
         fprintf(stderr, PROG ": audit log %s: %s\n", cfg->keyd.audit_log, strerror(-r));
         goto out;
     }
-    printf(PROG ": created master key %s, keystore %s, audit log %s\n", cfg->keyd.master_key,
-           cfg->keyd.keystore, cfg->keyd.audit_log);
+    printf(PROG ": created master key %s, keystore %s (and its .seal), audit log %s\n",
+           cfg->keyd.master_key, cfg->keyd.keystore, cfg->keyd.audit_log);
     rc = 0;
 out:
     audit_close(a);
@@ -163,68 +171,87 @@ out:
     return rc;
 }
 
+/* Generations seen while the log is verified at start-up. */
+struct gen_scan {
+    uint64_t max_gen;
+};
+
+static int scan_gen(const char *line, size_t len, uint64_t seq, void *arg)
+{
+    struct gen_scan *g = arg;
+    uint64_t gen;
+    (void)seq;
+    if (keyd_rec_gen(line, len, &gen) != 0)
+        return -EBADMSG;
+    if (gen > g->max_gen)
+        g->max_gen = gen;
+    return 0;
+}
+
 /*
- * Check the audit log against the keystore and open it for appending.
- * Accepts: the log ends at the keystore's chain head, or goes on from it
- * (records of requests after the last key change), or stops exactly one
- * record short with that record pending in the keystore (crash between the
- * keystore save and the log flush: the record is appended now).  Refuses: a
- * broken chain, a log without the head (truncated or replaced), a record of
- * a later keystore generation than the keystore's (an older keystore was
- * restored: shredded keys would come back).
+ * Check the audit log against its anchor and the keystore, and open it for
+ * appending.  lib/audit refuses a broken chain and a log that ends before
+ * its anchor (a cut tail, also after kill -9).  On top of that the log must
+ * hold the keystore's chain head (the record of the last key change), or
+ * stop exactly one record short of it with that record pending in the
+ * keystore (crash between the keystore save and the log flush: the record
+ * is appended now), unless the head is in a rotated file; and no record
+ * may carry a later keystore generation than the keystore's (an older
+ * keystore was restored: shredded keys would come back).  A log without an anchor is adopted only from a keystore of a
+ * version that did not anchor its log.
  */
 static int reconcile(struct keyd_state *st, char *err, size_t errlen)
 {
     struct keystore *ks = st->ks;
+    struct gen_scan g = { 0 };
     struct audit_scan sc;
-    char verr[400];
+    struct audit_opts ao = { .fmt = &keyd_audit_format, .cont = ops_audit_cont, .cont_arg = st,
+                             .adopt = !ks_anchored(ks) };
+    char verr[600];
+    uint64_t head_seq;
+    const char *pending;
     int r;
 
-    r = audit_verify_file(st->audit_path, st->audit_key, ks->head_seq, ks->head_mac, &sc, verr,
-                          sizeof(verr));
-    if (r == -ENOENT && ks->head_seq == 0)
-        memset(&sc, 0, sizeof(sc));
-    else if (r != 0) {
+    memset(&sc, 0, sizeof(sc));
+    ks_head(ks, &head_seq, sc.want_mac, &pending);
+    sc.want_seq = head_seq;
+    sc.on_record = scan_gen;
+    sc.arg = &g;
+    if ((r = audit_open(st->audit_path, st->audit_key, &ao, &sc, &st->audit, verr,
+                        sizeof(verr))) != 0) {
         snprintf(err, errlen, "%s; refusing to start (fail closed)", verr);
-        return -EBADMSG;
+        return r == -EBADMSG ? -EBADMSG : r;
     }
-    if ((r = audit_open(st->audit_path, st->audit_key, 1, &st->audit)) != 0) {
-        snprintf(err, errlen, "audit log %s: %s", st->audit_path, strerror(-r));
-        return r;
-    }
-    audit_set_head(st->audit, sc.last_seq, sc.last_mac);
-    if (ks->head_seq == sc.last_seq + 1 && ks->pending) {
-        uint64_t pseq, pgen;
-        size_t pl = strlen(ks->pending);
+    if (head_seq == sc.last_seq + 1 && pending && audit_append_line(st->audit, pending) == 0) {
+        uint64_t seq, pgen;
         unsigned char mac[AUDIT_MAC_LEN];
-        if (audit_line_ids(ks->pending, pl, &pseq, &pgen) == 0 && pseq == ks->head_seq &&
-            pl > 70) {
-            audit_line_mac(st->audit_key, sc.last_mac, ks->pending, pl - 70, mac);
-            if (sodium_memcmp(mac, ks->head_mac, AUDIT_MAC_LEN) == 0 &&
-                audit_append_line(st->audit, ks->pending) == 0) {
-                log_warn("audit log %s: restored record %" PRIu64 " from the keystore "
-                         "(keyd stopped between saving the keystore and the log)",
-                         st->audit_path, pseq);
-                sc.last_seq = pseq;
-                memcpy(sc.last_mac, mac, AUDIT_MAC_LEN);
-                sc.head_found = 1;
-                if (pgen > sc.max_gen)
-                    sc.max_gen = pgen;
-            }
-        }
+        audit_head(st->audit, &seq, mac);
+        log_warn("audit log %s: restored record %" PRIu64 " from the keystore (keyd stopped "
+                 "between saving the keystore and the log)", st->audit_path, seq);
+        sc.want_found = sodium_memcmp(mac, sc.want_mac, AUDIT_MAC_LEN) == 0;
+        sc.last_seq = seq;
+        if (keyd_rec_gen(pending, strlen(pending), &pgen) == 0 && pgen > g.max_gen)
+            g.max_gen = pgen;
     }
-    if (ks->head_seq > 0 && !sc.head_found) {
+    /* A head before the file's first record is in a rotated file: the anchor
+     * and the continuation record vouch for the chain up to here. */
+    if (head_seq > 0 && !sc.want_found && !(sc.first_seq && head_seq < sc.first_seq)) {
         snprintf(err, errlen, "audit log %s: does not hold the keystore's chain head (record "
                  "%" PRIu64 "; the log ends at %" PRIu64 "): log truncated or replaced; "
-                 "refusing to start", st->audit_path, ks->head_seq, sc.last_seq);
+                 "refusing to start", st->audit_path, head_seq, sc.last_seq);
         return -EBADMSG;
     }
-    if (sc.max_gen > ks->gen) {
+    if (g.max_gen > ks_gen(ks)) {
         snprintf(err, errlen, "keystore %s: generation %" PRIu64 " is older than the audit log "
                  "(which records generation %" PRIu64 "): a restored old keystore could bring "
-                 "back retired or shredded keys; refusing to start", ks->path, ks->gen,
-                 sc.max_gen);
+                 "back retired or shredded keys; refusing to start", ks_path(ks), ks_gen(ks),
+                 g.max_gen);
         return -ESTALE;
+    }
+    /* From now on this keystore says "my log has an anchor". */
+    if (!ks_anchored(ks) && (r = ks_save(ks)) != 0) {
+        snprintf(err, errlen, "keystore %s: cannot save: %s", ks_path(ks), strerror(-r));
+        return r;
     }
     return 0;
 }
@@ -258,22 +285,28 @@ static int serve(const char *conf_path, struct tv_config *cfg)
         log_error("%s", err);
         goto out;
     }
+    /* A re-seal killed before it overwrote the old sealing key, or a v1
+     * keystore: finish before serving. */
+    if ((r = ks_settle(st.ks)) != 0) {
+        log_error("keystore %s: cannot finish sealing: %s", ks_path(st.ks), strerror(-r));
+        goto out;
+    }
     if (server_new(&st, conf_path, &srv, err, sizeof(err)) != 0) {
         log_error("%s", err);
         goto out;
     }
     log_info("serving %s (keystore %s generation %" PRIu64 ", %zu projects, master key %s)",
-             cfg->keyd.socket, cfg->keyd.keystore, st.ks->gen, st.ks->np, from);
+             cfg->keyd.socket, cfg->keyd.keystore, ks_gen(st.ks), ks_count(st.ks), from);
     sd_notify(0, "READY=1");
     r = server_run(srv);
     sd_notify(0, "STOPPING=1");
     /* Record the chain head so truncation across the restart is caught. */
     if (audit_flush(st.audit) == 0) {
-        audit_head(st.audit, &st.ks->head_seq, st.ks->head_mac);
-        free(st.ks->pending);
-        st.ks->pending = NULL;
-        if (ks_save(st.ks) != 0)
-            log_warn("keystore %s: cannot record the audit chain head at exit", st.ks->path);
+        uint64_t seq;
+        unsigned char mac[AUDIT_MAC_LEN];
+        audit_head(st.audit, &seq, mac);
+        if (ks_set_head(st.ks, seq, mac, NULL) != 0 || ks_save(st.ks) != 0)
+            log_warn("keystore %s: cannot record the audit chain head at exit", ks_path(st.ks));
     }
     log_info("stopped after %" PRIu64 " requests (%" PRIu64 " denied)", st.requests, st.denied);
     rc = r == 0 ? 0 : 1;

@@ -1,7 +1,17 @@
 /*
- * ops.c - see ops.h.  Layout: reply helpers, request parsing and the
- * authorization check (handle), then one function per operation.  Every
- * path through ops_handle stages exactly one audit record, allowed or not.
+ * ops.c - see ops.h.  Layout: the request context and its helpers, the
+ * operations (one function each, as OpenSSH's ssh-agent has process_*: each
+ * checks its arguments, acts and packs its own reply), the key-change
+ * commit, the dispatch table (op -> allowed classes, handler) and
+ * ops_handle, which decodes, authorizes, dispatches and audits.  Every path
+ * through ops_handle stages or writes exactly one audit record.
+ *
+ * The keystore is reached only through keystore.h; KEK bytes never pass
+ * through this file.
+ *
+ * To add an operation: a name in proto.h/proto.c, a handler here, a row in
+ * op_table.  To add a class of callers: a bit, and a row in class_table
+ * naming its [keyd] list in lib/config.h.
  */
 #include "config.h"
 #include "keyd/ops.h"
@@ -10,28 +20,36 @@
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "keyd/keyd_client.h"
 #include "keyd/proto.h"
+#include "keyd/records.h"
 #include "keyd/seal.h"
 #include "lib/config.h"
 #include "lib/frame.h"
 #include "lib/log.h"
 
-/* A parsed request and what the audit record will say about it. */
-struct req {
+/* One request in flight: what was asked, what the audit record will say
+ * about it, and where its reply goes. */
+struct op_ctx {
+    struct keyd_state *st;
+    const struct keyd_peer *peer;
     const msgpack_object *map;
     enum keyd_op op;
-    char project[64];             /* "" if absent or invalid */
+    char project[KEYD_PROJECT_MAX + 1];  /* "" if absent or invalid */
     struct ks_project *p;
     uint32_t version;             /* audited */
     uint32_t n;                   /* audited */
     int err;                      /* positive errno of the outcome */
     char msg[200];
+    msgpack_packer pk;            /* the reply */
+    struct keyd_event_out *ev;
+    int subscribe;
+    int audited;                  /* the op wrote its own record (key changes) */
 };
 
 static void pk_str(msgpack_packer *pk, const char *s)
@@ -45,10 +63,25 @@ static void pk_bin(msgpack_packer *pk, const void *p, size_t n)
     msgpack_pack_bin_body(pk, p, n);
 }
 
-void ops_error_reply(msgpack_sbuffer *out, int err, const char *msg)
+/* Start a successful reply of 1 + NFIELDS pairs: {"ok": true, ...}. */
+static void reply_ok(struct op_ctx *x, uint32_t nfields)
+{
+    msgpack_pack_map(&x->pk, 1 + nfields);
+    pk_str(&x->pk, "ok");
+    msgpack_pack_true(&x->pk);
+}
+
+static void reply_ok_version(struct op_ctx *x, uint32_t version)
+{
+    reply_ok(x, 1);
+    pk_str(&x->pk, "version");
+    msgpack_pack_uint32(&x->pk, version);
+}
+
+void ops_error_reply(struct gbuf *out, int err, const char *msg)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, gbuf_msgpack_write);
     msgpack_pack_map(&pk, 3);
     pk_str(&pk, "ok");
     msgpack_pack_false(&pk);
@@ -58,29 +91,28 @@ void ops_error_reply(msgpack_sbuffer *out, int err, const char *msg)
     pk_str(&pk, msg);
 }
 
-void ops_event_pack(msgpack_sbuffer *out, const struct keyd_event_out *ev)
+void ops_event_pack(struct gbuf *out, const struct keyd_event_out *ev)
 {
     msgpack_packer pk;
-    const char *t = ev->type == KEYD_EV_SHRED ? "SHRED"
-                    : ev->type == KEYD_EV_RETIRE ? "RETIRE" : "ROTATE";
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, gbuf_msgpack_write);
     msgpack_pack_map(&pk, 3);
     pk_str(&pk, "event");
-    pk_str(&pk, t);
+    pk_str(&pk, keyd_event_name(ev->type));
     pk_str(&pk, "project");
     pk_str(&pk, ev->project);
     pk_str(&pk, "version");
     msgpack_pack_uint32(&pk, ev->version);
 }
 
-static int fail(struct req *rq, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct req *rq, int err, const char *fmt, ...)
+static int fail(struct op_ctx *x, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct op_ctx *x, int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rq->msg, sizeof(rq->msg), fmt, ap);
+    vsnprintf(x->msg, sizeof(x->msg), fmt, ap);
     va_end(ap);
-    rq->err = err;
+    x->err = err;
     return -err;
 }
 
@@ -105,146 +137,227 @@ void ops_release(struct keyd_state *st)
     st->audit_key = st->dek_scratch = NULL;
 }
 
-/* Stage the audit record for RQ.  Returns 0 or -EIO. */
-static int audit_req(struct keyd_state *st, const struct keyd_peer *peer, const struct req *rq)
+/* Format X's audit record body into BODY (AUDIT_LINE_MAX). */
+static int req_body(struct keyd_state *st, const struct keyd_peer *peer, const struct op_ctx *x,
+                    char *body)
 {
-    struct audit_rec rec = {
-        .gen = st->ks->gen, .uid = peer->uid, .pid = peer->pid,
-        .op = keyd_op_name(rq->op), .project = rq->project[0] ? rq->project : NULL,
-        .version = rq->version, .n = rq->n,
-        .result = rq->err ? keyd_errno_name(rq->err) : "ok",
+    struct keyd_rec rec = {
+        .gen = ks_gen(st->ks), .uid = peer->uid, .pid = peer->pid,
+        .op = keyd_op_name(x->op), .project = x->project[0] ? x->project : NULL,
+        .version = x->version, .n = x->n,
+        .result = x->err ? keyd_errno_name(x->err) : "ok",
     };
-    return audit_add(st->audit, &rec, NULL);
+    return keyd_rec_body(body, AUDIT_LINE_MAX, &rec) < 0 ? -EINVAL : 0;
 }
 
-static const struct tv_userlist *class_list(const struct tv_config *cfg, enum keyd_class c)
+/* Stage the audit record for X.  Returns 0 or -EIO. */
+static int audit_req(struct keyd_state *st, const struct keyd_peer *peer,
+                     const struct op_ctx *x)
 {
-    switch (c) {
-    case KEYD_CLASS_VAULT: return &cfg->keyd.vault_users;
-    case KEYD_CLASS_AGENT: return &cfg->keyd.agent_users;
-    case KEYD_CLASS_ADMIN: return &cfg->keyd.admin_users;
-    default: return NULL;
-    }
-}
-
-static const char *class_key(enum keyd_class c)
-{
-    return c == KEYD_CLASS_VAULT ? "vault_users" : c == KEYD_CLASS_AGENT ? "agent_users"
-                                                                         : "admin_users";
-}
-
-/* The project named by the request, which must exist. */
-static int need_project(struct keyd_state *st, struct req *rq, int live)
-{
-    if (!rq->project[0])
-        return fail(rq, EINVAL, "keyd: %s: missing or invalid \"project\"",
-                    keyd_op_name(rq->op));
-    rq->p = ks_find(st->ks, rq->project);
-    if (!rq->p)
-        return fail(rq, ENOENT, "keyd: project \"%s\": no such project", rq->project);
-    if (live && rq->p->shredded)
-        return fail(rq, EKEYREVOKED, "keyd: project \"%s\": shredded", rq->project);
+    char body[AUDIT_LINE_MAX];
+    if (req_body(st, peer, x, body) != 0 || audit_add(st->audit, body, NULL) != 0)
+        return -EIO;
     return 0;
 }
 
-/* The ACTIVE version V of the request's project, or the reason it is not. */
-static struct ks_version *need_version(struct req *rq, uint32_t v)
+int ops_audit_cont(char *buf, size_t cap, const char *prev_hex, void *arg)
 {
-    struct ks_project *p = rq->p;
-    struct ks_version *kv = ks_version(p, v);
-    if (kv)
-        return kv;
-    if (v == 0 || v > p->nv)
-        fail(rq, ENOENT, "keyd: project \"%s\": no key version %" PRIu32, p->name, v);
-    else if (p->v[v - 1].state == KEYD_V_RETIRED)
-        fail(rq, EKEYEXPIRED, "keyd: project \"%s\": key version %" PRIu32 " is retired",
-             p->name, v);
-    else
-        fail(rq, EKEYREVOKED, "keyd: project \"%s\": key version %" PRIu32 " is shredded",
-             p->name, v);
-    return NULL;
+    struct keyd_state *st = arg;
+    struct keyd_rec rec = { .gen = ks_gen(st->ks), .uid = getuid(), .pid = getpid(),
+                            .op = "LOG_CONTINUES", .result = "ok", .prev_hex = prev_hex };
+    return keyd_rec_body(buf, cap, &rec);
 }
 
-static int get_u32(struct req *rq, const char *key, uint32_t *out)
+/* --- argument helpers ---------------------------------------------------- */
+
+/* The project named by the request, which must exist (and, if LIVE, not be
+ * shredded). */
+static int need_project(struct op_ctx *x, int live)
+{
+    if (!x->project[0])
+        return fail(x, EINVAL, "keyd: %s: missing or invalid \"project\"", keyd_op_name(x->op));
+    x->p = ks_find(x->st->ks, x->project);
+    if (!x->p)
+        return fail(x, ENOENT, "keyd: project \"%s\": no such project", x->project);
+    if (live && ks_shredded(x->p))
+        return fail(x, EKEYREVOKED, "keyd: project \"%s\": shredded", x->project);
+    return 0;
+}
+
+/* Version V of the request's project must be ACTIVE. */
+static int need_usable(struct op_ctx *x, uint32_t v)
+{
+    switch (ks_usable(x->p, v)) {
+    case 0:
+        return 0;
+    case -ENOENT:
+        return fail(x, ENOENT, "keyd: project \"%s\": no key version %" PRIu32, x->project, v);
+    case -EKEYEXPIRED:
+        return fail(x, EKEYEXPIRED, "keyd: project \"%s\": key version %" PRIu32
+                    " is retired", x->project, v);
+    default:
+        return fail(x, EKEYREVOKED, "keyd: project \"%s\": key version %" PRIu32
+                    " is shredded", x->project, v);
+    }
+}
+
+static int need_u32(struct op_ctx *x, const char *key, uint32_t *out)
 {
     uint64_t v;
-    if (mp_get_uint(rq->map, key, &v) != 0 || v > UINT32_MAX)
-        return fail(rq, EINVAL, "keyd: %s: missing or invalid \"%s\"", keyd_op_name(rq->op),
-                    key);
+    if (mp_get_uint(x->map, key, &v) != 0 || v > UINT32_MAX)
+        return fail(x, EINVAL, "keyd: %s: missing or invalid \"%s\"", keyd_op_name(x->op), key);
     *out = (uint32_t)v;
     return 0;
 }
 
 /* --- vault_users ------------------------------------------------------- */
 
-static void wrap_dek(const struct ks_project *p, const struct ks_version *v,
-                     const unsigned char *dek, unsigned char *out)
+static int op_gen_dek(struct op_ctx *x)
 {
-    unsigned char aad[SEAL_AAD_MAX];
-    size_t al = seal_aad(aad, SEAL_KIND_DEK, p->name, v->version, 0);
-    seal_seal(v->kek, aad, al, dek, KEYD_DEK_LEN, out);
-}
-
-static int unwrap_dek(const struct ks_project *p, const struct ks_version *v,
-                      const unsigned char *w, unsigned char *dek)
-{
-    unsigned char aad[SEAL_AAD_MAX];
-    size_t al = seal_aad(aad, SEAL_KIND_DEK, p->name, v->version, 0);
-    return seal_open(v->kek, aad, al, w, KEYD_WRAPPED_LEN, dek);
-}
-
-static int op_gen_dek(struct keyd_state *st, struct req *rq, unsigned char **wrapped)
-{
+    unsigned char *deks = x->st->dek_scratch;
     uint32_t n;
     int r;
-    if ((r = need_project(st, rq, 1)) != 0 || (r = get_u32(rq, "n", &n)) != 0)
+
+    if ((r = need_project(x, 1)) != 0 || (r = need_u32(x, "n", &n)) != 0)
         return r;
-    rq->n = n;
-    rq->version = rq->p->current;
+    x->n = n;
+    x->version = ks_current(x->p);
     if (n == 0 || n > KEYD_GEN_MAX)
-        return fail(rq, EINVAL, "keyd: GEN_DEK: count %" PRIu32 " outside 1..%d", n,
+        return fail(x, EINVAL, "keyd: GEN_DEK: count %" PRIu32 " outside 1..%d", n,
                     KEYD_GEN_MAX);
-    struct ks_version *v = ks_version(rq->p, rq->p->current);
-    if (!v)
-        return fail(rq, EIO, "keyd: project \"%s\": current version missing", rq->project);
-    *wrapped = malloc((size_t)n * KEYD_WRAPPED_LEN);
-    if (!*wrapped)
-        return fail(rq, ENOMEM, "keyd: out of memory");
-    randombytes_buf(st->dek_scratch, (size_t)n * KEYD_DEK_LEN);
-    for (uint32_t i = 0; i < n; i++)
-        wrap_dek(rq->p, v, st->dek_scratch + (size_t)i * KEYD_DEK_LEN,
-                 *wrapped + (size_t)i * KEYD_WRAPPED_LEN);
+    if (ks_usable(x->p, x->version) != 0)
+        return fail(x, EIO, "keyd: project \"%s\": current version missing", x->project);
+    randombytes_buf(deks, (size_t)n * KEYD_DEK_LEN);
+    reply_ok(x, 3);
+    pk_str(&x->pk, "version");
+    msgpack_pack_uint32(&x->pk, x->version);
+    pk_str(&x->pk, "deks");
+    pk_bin(&x->pk, deks, (size_t)n * KEYD_DEK_LEN);
+    pk_str(&x->pk, "wrapped");
+    msgpack_pack_bin(&x->pk, (size_t)n * KEYD_WRAPPED_LEN);
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char w[KEYD_WRAPPED_LEN];
+        ks_wrap(x->p, x->version, deks + (size_t)i * KEYD_DEK_LEN, w);
+        msgpack_pack_bin_body(&x->pk, w, sizeof(w));
+    }
+    sodium_memzero(deks, (size_t)n * KEYD_DEK_LEN);
     return 0;
 }
 
-static int op_unwrap(struct keyd_state *st, struct req *rq)
+/* Common to UNWRAP and REWRAP: unwrap the request's "wrapped" DEKs (all
+ * under "version") into the scratch buffer; the caller wipes it. */
+static int unwrap_request(struct op_ctx *x)
 {
     const void *w;
     size_t wl;
     int r;
-    if ((r = need_project(st, rq, 1)) != 0 || (r = get_u32(rq, "version", &rq->version)) != 0)
+
+    if ((r = need_project(x, 1)) != 0 || (r = need_u32(x, "version", &x->version)) != 0)
         return r;
-    if (mp_get_bin(rq->map, "wrapped", &w, &wl) != 0 || wl == 0 || wl % KEYD_WRAPPED_LEN ||
+    if (mp_get_bin(x->map, "wrapped", &w, &wl) != 0 || wl == 0 || wl % KEYD_WRAPPED_LEN ||
         wl / KEYD_WRAPPED_LEN > KEYD_GEN_MAX)
-        return fail(rq, EINVAL, "keyd: %s: \"wrapped\" must be 1..%d wrapped DEKs of %d bytes",
-                    keyd_op_name(rq->op), KEYD_GEN_MAX, KEYD_WRAPPED_LEN);
-    rq->n = (uint32_t)(wl / KEYD_WRAPPED_LEN);
-    if (rq->op == KEYD_OP_REWRAP && rq->n != 1)
-        return fail(rq, EINVAL, "keyd: REWRAP takes exactly one wrapped DEK");
-    struct ks_version *v = need_version(rq, rq->version);
-    if (!v)
-        return -rq->err;
-    for (uint32_t i = 0; i < rq->n; i++)
-        if (unwrap_dek(rq->p, v, (const unsigned char *)w + (size_t)i * KEYD_WRAPPED_LEN,
-                       st->dek_scratch + (size_t)i * KEYD_DEK_LEN) != 0) {
-            sodium_memzero(st->dek_scratch, (size_t)rq->n * KEYD_DEK_LEN);
-            return fail(rq, EBADMSG, "keyd: project \"%s\" version %" PRIu32 ": wrapped DEK "
-                        "%" PRIu32 " does not authenticate", rq->project, rq->version, i);
+        return fail(x, EINVAL, "keyd: %s: \"wrapped\" must be 1..%d wrapped DEKs of %d bytes",
+                    keyd_op_name(x->op), KEYD_GEN_MAX, KEYD_WRAPPED_LEN);
+    x->n = (uint32_t)(wl / KEYD_WRAPPED_LEN);
+    if (x->op == KEYD_OP_REWRAP && x->n != 1)
+        return fail(x, EINVAL, "keyd: REWRAP takes exactly one wrapped DEK");
+    if ((r = need_usable(x, x->version)) != 0)
+        return r;
+    for (uint32_t i = 0; i < x->n; i++)
+        if (ks_unwrap(x->p, x->version, (const unsigned char *)w + (size_t)i * KEYD_WRAPPED_LEN,
+                      x->st->dek_scratch + (size_t)i * KEYD_DEK_LEN) != 0) {
+            sodium_memzero(x->st->dek_scratch, (size_t)x->n * KEYD_DEK_LEN);
+            return fail(x, EBADMSG, "keyd: project \"%s\" version %" PRIu32 ": wrapped DEK "
+                        "%" PRIu32 " does not authenticate", x->project, x->version, i);
         }
     return 0;
 }
 
+static int op_unwrap(struct op_ctx *x)
+{
+    int r = unwrap_request(x);
+    if (r != 0)
+        return r;
+    reply_ok(x, 1);
+    pk_str(&x->pk, "dek");
+    pk_bin(&x->pk, x->st->dek_scratch, (size_t)x->n * KEYD_DEK_LEN);
+    sodium_memzero(x->st->dek_scratch, (size_t)x->n * KEYD_DEK_LEN);
+    return 0;
+}
+
+/* Re-wrap one DEK under the current version; the DEK never leaves keyd. */
+static int op_rewrap(struct op_ctx *x)
+{
+    unsigned char nw[KEYD_WRAPPED_LEN];
+    uint32_t cur;
+    int r = unwrap_request(x);
+    if (r != 0)
+        return r;
+    cur = ks_current(x->p);
+    r = ks_wrap(x->p, cur, x->st->dek_scratch, nw);
+    sodium_memzero(x->st->dek_scratch, KEYD_DEK_LEN);
+    if (r != 0)
+        return fail(x, EIO, "keyd: project \"%s\": current version missing", x->project);
+    reply_ok(x, 2);
+    pk_str(&x->pk, "version");
+    msgpack_pack_uint32(&x->pk, cur);
+    pk_str(&x->pk, "wrapped");
+    pk_bin(&x->pk, nw, sizeof(nw));
+    return 0;
+}
+
+static int op_subscribe(struct op_ctx *x)
+{
+    x->subscribe = 1;
+    reply_ok(x, 0);
+    return 0;
+}
+
+/* --- agent_users ------------------------------------------------------- */
+
+static int op_apikey_get(struct op_ctx *x)
+{
+    const char *key;
+    size_t len;
+    int r;
+    if ((r = need_project(x, 1)) != 0)
+        return r;
+    if (ks_apikey(x->p, &key, &len) != 0)
+        return fail(x, ENOENT, "keyd: project \"%s\": no API key set", x->project);
+    reply_ok(x, 1);
+    pk_str(&x->pk, "key");
+    pk_bin(&x->pk, key, len);
+    return 0;
+}
+
+static int op_pseudonym_key(struct op_ctx *x)
+{
+    int r;
+    if ((r = need_project(x, 1)) != 0)
+        return r;
+    reply_ok(x, 1);
+    pk_str(&x->pk, "key");
+    pk_bin(&x->pk, ks_pseudonym(x->p), KEYD_PSEUDONYM_KEY_LEN);
+    return 0;
+}
+
 /* --- admin: changes of key material ----------------------------------- */
+
+/* Before a key change: earlier staged records go first, so the keystore's
+ * chain head will be the change's own record. */
+static int change_begin(struct op_ctx *x)
+{
+    if (audit_flush(x->st->audit) != 0)
+        return fail(x, EIO, "keyd: audit log %s: cannot write", x->st->audit_path);
+    return 0;
+}
+
+/* A mutation of the keystore failed with R (nothing changed). */
+static int change_failed(struct op_ctx *x, int r)
+{
+    return fail(x, -r, "keyd: project \"%s\": %s failed: %s", x->project, keyd_op_name(x->op),
+                strerror(-r));
+}
 
 /*
  * Make a key change durable: stage its audit record (under the new
@@ -252,43 +365,42 @@ static int op_unwrap(struct keyd_state *st, struct req *rq)
  * record, save the keystore, then flush the log.  A crash between the save
  * and the flush is repaired at start-up from the pending record.  On a failed
  * save the in-memory keystore is reloaded from disk, so memory never holds
- * keys the disk does not.  Returns 0, -EIO (request failed, keyd consistent)
- * or -EPIPE (keyd must stop).
+ * keys the disk does not.  On success subscribers get event EV (0: none).
+ * Returns 0, -EIO (request failed, keyd consistent) or -EPIPE (keyd must
+ * stop).
  */
-static int commit_change(struct keyd_state *st, const struct keyd_peer *peer, struct req *rq)
+static int change_commit(struct op_ctx *x, int ev)
 {
-    char line[AUDIT_LINE_MAX];
-    struct audit_rec rec = {
-        .gen = st->ks->gen, .uid = peer->uid, .pid = peer->pid, .op = keyd_op_name(rq->op),
-        .project = rq->project, .version = rq->version, .n = rq->n, .result = "ok",
-    };
+    struct keyd_state *st = x->st;
+    char line[AUDIT_LINE_MAX], body[AUDIT_LINE_MAX];
     char err[256];
+    uint64_t seq;
+    unsigned char mac[AUDIT_MAC_LEN];
     int r;
 
-    if ((r = audit_add(st->audit, &rec, line)) == 0) {
-        audit_head(st->audit, &st->ks->head_seq, st->ks->head_mac);
-        free(st->ks->pending);
-        st->ks->pending = strdup(line);
-        if (!st->ks->pending)
-            r = -ENOMEM;
-        else
+    if ((r = req_body(st, x->peer, x, body)) == 0 && (r = audit_add(st->audit, body, line)) == 0) {
+        audit_head(st->audit, &seq, mac);
+        if ((r = ks_set_head(st->ks, seq, mac, line)) == 0)
             r = ks_save(st->ks);
         if (r != 0)
             audit_discard(st->audit);
     }
     if (r != 0) {
         struct keystore *fresh = NULL;
-        log_error("keystore %s: cannot save: %s", st->ks->path, strerror(-r));
-        if (ks_load(st->ks->path, st->master, &fresh, err, sizeof(err)) != 0) {
+        log_error("keystore %s: cannot save: %s", ks_path(st->ks), strerror(-r));
+        if (ks_load(ks_path(st->ks), st->master, &fresh, err, sizeof(err)) != 0) {
             log_error("%s", err);
             return -EPIPE;
         }
         ks_free(st->ks);
         st->ks = fresh;
-        rq->p = NULL;
-        fail(rq, EIO, "keyd: keystore %s: cannot save", fresh->path);
-        return -EIO;
+        x->p = NULL;
+        return fail(x, EIO, "keyd: keystore %s: cannot save", ks_path(fresh));
     }
+    if (ks_stale(st->ks))
+        log_warn("keystore %s: the previous sealing key could not be overwritten: a copy of "
+                 "the keystore from before may still open; keyd retries at its next start",
+                 ks_path(st->ks));
     /* Fault injection for the crash-recovery test: die in the one window
      * where the keystore is ahead of the log. */
     const char *crash = getenv("TRACEVAULT_KEYD_TEST_CRASH");
@@ -299,326 +411,334 @@ static int commit_change(struct keyd_state *st, const struct keyd_peer *peer, st
                   "kept in the keystore and written at the next start)", st->audit_path);
         return -EPIPE;
     }
+    x->audited = 1;
+    if (ev) {
+        x->ev->type = ev;
+        snprintf(x->ev->project, sizeof(x->ev->project), "%s", x->project);
+        x->ev->version = x->version;
+    }
     return 0;
 }
 
-static int op_change(struct keyd_state *st, const struct keyd_peer *peer, struct req *rq,
-                     struct keyd_event_out *ev)
+static int op_create(struct op_ctx *x)
 {
-    unsigned changed = 1;
     int r;
-
-    /* Earlier staged records go first, so the keystore's head is the newest. */
-    if (audit_flush(st->audit) != 0)
-        return fail(rq, EIO, "keyd: audit log %s: cannot write", st->audit_path);
-    switch (rq->op) {
-    case KEYD_OP_CREATE:
-        if (!rq->project[0])
-            return fail(rq, EINVAL, "keyd: CREATE: missing or invalid \"project\"");
-        r = ks_create(st->ks, rq->project, &rq->version);
-        if (r == -EEXIST)
-            return fail(rq, EEXIST, "keyd: project \"%s\": exists", rq->project);
-        break;
-    case KEYD_OP_ROTATE:
-        if ((r = need_project(st, rq, 1)) != 0)
-            return r;
-        r = ks_rotate(st->ks, rq->p, &rq->version);
-        ev->type = KEYD_EV_ROTATE;
-        break;
-    case KEYD_OP_RETIRE:
-        if ((r = need_project(st, rq, 1)) != 0 || (r = get_u32(rq, "below", &rq->version)) != 0)
-            return r;
-        r = ks_retire(st->ks, rq->p, rq->version, &changed);
-        if (r == -EINVAL)
-            return fail(rq, EINVAL, "keyd: project \"%s\": cannot retire below %" PRIu32
-                        " (current version is %" PRIu32 ")", rq->project, rq->version,
-                        rq->p->current);
-        ev->type = KEYD_EV_RETIRE;
-        break;
-    case KEYD_OP_SHRED:
-        if ((r = need_project(st, rq, 1)) != 0)
-            return r;
-        r = ks_shred(st->ks, rq->p);
-        ev->type = KEYD_EV_SHRED;
-        break;
-    default: { /* APIKEY_SET */
-        const void *k;
-        size_t kl;
-        if ((r = need_project(st, rq, 1)) != 0)
-            return r;
-        if ((mp_get_bin(rq->map, "key", &k, &kl) != 0 &&
-             mp_get_str(rq->map, "key", (const char **)&k, &kl) != 0) ||
-            kl == 0 || kl > KEYD_APIKEY_MAX || memchr(k, 0, kl) || memchr(k, '\n', kl))
-            return fail(rq, EINVAL, "keyd: APIKEY_SET: \"key\" must be 1..%d bytes without "
-                        "NUL or newline", KEYD_APIKEY_MAX);
-        r = ks_apikey_set(st->ks, rq->p, k, kl);
-        break;
-    }
-    }
-    if (r != 0) {
-        ev->type = 0;
-        return fail(rq, -r, "keyd: project \"%s\": %s failed: %s", rq->project,
-                    keyd_op_name(rq->op), strerror(-r));
-    }
-    if (!changed) {           /* nothing retired: no new generation, plain record */
-        ev->type = 0;
-        return 0;
-    }
-    snprintf(ev->project, sizeof(ev->project), "%s", rq->project);
-    ev->version = rq->version;
-    r = commit_change(st, peer, rq);
+    if ((r = change_begin(x)) != 0)
+        return r;
+    if (!x->project[0])
+        return fail(x, EINVAL, "keyd: CREATE: missing or invalid \"project\"");
+    r = ks_create(x->st->ks, x->project, &x->version);
+    if (r == -EEXIST)
+        return fail(x, EEXIST, "keyd: project \"%s\": exists", x->project);
     if (r != 0)
-        ev->type = 0;
-    return r == -EPIPE ? -EPIPE : (r ? -EIO : 1);   /* 1: record already written */
+        return change_failed(x, r);
+    if ((r = change_commit(x, 0)) != 0)
+        return r;
+    reply_ok_version(x, x->version);
+    return 0;
+}
+
+static int op_rotate(struct op_ctx *x)
+{
+    int r;
+    if ((r = change_begin(x)) != 0 || (r = need_project(x, 1)) != 0)
+        return r;
+    if ((r = ks_rotate(x->st->ks, x->p, &x->version)) != 0)
+        return change_failed(x, r);
+    if ((r = change_commit(x, KEYD_EV_ROTATE)) != 0)
+        return r;
+    reply_ok_version(x, x->version);
+    return 0;
+}
+
+static int op_retire(struct op_ctx *x)
+{
+    unsigned changed = 0;
+    int r;
+    if ((r = change_begin(x)) != 0 || (r = need_project(x, 1)) != 0 ||
+        (r = need_u32(x, "below", &x->version)) != 0)
+        return r;
+    r = ks_retire(x->st->ks, x->p, x->version, &changed);
+    if (r == -EINVAL)
+        return fail(x, EINVAL, "keyd: project \"%s\": cannot retire below %" PRIu32
+                    " (current version is %" PRIu32 ")", x->project, x->version,
+                    ks_current(x->p));
+    if (r != 0)
+        return change_failed(x, r);
+    /* Nothing retired: no new generation, a plain record. */
+    if (changed && (r = change_commit(x, KEYD_EV_RETIRE)) != 0)
+        return r;
+    reply_ok(x, 0);
+    return 0;
+}
+
+static int op_shred(struct op_ctx *x)
+{
+    int r;
+    if ((r = change_begin(x)) != 0 || (r = need_project(x, 1)) != 0)
+        return r;
+    if ((r = ks_shred(x->st->ks, x->p)) != 0)
+        return change_failed(x, r);
+    if ((r = change_commit(x, KEYD_EV_SHRED)) != 0)
+        return r;
+    reply_ok(x, 0);
+    return 0;
+}
+
+/* A fresh sealing key for the whole keystore, the old one destroyed: a
+ * keystore copy taken before no longer opens (keystore.h). */
+static int op_rekey_master(struct op_ctx *x)
+{
+    int r;
+    if ((r = change_begin(x)) != 0)
+        return r;
+    ks_rekey(x->st->ks);
+    if ((r = change_commit(x, 0)) != 0)
+        return r;
+    reply_ok(x, 0);
+    return 0;
+}
+
+static int op_apikey_set(struct op_ctx *x)
+{
+    const void *k;
+    size_t kl;
+    int r;
+    if ((r = change_begin(x)) != 0 || (r = need_project(x, 1)) != 0)
+        return r;
+    if ((mp_get_bin(x->map, "key", &k, &kl) != 0 &&
+         mp_get_str(x->map, "key", (const char **)&k, &kl) != 0) ||
+        kl == 0 || kl > KEYD_APIKEY_MAX || memchr(k, 0, kl) || memchr(k, '\n', kl))
+        return fail(x, EINVAL, "keyd: APIKEY_SET: \"key\" must be 1..%d bytes without "
+                    "NUL or newline", KEYD_APIKEY_MAX);
+    if ((r = ks_apikey_set(x->st->ks, x->p, k, kl)) != 0)
+        return change_failed(x, r);
+    if ((r = change_commit(x, 0)) != 0)
+        return r;
+    reply_ok(x, 0);
+    return 0;
 }
 
 /* --- admin: read-only ------------------------------------------------- */
 
-static const char *state_name(enum keyd_version_state s)
+static int op_list(struct op_ctx *x)
 {
-    return s == KEYD_V_ACTIVE ? "active" : s == KEYD_V_RETIRED ? "retired" : "shredded";
-}
+    struct keystore *ks = x->st->ks;
+    msgpack_packer *pk = &x->pk;
+    const char *key;
+    size_t kl;
 
-static void pack_list(const struct keystore *ks, msgpack_packer *pk)
-{
-    msgpack_pack_map(pk, 2);
-    pk_str(pk, "ok");
-    msgpack_pack_true(pk);
+    reply_ok(x, 1);
     pk_str(pk, "projects");
-    msgpack_pack_array(pk, ks->np);
-    for (size_t i = 0; i < ks->np; i++) {
-        const struct ks_project *p = &ks->p[i];
+    msgpack_pack_array(pk, ks_count(ks));
+    for (size_t i = 0; i < ks_count(ks); i++) {
+        const struct ks_project *p = ks_at(ks, i);
+        uint32_t nv = ks_nversions(p);
         msgpack_pack_map(pk, 5);
         pk_str(pk, "name");
-        pk_str(pk, p->name);
+        pk_str(pk, ks_name(p));
         pk_str(pk, "current");
-        msgpack_pack_uint32(pk, p->current);
+        msgpack_pack_uint32(pk, ks_current(p));
         pk_str(pk, "versions");
-        msgpack_pack_array(pk, p->nv);
-        for (size_t j = 0; j < p->nv; j++) {
+        msgpack_pack_array(pk, nv);
+        for (uint32_t v = 1; v <= nv; v++) {
             msgpack_pack_array(pk, 2);
-            msgpack_pack_uint32(pk, p->v[j].version);
-            pk_str(pk, state_name(p->v[j].state));
+            msgpack_pack_uint32(pk, v);
+            pk_str(pk, keyd_state_name(ks_state(p, v)));
         }
         pk_str(pk, "apikey");
-        p->apikey ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        ks_apikey(p, &key, &kl) == 0 ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
         pk_str(pk, "shredded");
-        p->shredded ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        ks_shredded(p) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
     }
+    return 0;
 }
 
-static int op_audit_verify(struct keyd_state *st, struct req *rq, uint64_t *records)
+static int op_audit_verify(struct op_ctx *x)
 {
+    struct keyd_state *st = x->st;
     struct audit_scan sc;
     uint64_t seq;
     unsigned char mac[AUDIT_MAC_LEN];
     char err[200];
 
     if (audit_flush(st->audit) != 0)
-        return fail(rq, EIO, "keyd: audit log %s: cannot write", st->audit_path);
+        return fail(x, EIO, "keyd: audit log %s: cannot write", st->audit_path);
     audit_head(st->audit, &seq, mac);
-    if (audit_verify_file(st->audit_path, st->audit_key, 0, NULL, &sc, err, sizeof(err)) != 0)
-        return fail(rq, EBADMSG, "%s", err);
+    memset(&sc, 0, sizeof(sc));
+    /* The anchor is always there while keyd runs (audit_open makes it). */
+    if (audit_verify(&st->audit_path, 1, st->audit_key, &keyd_audit_format, 0, &sc, err,
+                     sizeof(err)) != 0)
+        return fail(x, EBADMSG, "%s", err);
     if (sc.last_seq != seq || sodium_memcmp(sc.last_mac, mac, AUDIT_MAC_LEN) != 0)
-        return fail(rq, EBADMSG, "audit log %s: ends at record %" PRIu64 " but the chain head "
+        return fail(x, EBADMSG, "audit log %s: ends at record %" PRIu64 " but the chain head "
                     "is record %" PRIu64 " (records removed from the end, or the log replaced)",
                     st->audit_path, sc.last_seq, seq);
-    *records = sc.records;
+    reply_ok(x, 1);
+    pk_str(&x->pk, "records");
+    msgpack_pack_uint64(&x->pk, sc.records);
+    return 0;
+}
+
+/* The vault's audit MAC key: derived from the master key for that one
+ * purpose, so it never rests in clear and a vault cannot forge keyd's log. */
+static int op_vault_audit_key(struct op_ctx *x)
+{
+    unsigned char *k = x->st->dek_scratch;
+    if (seal_derive(x->st->master, SEAL_SUB_VAULT_AUDIT, k) != 0)
+        return fail(x, EIO, "keyd: cannot derive the vault's audit key");
+    reply_ok(x, 1);
+    pk_str(&x->pk, "key");
+    pk_bin(&x->pk, k, KEYD_AUDIT_KEY_LEN);
+    sodium_memzero(k, KEYD_AUDIT_KEY_LEN);
     return 0;
 }
 
 /* --- dispatch ----------------------------------------------------------- */
 
-void ops_reject(struct keyd_state *st, const struct keyd_peer *peer, int err, const char *msg,
-                msgpack_sbuffer *out)
+/* Classes of callers, each a [keyd] user list. */
+enum { CL_VAULT = 1u << 0, CL_AGENT = 1u << 1, CL_ADMIN = 1u << 2 };
+
+static const struct {
+    unsigned bit;
+    const char *key;              /* its name in [keyd] */
+    size_t off;                   /* its struct tv_userlist in struct tv_config */
+} class_table[] = {
+    { CL_VAULT, "vault_users", offsetof(struct tv_config, keyd.vault_users) },
+    { CL_AGENT, "agent_users", offsetof(struct tv_config, keyd.agent_users) },
+    { CL_ADMIN, "admin_users", offsetof(struct tv_config, keyd.admin_users) },
+};
+
+/* Who may call each operation, and what it does.  Ops without a row
+ * (KEYD_OP_UNKNOWN) are refused before authorization. */
+static const struct {
+    unsigned classes;
+    int (*fn)(struct op_ctx *x);
+} op_table[KEYD_OP_COUNT] = {
+    [KEYD_OP_GEN_DEK] = { CL_VAULT, op_gen_dek },
+    [KEYD_OP_UNWRAP] = { CL_VAULT, op_unwrap },
+    [KEYD_OP_REWRAP] = { CL_VAULT, op_rewrap },
+    /* The agent wipes its pseudonym and API keys on SHRED events. */
+    [KEYD_OP_SUBSCRIBE] = { CL_VAULT | CL_AGENT, op_subscribe },
+    [KEYD_OP_APIKEY_GET] = { CL_AGENT, op_apikey_get },
+    [KEYD_OP_PSEUDONYM_KEY] = { CL_AGENT, op_pseudonym_key },
+    [KEYD_OP_CREATE] = { CL_ADMIN, op_create },
+    [KEYD_OP_ROTATE] = { CL_ADMIN, op_rotate },
+    [KEYD_OP_RETIRE] = { CL_ADMIN, op_retire },
+    [KEYD_OP_SHRED] = { CL_ADMIN, op_shred },
+    [KEYD_OP_APIKEY_SET] = { CL_ADMIN, op_apikey_set },
+    [KEYD_OP_REKEY_MASTER] = { CL_ADMIN, op_rekey_master },
+    [KEYD_OP_LIST] = { CL_ADMIN, op_list },
+    [KEYD_OP_AUDIT_VERIFY] = { CL_ADMIN, op_audit_verify },
+    /* The vault writes its log; an admin verifies it (tracevault audit-verify). */
+    [KEYD_OP_VAULT_AUDIT_KEY] = { CL_VAULT | CL_ADMIN, op_vault_audit_key },
+};
+
+/* Is the peer on one of the lists X's op allows?  If not, fail with the
+ * names of those lists. */
+static int authorize(struct op_ctx *x)
 {
-    struct req rq;
-    memset(&rq, 0, sizeof(rq));
-    rq.err = err;
+    const struct keyd_peer *peer = x->peer;
+    unsigned allowed = op_table[x->op].classes;
+    char names[128] = "";
+    size_t used = 0;
+
+    for (size_t i = 0; i < sizeof(class_table) / sizeof(class_table[0]); i++) {
+        if (!(allowed & class_table[i].bit))
+            continue;
+        const struct tv_userlist *list =
+            (const struct tv_userlist *)((const char *)x->st->cfg + class_table[i].off);
+        if (tv_userlist_match(list, peer->uid, peer->gid,
+                              peer->ngroups >= 0 ? peer->groups : NULL, peer->ngroups))
+            return 0;
+        used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+                                 used ? " or " : "", class_table[i].key);
+        if (used >= sizeof(names))
+            used = sizeof(names) - 1;
+    }
+    x->st->denied++;
+    return fail(x, EACCES, "keyd: uid %u may not %s (not in [keyd] %s)", (unsigned)peer->uid,
+                keyd_op_name(x->op), names);
+}
+
+void ops_reject(struct keyd_state *st, const struct keyd_peer *peer, int err, const char *msg,
+                struct gbuf *out)
+{
+    struct op_ctx x;
+    memset(&x, 0, sizeof(x));
+    x.err = err;
     st->requests++;
-    if (audit_req(st, peer, &rq) != 0)
+    if (audit_req(st, peer, &x) != 0)
         log_warn("audit log %s: cannot record a rejected frame", st->audit_path);
     ops_error_reply(out, err, msg);
 }
 
-static void parse_req(struct req *rq, const msgpack_object *map)
+static void parse_req(struct op_ctx *x, const msgpack_object *map)
 {
     const char *s;
     size_t sl;
 
-    rq->map = map;
+    x->map = map;
     if (mp_get_str(map, "op", &s, &sl) == 0)
-        rq->op = keyd_op_parse(s, sl);
-    if (mp_get_str(map, "project", &s, &sl) == 0 && sl > 0 && sl < sizeof(rq->project) &&
+        x->op = keyd_op_parse(s, sl);
+    if (mp_get_str(map, "project", &s, &sl) == 0 && sl > 0 && sl < sizeof(x->project) &&
         !memchr(s, '\0', sl)) {
-        memcpy(rq->project, s, sl);
-        rq->project[sl] = '\0';
-        if (!tv_project_name_valid(rq->project))
-            rq->project[0] = '\0';
+        memcpy(x->project, s, sl);
+        x->project[sl] = '\0';
+        if (!tv_project_name_valid(x->project))
+            x->project[0] = '\0';
     }
 }
 
-int ops_handle(struct keyd_state *st, const struct keyd_peer *peer, const void *body,
-               size_t len, msgpack_sbuffer *out, int *subscribe, struct keyd_event_out *ev)
-{
-    struct req rq;
-    msgpack_unpacked up;
-    msgpack_packer pk;
-    unsigned char *wrapped = NULL;
-    uint64_t records = 0;
-    int r = 0, written = 0;
 
-    memset(&rq, 0, sizeof(rq));
+int ops_handle(struct keyd_state *st, const struct keyd_peer *peer, const void *body,
+               size_t len, struct gbuf *out, int *subscribe, struct keyd_event_out *ev)
+{
+    struct op_ctx x;
+    msgpack_unpacked up;
+    size_t start = out->len;
+    int r = 0;
+
+    memset(&x, 0, sizeof(x));
     memset(ev, 0, sizeof(*ev));
+    x.st = st;
+    x.peer = peer;
+    x.ev = ev;
     *subscribe = 0;
     st->requests++;
     msgpack_unpacked_init(&up);
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&x.pk, out, gbuf_msgpack_write);
 
     if (mp_decode(body, len, KEYD_REQ_DEPTH, KEYD_REQ_OBJECTS, &up) != 0 ||
         up.data.type != MSGPACK_OBJECT_MAP) {
-        fail(&rq, EPROTO, "keyd: malformed request (not one msgpack map)");
-        goto reply;
+        fail(&x, EPROTO, "keyd: malformed request (not one msgpack map)");
+    } else {
+        parse_req(&x, &up.data);
+        if (x.op == KEYD_OP_UNKNOWN || !op_table[x.op].fn)
+            fail(&x, EOPNOTSUPP, "keyd: unknown or missing \"op\"");
+        else if (authorize(&x) == 0)
+            r = op_table[x.op].fn(&x);
     }
-    parse_req(&rq, &up.data);
-    if (rq.op == KEYD_OP_UNKNOWN) {
-        fail(&rq, EOPNOTSUPP, "keyd: unknown or missing \"op\"");
-        goto reply;
+    if (r == -EPIPE) {
+        gbuf_truncate(out, start);   /* it may hold key bytes */
+        ops_error_reply(out, EIO, "keyd: cannot record a key change; keyd is stopping");
+        r = -EIO;
+        goto out;
     }
-    enum keyd_class cls = keyd_op_class(rq.op);
-    const struct tv_userlist *list = class_list(st->cfg, cls);
-    if (!list || !tv_userlist_match(list, peer->uid, peer->gid,
-                                    peer->ngroups >= 0 ? peer->groups : NULL, peer->ngroups)) {
-        st->denied++;
-        fail(&rq, EACCES, "keyd: uid %u may not %s (not in [keyd] %s)", (unsigned)peer->uid,
-             keyd_op_name(rq.op), class_key(cls));
-        goto reply;
-    }
-    switch (rq.op) {
-    case KEYD_OP_GEN_DEK:
-        op_gen_dek(st, &rq, &wrapped);
-        break;
-    case KEYD_OP_UNWRAP:
-    case KEYD_OP_REWRAP:
-        op_unwrap(st, &rq);
-        break;
-    case KEYD_OP_SUBSCRIBE:
-        break;
-    case KEYD_OP_APIKEY_GET:
-        if (need_project(st, &rq, 1) == 0 && !rq.p->apikey)
-            fail(&rq, ENOENT, "keyd: project \"%s\": no API key set", rq.project);
-        break;
-    case KEYD_OP_PSEUDONYM_KEY:
-        need_project(st, &rq, 1);
-        break;
-    case KEYD_OP_CREATE: case KEYD_OP_ROTATE: case KEYD_OP_RETIRE: case KEYD_OP_SHRED:
-    case KEYD_OP_APIKEY_SET:
-        r = op_change(st, peer, &rq, ev);
-        if (r == -EPIPE) {
-            ops_error_reply(out, EIO, "keyd: cannot record a key change; keyd is stopping");
-            r = -EIO;
-            goto out;
-        }
-        written = r == 1;
-        r = 0;
-        break;
-    case KEYD_OP_LIST:
-        break;
-    case KEYD_OP_AUDIT_VERIFY:
-        op_audit_verify(st, &rq, &records);
-        break;
-    default:
-        fail(&rq, EOPNOTSUPP, "keyd: unknown op");
-        break;
-    }
-reply:
-    if (!written && audit_req(st, peer, &rq) != 0) {
-        if (rq.op == KEYD_OP_UNWRAP || rq.op == KEYD_OP_REWRAP || rq.op == KEYD_OP_GEN_DEK)
-            sodium_memzero(st->dek_scratch, (size_t)KEYD_GEN_MAX * KEYD_DEK_LEN);
-        ev->type = 0;
-        *subscribe = 0;
+    r = 0;
+    if (!x.audited && audit_req(st, peer, &x) != 0) {
+        gbuf_truncate(out, start);   /* it may hold key bytes */
+        memset(ev, 0, sizeof(*ev));
         ops_error_reply(out, EIO, "keyd: audit log: cannot record the request");
         goto out;
     }
-    if (rq.err) {
-        ops_error_reply(out, rq.err, rq.msg);
+    if (x.err) {
+        gbuf_truncate(out, start);   /* it may hold key bytes */
+        ops_error_reply(out, x.err, x.msg);
         goto out;
     }
-    switch (rq.op) {
-    case KEYD_OP_GEN_DEK:
-        msgpack_pack_map(&pk, 4);
-        pk_str(&pk, "ok");
-        msgpack_pack_true(&pk);
-        pk_str(&pk, "version");
-        msgpack_pack_uint32(&pk, rq.version);
-        pk_str(&pk, "deks");
-        pk_bin(&pk, st->dek_scratch, (size_t)rq.n * KEYD_DEK_LEN);
-        pk_str(&pk, "wrapped");
-        pk_bin(&pk, wrapped, (size_t)rq.n * KEYD_WRAPPED_LEN);
-        sodium_memzero(st->dek_scratch, (size_t)rq.n * KEYD_DEK_LEN);
-        break;
-    case KEYD_OP_UNWRAP:
-        msgpack_pack_map(&pk, 2);
-        pk_str(&pk, "ok");
-        msgpack_pack_true(&pk);
-        pk_str(&pk, "dek");
-        pk_bin(&pk, st->dek_scratch, (size_t)rq.n * KEYD_DEK_LEN);
-        sodium_memzero(st->dek_scratch, (size_t)rq.n * KEYD_DEK_LEN);
-        break;
-    case KEYD_OP_REWRAP: {
-        unsigned char nw[KEYD_WRAPPED_LEN];
-        struct ks_version *cv = ks_version(rq.p, rq.p->current);
-        wrap_dek(rq.p, cv, st->dek_scratch, nw);
-        sodium_memzero(st->dek_scratch, KEYD_DEK_LEN);
-        msgpack_pack_map(&pk, 3);
-        pk_str(&pk, "ok");
-        msgpack_pack_true(&pk);
-        pk_str(&pk, "version");
-        msgpack_pack_uint32(&pk, cv->version);
-        pk_str(&pk, "wrapped");
-        pk_bin(&pk, nw, sizeof(nw));
-        break;
-    }
-    case KEYD_OP_APIKEY_GET:
-    case KEYD_OP_PSEUDONYM_KEY:
-        msgpack_pack_map(&pk, 2);
-        pk_str(&pk, "ok");
-        msgpack_pack_true(&pk);
-        pk_str(&pk, "key");
-        if (rq.op == KEYD_OP_APIKEY_GET)
-            pk_bin(&pk, rq.p->apikey, rq.p->apikey_len);
-        else
-            pk_bin(&pk, rq.p->pseudonym, KEYD_PSEUDONYM_KEY_LEN);
-        break;
-    case KEYD_OP_LIST:
-        pack_list(st->ks, &pk);
-        break;
-    case KEYD_OP_AUDIT_VERIFY:
-        msgpack_pack_map(&pk, 2);
-        pk_str(&pk, "ok");
-        msgpack_pack_true(&pk);
-        pk_str(&pk, "records");
-        msgpack_pack_uint64(&pk, records);
-        break;
-    case KEYD_OP_CREATE:
-    case KEYD_OP_ROTATE:
-        msgpack_pack_map(&pk, 2);
-        pk_str(&pk, "ok");
-        msgpack_pack_true(&pk);
-        pk_str(&pk, "version");
-        msgpack_pack_uint32(&pk, rq.version);
-        break;
-    case KEYD_OP_SUBSCRIBE:
-        *subscribe = 1;
-        /* fall through */
-    default:
-        msgpack_pack_map(&pk, 1);
-        pk_str(&pk, "ok");
-        msgpack_pack_true(&pk);
-        break;
-    }
+    *subscribe = x.subscribe;
 out:
-    free(wrapped);
     msgpack_unpacked_destroy(&up);
     return r;
 }

@@ -8,18 +8,19 @@
  * requests must not be released before audit_flush() succeeds (the record
  * is only staged); operations that change key material flush and save
  * inside the call, in the order keystore-then-log that start-up recovery
- * relies on.  This split is also what the fuzz target drives.
+ * relies on.  This split is also what the fuzz target drives.  The records
+ * themselves are keyd/records.h lines on a lib/audit.h log.
  */
 #ifndef TV_KEYD_OPS_H
 #define TV_KEYD_OPS_H
 
-#include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "keyd/audit.h"
+#include "keyd/gbuf.h"
 #include "keyd/keystore.h"
+#include "lib/audit.h"
 
 #define KEYD_PEER_GROUPS 64
 
@@ -57,23 +58,27 @@ void ops_release(struct keyd_state *st);
 
 /*
  * Handle one request body (untrusted bytes).  Appends exactly one reply map
- * to OUT.  *SUBSCRIBE is set to 1 if the peer became a subscriber; EV->type
+ * to OUT (guarded memory: it may carry DEKs; the caller wipes it).  *SUBSCRIBE is set to 1 if the peer became a subscriber; EV->type
  * is non-zero if subscribers must be told something.  Returns 0, or -EIO
  * when keyd can no longer keep its promises (audit or keystore unwritable
  * after a key change): the caller must stop serving.
  */
 int ops_handle(struct keyd_state *st, const struct keyd_peer *peer, const void *body,
-               size_t len, msgpack_sbuffer *out, int *subscribe, struct keyd_event_out *ev);
+               size_t len, struct gbuf *out, int *subscribe, struct keyd_event_out *ev);
 
 /* Record (audit) and answer a frame that could not be taken as a request at
  * all (e.g. oversized, -EMSGSIZE): an error reply for ERR is appended to OUT. */
 void ops_reject(struct keyd_state *st, const struct keyd_peer *peer, int err, const char *msg,
-                msgpack_sbuffer *out);
+                struct gbuf *out);
 
 /* Append an error reply {ok: false, err, msg} to OUT. */
-void ops_error_reply(msgpack_sbuffer *out, int err, const char *msg);
+void ops_error_reply(struct gbuf *out, int err, const char *msg);
 
 /* Pack an event frame body for EV into OUT. */
-void ops_event_pack(msgpack_sbuffer *out, const struct keyd_event_out *ev);
+void ops_event_pack(struct gbuf *out, const struct keyd_event_out *ev);
+
+/* lib/audit continuation callback (ARG: the struct keyd_state): the first
+ * record of a rotated log, made by keyd itself. */
+int ops_audit_cont(char *buf, size_t cap, const char *prev_hex, void *arg);
 
 #endif

@@ -1,10 +1,15 @@
 /*
- * proto.h - names shared by both ends of the keyd protocol (docs/KEYD.md).
+ * proto.h - the keyd protocol's one home (docs/KEYD.md "Protocol").
+ *
+ * Everything both ends must agree on lives here: frame caps, key and batch
+ * sizes, operation names, version states, event types and errno names, each
+ * with its one name table and parser.  The daemon (ops.c, keystore.c), the
+ * client library (keyd_client.c) and the admin tool include it; the vault
+ * and the agent get it through keyd_client.h.  Who may call an operation is
+ * the daemon's policy and lives with its dispatcher (ops.c), not here.
  *
  * The wire is lib/frame.h frames holding one msgpack map each.  This module
- * only maps between the names on the wire and C values: operation names and
- * their authorization class, and errno values and their names.  It holds no
- * state and no key material.
+ * holds no state and no key material.
  */
 #ifndef TV_KEYD_PROTO_H
 #define TV_KEYD_PROTO_H
@@ -19,6 +24,13 @@
 /* mp_decode bounds for a request: a flat map of a few keys. */
 #define KEYD_REQ_DEPTH 4
 #define KEYD_REQ_OBJECTS 64
+
+#define KEYD_DEK_LEN 32          /* XChaCha20-Poly1305 key */
+#define KEYD_WRAPPED_LEN 72      /* wrapped DEK: 24-byte nonce + 32 + 16-byte tag */
+#define KEYD_GEN_MAX 1024        /* DEKs per GEN_DEK or UNWRAP request */
+#define KEYD_PSEUDONYM_KEY_LEN 32
+#define KEYD_PROJECT_MAX 63      /* bytes in a project name */
+#define KEYD_AUDIT_KEY_LEN 32    /* the vault's audit MAC key */
 
 enum keyd_op {
     KEYD_OP_UNKNOWN = 0,
@@ -35,18 +47,32 @@ enum keyd_op {
     KEYD_OP_APIKEY_SET,
     KEYD_OP_LIST,
     KEYD_OP_AUDIT_VERIFY,
+    KEYD_OP_VAULT_AUDIT_KEY,
+    KEYD_OP_REKEY_MASTER,
     KEYD_OP_COUNT
 };
 
-/* Who may call an operation: the [keyd] *_users list that must match. */
-enum keyd_class { KEYD_CLASS_NONE = 0, KEYD_CLASS_VAULT, KEYD_CLASS_AGENT, KEYD_CLASS_ADMIN };
+/* The state of one KEK version: ACTIVE unwraps (the newest also wraps),
+ * RETIRED and SHREDDED have no key any more. */
+enum keyd_version_state { KEYD_V_ACTIVE = 0, KEYD_V_RETIRED = 1, KEYD_V_SHREDDED = 2 };
+
+/* Events sent to subscribers after a key change (0 is "none"). */
+enum keyd_event_type { KEYD_EV_SHRED = 1, KEYD_EV_RETIRE = 2, KEYD_EV_ROTATE = 3 };
 
 /* The wire name of OP ("GEN_DEK", ...), "?" for KEYD_OP_UNKNOWN. */
 const char *keyd_op_name(enum keyd_op op);
 /* The op named by the LEN bytes at NAME, or KEYD_OP_UNKNOWN. */
 enum keyd_op keyd_op_parse(const char *name, size_t len);
-/* The class allowed to call OP (KEYD_CLASS_NONE for unknown ops: nobody). */
-enum keyd_class keyd_op_class(enum keyd_op op);
+
+/* "active", "retired", "shredded"; "?" for a value outside the enum. */
+const char *keyd_state_name(enum keyd_version_state s);
+/* The state named by the LEN bytes at NAME into *OUT: 0, or -EINVAL. */
+int keyd_state_parse(const char *name, size_t len, enum keyd_version_state *out);
+
+/* "SHRED", "RETIRE", "ROTATE"; "?" for anything else. */
+const char *keyd_event_name(int type);
+/* The event named by the LEN bytes at NAME, or 0 if unknown. */
+int keyd_event_parse(const char *name, size_t len);
 
 /* The name of a positive errno value ("ENOENT"); "EIO" for values outside
  * the protocol's set. */

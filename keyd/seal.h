@@ -24,7 +24,13 @@
 #define SEAL_AAD_MAX 128
 
 /* crypto_kdf subkey ids under context "tvkeyd01". */
-enum seal_subkey { SEAL_SUB_KEYSTORE = 1, SEAL_SUB_AUDIT = 2, SEAL_SUB_KEK = 3 };
+enum seal_subkey {
+    SEAL_SUB_KEYSTORE = 1,
+    SEAL_SUB_AUDIT = 2,           /* keyd's own audit log */
+    SEAL_SUB_KEK = 3,
+    SEAL_SUB_VAULT_AUDIT = 4,     /* the vault's audit log (VAULT_AUDIT_KEY) */
+    SEAL_SUB_SEALKEY = 5,         /* seals the keystore's sealing key (sealkey.h) */
+};
 
 /* What a blob is: selects the AAD prefix. */
 enum seal_kind { SEAL_KIND_KEK = 1, SEAL_KIND_DEK, SEAL_KIND_APIKEY, SEAL_KIND_PSEUDONYM };
@@ -44,7 +50,8 @@ int seal_master_load(const char *path, unsigned char **key, const char **from,
  * (-EEXIST).  The file and its directory are fsync'd. */
 int seal_master_create(const char *path);
 
-/* Derive subkey ID from MASTER into OUT (SEAL_KEY_LEN bytes). */
+/* Derive subkey ID from MASTER (or another 32-byte key: the sealing key)
+ * into OUT (SEAL_KEY_LEN bytes). */
 int seal_derive(const unsigned char *master, enum seal_subkey id, unsigned char *out);
 
 /* Build the AAD for KIND of PROJECT/VERSION/STATE into AAD (SEAL_AAD_MAX);

@@ -29,15 +29,10 @@
 #define OUT_HIGH_WATER (4u * 1024u * 1024u)   /* stop reading a peer that does not read */
 #define FRAMES_PER_WAKE 64                     /* fairness between busy peers */
 
-struct buf {
-    uint8_t *p;
-    size_t len, off, cap;
-};
-
 struct conn {
     int fd;
     struct keyd_peer peer;
-    struct buf in, out, held;     /* held: replies waiting for the audit flush */
+    struct gbuf in, out, held;    /* held: replies waiting for the audit flush */
     uint64_t held_epoch;          /* audit_failures() when the first reply was held */
     unsigned held_n;
     uint64_t deadline;            /* ms; 0 = none */
@@ -58,60 +53,18 @@ struct keyd_server {
     int stop;
     struct keyd_event_out *evq;
     size_t nev, evcap;
+    struct gbuf reply;            /* the reply being packed */
 };
 
 /* --- buffers -------------------------------------------------------------- */
 
-static void buf_free(struct buf *b)
+/* Every buffer that may hold a DEK is a struct gbuf (guarded, wiped). */
+static int put_frame(struct gbuf *b, const void *body, size_t n)
 {
-    if (b->p) {
-        sodium_memzero(b->p, b->cap);
-        free(b->p);
-    }
-    memset(b, 0, sizeof(*b));
-}
-
-/* Room for N more bytes; a grown buffer is copied and the old one wiped. */
-static int buf_reserve(struct buf *b, size_t n)
-{
-    if (b->off > 0 && b->off == b->len) {
-        b->off = b->len = 0;
-    }
-    if (b->len + n <= b->cap)
-        return 0;
-    if (b->off > 0) {                    /* compact first */
-        memmove(b->p, b->p + b->off, b->len - b->off);
-        sodium_memzero(b->p + b->len - b->off, b->off);
-        b->len -= b->off;
-        b->off = 0;
-        if (b->len + n <= b->cap)
-            return 0;
-    }
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n)
-        cap *= 2;
-    uint8_t *p = malloc(cap);
-    if (!p)
-        return -ENOMEM;
-    if (b->p) {
-        memcpy(p, b->p, b->len);
-        sodium_memzero(b->p, b->cap);
-        free(b->p);
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int buf_put_frame(struct buf *b, const void *body, size_t n)
-{
-    if (buf_reserve(b, FRAME_HDR + n) != 0)
+    if (gbuf_reserve(b, FRAME_HDR + n) != 0)
         return -ENOMEM;
     uint8_t *d = b->p + b->len;
-    d[0] = (uint8_t)(n >> 24);
-    d[1] = (uint8_t)(n >> 16);
-    d[2] = (uint8_t)(n >> 8);
-    d[3] = (uint8_t)n;
+    frame_put_header(d, n);
     memcpy(d + FRAME_HDR, body, n);
     b->len += FRAME_HDR + n;
     return 0;
@@ -123,9 +76,9 @@ static void conn_close(struct keyd_server *s, struct conn *c)
 {
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    buf_free(&c->in);
-    buf_free(&c->out);
-    buf_free(&c->held);
+    gbuf_free(&c->in);
+    gbuf_free(&c->out);
+    gbuf_free(&c->held);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -240,11 +193,9 @@ static int conn_flush_out(struct keyd_server *s, struct conn *c)
             conn_close(s, c);
             return -1;
         }
-        sodium_memzero(c->out.p + c->out.off, (size_t)w);
-        c->out.off += (size_t)w;
+        gbuf_consume(&c->out, (size_t)w);
     }
     if (c->out.off == c->out.len) {
-        c->out.off = c->out.len = 0;
         if (c->closing) {
             conn_close(s, c);
             return -1;
@@ -262,14 +213,15 @@ static int conn_flush_out(struct keyd_server *s, struct conn *c)
     return 0;
 }
 
-/* Queue a reply (built in SB) for C: held until the audit flush. */
-static void hold_reply(struct keyd_server *s, struct conn *c, msgpack_sbuffer *sb)
+/* Queue the reply built in s->reply for C: held until the audit flush. */
+static void hold_reply(struct keyd_server *s, struct conn *c)
 {
     if (c->held_n == 0)
         c->held_epoch = audit_failures(s->st->audit);
-    if (buf_put_frame(&c->held, sb->data, sb->size) != 0)
+    if (put_frame(&c->held, s->reply.p, s->reply.len) != 0)
         c->closing = 1;          /* out of memory: drop the peer rather than lie */
     c->held_n++;
+    gbuf_clear(&s->reply);
     touch(s, c);
 }
 
@@ -279,8 +231,8 @@ static void queue_event(struct keyd_server *s, const struct keyd_event_out *ev)
         size_t cap = s->evcap ? s->evcap * 2 : 8;
         struct keyd_event_out *q = realloc(s->evq, cap * sizeof(*q));
         if (!q) {
-            log_error("out of memory queueing a %d event for project \"%s\"", ev->type,
-                      ev->project);
+            log_error("out of memory queueing a %s event for project \"%s\"",
+                      keyd_event_name(ev->type), ev->project);
             return;
         }
         s->evq = q;
@@ -292,10 +244,8 @@ static void queue_event(struct keyd_server *s, const struct keyd_event_out *ev)
 /* Take every complete frame out of C's input and dispatch it. */
 static int conn_process(struct keyd_server *s, struct conn *c)
 {
-    msgpack_sbuffer sb;
     int frames = 0, r = 0;
 
-    msgpack_sbuffer_init(&sb);
     while (!c->closing && frames < FRAMES_PER_WAKE) {
         size_t have = c->in.len - c->in.off, body;
         int pr = frame_peek(c->in.p + c->in.off, have, KEYD_REQ_MAX, &body);
@@ -304,8 +254,8 @@ static int conn_process(struct keyd_server *s, struct conn *c)
         if (pr < 0) {
             /* Cannot resynchronise after a bogus length: answer and close. */
             ops_reject(s->st, &c->peer, EMSGSIZE, "keyd: frame larger than the request cap",
-                       &sb);
-            hold_reply(s, c, &sb);
+                       &s->reply);
+            hold_reply(s, c);
             c->closing = 1;
             break;
         }
@@ -313,18 +263,16 @@ static int conn_process(struct keyd_server *s, struct conn *c)
         struct keyd_event_out ev;
         if (c->subscriber) {
             /* Subscribers only listen; anything they send is a protocol error. */
-            ops_reject(s->st, &c->peer, EPROTO, "keyd: a subscription takes no requests", &sb);
-            hold_reply(s, c, &sb);
+            ops_reject(s->st, &c->peer, EPROTO, "keyd: a subscription takes no requests",
+                       &s->reply);
+            hold_reply(s, c);
             c->closing = 1;
             break;
         }
-        r = ops_handle(s->st, &c->peer, c->in.p + c->in.off + FRAME_HDR, body, &sb,
+        r = ops_handle(s->st, &c->peer, c->in.p + c->in.off + FRAME_HDR, body, &s->reply,
                        &subscribe, &ev);
-        sodium_memzero(c->in.p + c->in.off, FRAME_HDR + body);
-        c->in.off += FRAME_HDR + body;
-        hold_reply(s, c, &sb);
-        sodium_memzero(sb.data, sb.size);
-        sb.size = 0;
+        gbuf_consume(&c->in, FRAME_HDR + body);
+        hold_reply(s, c);
         if (r != 0)
             break;
         if (subscribe)
@@ -333,11 +281,6 @@ static int conn_process(struct keyd_server *s, struct conn *c)
             queue_event(s, &ev);
         frames++;
     }
-    if (sb.data)
-        sodium_memzero(sb.data, sb.alloc);
-    msgpack_sbuffer_destroy(&sb);
-    if (c->in.off == c->in.len)
-        c->in.off = c->in.len = 0;
     return r;
 }
 
@@ -351,7 +294,7 @@ static int conn_read(struct keyd_server *s, struct conn *c)
             want = FRAME_HDR + body - have;
         if (pr < 0)
             break;
-        if (buf_reserve(&c->in, want < 4096 ? 4096 : want) != 0) {
+        if (gbuf_reserve(&c->in, want < 4096 ? 4096 : want) != 0) {
             conn_close(s, c);
             return -1;
         }
@@ -408,21 +351,16 @@ static void release_held(struct keyd_server *s)
         c->tnext = NULL;
         if (c->held_n) {
             if (r == 0 && c->held_epoch == fails) {
-                if (buf_reserve(&c->out, c->held.len) == 0) {
-                    memcpy(c->out.p + c->out.len, c->held.p, c->held.len);
-                    c->out.len += c->held.len;
-                }
+                if (gbuf_put(&c->out, c->held.p, c->held.len) != 0)
+                    c->closing = 1;       /* out of memory: drop the peer rather than lie */
             } else {
                 for (unsigned i = 0; i < c->held_n; i++) {
-                    msgpack_sbuffer one;
-                    msgpack_sbuffer_init(&one);
-                    ops_error_reply(&one, EIO, "keyd: audit log: cannot record the request");
-                    buf_put_frame(&c->out, one.data, one.size);
-                    msgpack_sbuffer_destroy(&one);
+                    ops_error_reply(&s->reply, EIO, "keyd: audit log: cannot record the request");
+                    put_frame(&c->out, s->reply.p, s->reply.len);
+                    gbuf_clear(&s->reply);
                 }
             }
-            sodium_memzero(c->held.p, c->held.cap);
-            c->held.len = c->held.off = 0;
+            gbuf_clear(&c->held);
             c->held_n = 0;
         }
         conn_flush_out(s, c);
@@ -432,18 +370,15 @@ static void release_held(struct keyd_server *s)
 static void broadcast(struct keyd_server *s)
 {
     for (size_t i = 0; i < s->nev; i++) {
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        ops_event_pack(&sb, &s->evq[i]);
+        ops_event_pack(&s->reply, &s->evq[i]);
         for (struct conn *c = s->conns, *n; c; c = n) {
             n = c->next;
-            if (c->subscriber && !c->closing && buf_put_frame(&c->out, sb.data, sb.size) == 0)
+            if (c->subscriber && !c->closing && put_frame(&c->out, s->reply.p, s->reply.len) == 0)
                 conn_flush_out(s, c);
         }
         log_info("project \"%s\": %s event sent to subscribers", s->evq[i].project,
-                 s->evq[i].type == KEYD_EV_SHRED ? "SHRED"
-                 : s->evq[i].type == KEYD_EV_RETIRE ? "RETIRE" : "ROTATE");
-        msgpack_sbuffer_destroy(&sb);
+                 keyd_event_name(s->evq[i].type));
+        gbuf_clear(&s->reply);
     }
     s->nev = 0;
 }
@@ -490,6 +425,10 @@ static void reload_config(struct keyd_server *s)
     s->st->cfg = cfg;
     tv_config_free(old);
     log_info("configuration %s reloaded", s->conf_path);
+    /* A log renamed away by logrotate: go on in a new file that continues
+     * the chain.  Replies held for the group commit go to the old file. */
+    if (audit_rotate(s->st->audit, s->st->audit_path, err, sizeof(err)) != 0)
+        log_error("SIGHUP: %s", err);
 }
 
 static void handle_signals(struct keyd_server *s)
@@ -676,6 +615,7 @@ void server_free(struct keyd_server *s)
         close(s->sfd);
     if (s->ep >= 0)
         close(s->ep);
+    gbuf_free(&s->reply);
     free(s->evq);
     free(s->conf_path);
     free(s->sock_path);

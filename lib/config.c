@@ -42,6 +42,7 @@ static const struct key_def keyd_keys[] = {
     { "keystore", K_PATH, KD(keyd, keystore), 0, 0, NULL },
     { "master_key", K_PATH, KD(keyd, master_key), 0, 0, NULL },
     { "audit_log", K_PATH, KD(keyd, audit_log), 0, 0, NULL },
+    { "keyd_user", K_STR, KD(keyd, keyd_user), 0, 0, NULL },
     { "vault_users", K_USERS, KD(keyd, vault_users), 0, 0, NULL },
     { "agent_users", K_USERS, KD(keyd, agent_users), 0, 0, NULL },
     { "admin_users", K_USERS, KD(keyd, admin_users), 0, 0, NULL },
@@ -58,6 +59,7 @@ static const struct key_def vault_keys[] = {
     { "threads", K_INT, KD(vault, threads), 0, 1024, NULL },
     { "reserve_bytes", K_SIZE, KD(vault, reserve_bytes), 0, 1L << 30, NULL },
     { "fd_limit", K_INT, KD(vault, fd_limit), 0, 1 << 24, NULL },
+    { "audit_denied_interval", K_INT, KD(vault, audit_denied_interval), 0, 3600, NULL },
     { NULL, 0, 0, 0, 0, NULL }
 };
 
@@ -538,6 +540,7 @@ static void apply_defaults(struct tv_config *cfg)
     set_default(&cfg->keyd.keystore, "/var/lib/tracevault/keys");
     set_default(&cfg->keyd.master_key, "/etc/tracevault/master.key");
     set_default(&cfg->keyd.audit_log, "/var/log/tracevault/keyd-audit.log");
+    set_default(&cfg->keyd.keyd_user, "tracevault-keyd");
     if (cfg->keyd.client_timeout_ms == 0)
         cfg->keyd.client_timeout_ms = 5000;
     if (cfg->keyd.max_clients == 0)
@@ -556,6 +559,8 @@ static void apply_defaults(struct tv_config *cfg)
         if (p->quota_bytes < 0)
             p->quota_bytes = TV_DEFAULT_QUOTA_BYTES;
     }
+    if (cfg->vault.audit_denied_interval < 0)
+        cfg->vault.audit_denied_interval = 60;
     set_default(&cfg->agent.state_dir, "/var/lib/tracevault/agent");
     set_default(&cfg->agent.upstream, "file:///var/lib/tracevault/outbox");
     set_default(&cfg->agent.ca_file, "");
@@ -599,6 +604,7 @@ int tv_config_load(const char *path, struct tv_config **out, char *err, size_t e
     /* Sentinels: "unset" for keys whose valid range includes 0. */
     cfg->vault.dek_cache_seconds = -1;
     cfg->vault.reserve_bytes = -1;
+    cfg->vault.audit_denied_interval = -1;
     cfg->agent.batch_linger_ms = -1;
     /* admin_users defaults to root; the other lists default to nobody (deny). */
     cfg->keyd.admin_users.e = calloc(1, sizeof(struct tv_principal));
@@ -657,6 +663,7 @@ void tv_config_free(struct tv_config *cfg)
     free(cfg->keyd.keystore);
     free(cfg->keyd.master_key);
     free(cfg->keyd.audit_log);
+    free(cfg->keyd.keyd_user);
     tv_userlist_release(&cfg->keyd.vault_users);
     tv_userlist_release(&cfg->keyd.agent_users);
     tv_userlist_release(&cfg->keyd.admin_users);

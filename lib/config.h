@@ -75,6 +75,8 @@ struct tv_config {
     char *path;                    /* the file loaded */
     struct {
         char *socket, *keystore, *master_key, *audit_log;
+        char *keyd_user;           /* who keyd runs as: clients refuse any other peer
+                                      (root excepted); default tracevault-keyd */
         struct tv_userlist vault_users, agent_users, admin_users;
         int client_timeout_ms;     /* per-request I/O timeout; default 5000 */
         int max_clients;           /* concurrent connections; default 256 */
@@ -87,6 +89,8 @@ struct tv_config {
                                       filesystem fails with ENOSPC; 0 = none */
         int fd_limit;              /* descriptors of unused vnodes kept open; 0 = half
                                       the open-file limit */
+        int audit_denied_interval; /* seconds over which one uid's denials are summed into
+                                      one audit record; 0 = one record each; default 60 */
     } vault;
     struct {
         char *state_dir, *upstream, *ca_file, *pinned_pubkey;

@@ -12,16 +12,27 @@
 #include <string.h>
 #include <unistd.h>
 
+void frame_put_header(uint8_t hdr[FRAME_HDR], size_t len)
+{
+    hdr[0] = (uint8_t)(len >> 24);
+    hdr[1] = (uint8_t)(len >> 16);
+    hdr[2] = (uint8_t)(len >> 8);
+    hdr[3] = (uint8_t)len;
+}
+
+/* The body length a header declares. */
+static size_t get_header(const uint8_t hdr[FRAME_HDR])
+{
+    return ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) | ((size_t)hdr[2] << 8) | hdr[3];
+}
+
 int frame_write(int fd, const void *body, size_t len)
 {
     uint8_t small[FRAME_HDR + 512];
 
     if (len > UINT32_MAX)
         return -EMSGSIZE;
-    small[0] = (uint8_t)(len >> 24);
-    small[1] = (uint8_t)(len >> 16);
-    small[2] = (uint8_t)(len >> 8);
-    small[3] = (uint8_t)len;
+    frame_put_header(small, len);
     /* Small frames go out in one send so the peer sees header and body together. */
     if (len <= sizeof(small) - FRAME_HDR) {
         if (len)
@@ -43,7 +54,7 @@ int frame_read(int fd, size_t cap, int timeout_ms, void **body, size_t *len)
     *body = NULL;
     if ((r = tv_read_full(fd, hdr, FRAME_HDR, -1, timeout_ms)) != 0)
         return r == -ENODATA ? -ECONNRESET : r;
-    n = ((size_t)hdr[0] << 24) | ((size_t)hdr[1] << 16) | ((size_t)hdr[2] << 8) | hdr[3];
+    n = get_header(hdr);
     if (n > cap)
         return -EMSGSIZE;
     uint8_t *b = malloc(n ? n : 1);
@@ -62,7 +73,7 @@ int frame_peek(const uint8_t *buf, size_t have, size_t cap, size_t *body_len)
 {
     if (have < FRAME_HDR)
         return 0;
-    size_t n = ((size_t)buf[0] << 24) | ((size_t)buf[1] << 16) | ((size_t)buf[2] << 8) | buf[3];
+    size_t n = get_header(buf);
     if (n > cap)
         return -EMSGSIZE;
     *body_len = n;

@@ -21,6 +21,11 @@
 #define FRAME_HDR 4
 #define FRAME_MAX_DEFAULT (1u << 20)
 
+/* Encode the header of a frame whose body is LEN (<= UINT32_MAX) bytes into
+ * HDR: the one place the length prefix is written (frame_write and keyd's
+ * non-blocking server both use it). */
+void frame_put_header(uint8_t hdr[FRAME_HDR], size_t len);
+
 /* Write one frame (header + body) to FD, retrying on EINTR and short writes.
  * Uses send(MSG_NOSIGNAL) on sockets so a closed peer is -EPIPE, not SIGPIPE. */
 int frame_write(int fd, const void *body, size_t len);

@@ -9,10 +9,12 @@
  * small-trace workload (docs/PERFORMANCE.md), so it is off by default.
  *   tracevault fsck -c CONF [PROJECT]
  *   tracevault rewrap -c CONF PROJECT
+ *   tracevault audit-verify -c CONF [ROTATED...]
  *
  * Wires the modules: config (lib/config), key manager (keys.c), audit log
- * (audit.c), the filesystem (fs.c) on a multithreaded libfuse session, and
- * the offline checker (fsck.c).  Under systemd (Type=notify, run with -f)
+ * (audit.c, whose MAC key comes from keyd: no key, no mount), the filesystem
+ * (fs.c) on a multithreaded libfuse session, and the offline checker
+ * (fsck.c).  Under systemd (Type=notify, run with -f)
  * READY=1 is sent once the mount is up.  SIGTERM/SIGINT unmount cleanly (libfuse's
  * handlers); SIGHUP reloads the config through a small thread, since a
  * signal handler may only post a semaphore.
@@ -32,6 +34,7 @@
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
+#include "keyd/keyd_client.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -53,9 +56,83 @@ static void usage(FILE *f)
             "                  [BACKING MOUNTPOINT]\n"
             "       tracevault fsck [-c CONF] [PROJECT]\n"
             "       tracevault rewrap [-c CONF] PROJECT\n"
+            "       tracevault audit-verify [-c CONF] [ROTATED-LOG...]\n"
             "Mount the TraceVault encrypted filesystem (daemonizes unless -f), check\n"
-            "every block of every file (fsck), or re-wrap file keys to the newest KEK\n"
-            "version after keyctl rotate (rewrap).\n");
+            "every block of every file (fsck), re-wrap file keys to the newest KEK\n"
+            "version after keyctl rotate (rewrap), or verify the audit log's chain and\n"
+            "anchor, after its rotated files given oldest first (audit-verify).\n");
+}
+
+/* The audit log's MAC key from keyd into guarded memory (*KEY, freed with
+ * sodium_free).  The caller must be in vault_users or admin_users. */
+static int audit_key(const struct tv_config *cfg, unsigned char **key)
+{
+    struct keyd_client *c = keyd_client_new(cfg->keyd.socket, cfg->keyd.client_timeout_ms);
+    int r = -ENOMEM;
+
+    *key = sodium_malloc(KEYD_AUDIT_KEY_LEN);
+    if (c && *key && (r = keyd_vault_audit_key(c, *key)) == 0) {
+        keyd_client_free(c);
+        return 0;
+    }
+    log_error("vault: audit log \"%s\": cannot get its key from keyd (%s): %s",
+              cfg->vault.audit_log, cfg->keyd.socket,
+              c ? keyd_client_error(c) : strerror(-r));
+    keyd_client_free(c);
+    if (*key)
+        sodium_free(*key);
+    *key = NULL;
+    return r;
+}
+
+static int open_audit(const struct tv_config *cfg)
+{
+    unsigned char *key = NULL;
+    char err[768];
+    int r;
+
+    if ((r = audit_key(cfg, &key)) != 0) {
+        log_error("vault: not mounting without an audit log (start keyd first)");
+        return r;
+    }
+    r = vault_audit_open(cfg->vault.audit_log, key, cfg->vault.audit_denied_interval, err,
+                         sizeof err);
+    sodium_free(key);
+    if (r != 0)
+        log_error("vault: %s; not mounting", err);
+    return r;
+}
+
+/* tracevault audit-verify: exit 0 if the chain over ROTATED... and the live
+ * log verifies and reaches its anchor, 1 otherwise. */
+static int run_audit_verify(const struct tv_config *cfg, char **rotated, int n)
+{
+    const char **paths = calloc((size_t)n + 1, sizeof(*paths));
+    unsigned char *key = NULL;
+    struct audit_scan sc;
+    char err[768];
+    int r;
+
+    if (!paths)
+        return 1;
+    for (int i = 0; i < n; i++)
+        paths[i] = rotated[i];
+    paths[n] = cfg->vault.audit_log;
+    memset(&sc, 0, sizeof sc);
+    if ((r = audit_key(cfg, &key)) == 0)
+        r = vault_audit_verify(paths, (size_t)n + 1, key, &sc, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "cannot verify without the key");
+    if (r == 0)
+        printf("audit log OK: %llu records, chain intact up to record %llu, anchored at "
+               "record %llu\n", (unsigned long long)sc.records,
+               (unsigned long long)sc.last_seq, (unsigned long long)sc.anchor_seq);
+    else
+        fprintf(stderr, "tracevault: audit-verify: %s\n", err);
+    if (key)
+        sodium_free(key);
+    free(paths);
+    return r == 0 ? 0 : 1;
 }
 
 static void on_hup(int sig)
@@ -132,10 +209,8 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
         fuse_opt_add_arg(&args, "-oallow_other,fsname=tracevault,subtype=tracevault") != 0 ||
         (debug && fuse_opt_add_arg(&args, "-d") != 0))
         goto out;
-    if (audit_open(cfg->vault.audit_log) < 0) {
-        log_error("vault: audit log \"%s\": %s", cfg->vault.audit_log, strerror(errno));
+    if (open_audit(cfg) != 0)
         goto out;
-    }
     keys = keys_new(cfg->keyd.socket, cfg->keyd.client_timeout_ms);
     if (!keys)
         goto out;
@@ -209,7 +284,7 @@ out:
     keys_free(keys);                  /* joins the keyd event subscriber */
     vfs_free(the_fs);
     the_fs = NULL;
-    audit_close();
+    vault_audit_close();
     fuse_opt_free_args(&args);
     return rc;
 }
@@ -230,7 +305,8 @@ int main(int argc, char **argv)
     int fg = 0, debug = 0, writeback = 0, opt;
     char err[512];
 
-    if (argc > 1 && (strcmp(argv[1], "fsck") == 0 || strcmp(argv[1], "rewrap") == 0)) {
+    if (argc > 1 && (strcmp(argv[1], "fsck") == 0 || strcmp(argv[1], "rewrap") == 0 ||
+                     strcmp(argv[1], "audit-verify") == 0)) {
         tool = argv[1];
         argv++;
         argc--;
@@ -264,6 +340,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracevault: %s\n", err);
         return 1;
     }
+    /* Every keyd connection of this process checks that the peer is keyd. */
+    keyd_client_expect_user(cfg->keyd.keyd_user);
     int nargs = argc - optind;
     if (tool) {
         int rc;
@@ -274,6 +352,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             rc = vault_fsck(cfg, nargs ? argv[optind] : NULL);
+        } else if (strcmp(tool, "audit-verify") == 0) {
+            rc = run_audit_verify(cfg, argv + optind, nargs);
         } else {
             if (nargs != 1) {
                 usage(stderr);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "keyd/ops.h"
+#include "keyd/records.h"
 #include "lib/config.h"
 #include "lib/frame.h"
 #include "lib/log.h"
@@ -26,18 +27,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct keyd_state st;
 static char dir[] = "/tmp/tv-fuzz-keyd.XXXXXX";
-static char ksp[300], logp[300];
+static char ksp[300], logp[300], anchorp[310];
 static unsigned char master[32];
 static unsigned long runs;
 
 static void reset_state(void)
 {
+    struct audit_opts ao = { .fmt = &keyd_audit_format, .no_sync = 1 };
+    char err[512];
     uint32_t v;
     audit_close(st.audit);
     ks_free(st.ks);
     unlink(logp);
+    unlink(anchorp);
     if (ks_new(ksp, master, &st.ks) != 0 || ks_create(st.ks, "p", &v) != 0 ||
-        audit_open(logp, st.audit_key, 0, &st.audit) != 0)
+        audit_open(logp, st.audit_key, &ao, NULL, &st.audit, err, sizeof(err)) != 0)
         abort();
 }
 
@@ -62,6 +66,7 @@ static void setup(void)
     snprintf(conf, sizeof(conf), "%s/tv.conf", dir);
     snprintf(ksp, sizeof(ksp), "%s/keys", dir);
     snprintf(logp, sizeof(logp), "%s/audit.log", dir);
+    snprintf(anchorp, sizeof(anchorp), "%s.head", logp);
     f = fopen(conf, "w");
     fprintf(f, "[keyd]\nsocket = %s/s\nkeystore = %s\nmaster_key = %s/mk\naudit_log = %s\n"
                "vault_users = 0, 5001\nagent_users = 0\nadmin_users = 0\n", dir, ksp, dir, logp);
@@ -81,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uid_t uids[] = { 0, 5001, 5003 };
     struct keyd_peer peer = { .gid = 65534, .pid = 1, .ngroups = 0 };
     struct keyd_event_out ev;
-    msgpack_sbuffer out;
+    struct gbuf out = { 0 };
     msgpack_unpacked up;
     uint64_t seq0, seq1;
     unsigned char mac[AUDIT_MAC_LEN];
@@ -90,13 +95,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!st.ks)
         setup();
     /* Keep the keystore and log small so saves and AUDIT_VERIFY stay fast. */
-    if (++runs % 4096 == 0 || st.ks->np > 16)
+    if (++runs % 4096 == 0 || ks_count(st.ks) > 16)
         reset_state();
     if (size < 1)
         return 0;
     peer.uid = uids[data[0] % 3];
     audit_head(st.audit, &seq0, mac);
-    msgpack_sbuffer_init(&out);
     int r = ops_handle(&st, &peer, data + 1, size - 1, &out, &sub, &ev);
     audit_flush(st.audit);
     audit_head(st.audit, &seq1, mac);
@@ -104,12 +108,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();                       /* every request leaves exactly one record */
     msgpack_unpacked_init(&up);
     int okv;
-    if (mp_decode(out.data, out.size, 8, out.size + 16, &up) != 0 ||
+    if (mp_decode(out.p, out.len, 8, out.len + 16, &up) != 0 ||
         mp_get_bool(&up.data, "ok", &okv) != 0)
         abort();                       /* every reply is a well-formed map */
     if (okv && peer.uid == 5003)
         abort();                       /* a peer on no list never succeeds */
     msgpack_unpacked_destroy(&up);
-    msgpack_sbuffer_destroy(&out);
+    gbuf_free(&out);
     return 0;
 }

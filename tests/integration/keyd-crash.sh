@@ -13,7 +13,7 @@
 . "$top_srcdir/tests/integration/keyd-lib.sh"
 tv_init keyd-crash
 [ -x "$KEYD" ] || tv_skip_all "keyd not built"
-tv_plan 22
+tv_plan 24
 RT="$top_builddir/tests/integration/keyd_roundtrip"
 S="$T/run/keyd.sock"
 T0=$T
@@ -54,15 +54,24 @@ tv_ok "keyd restarts" keyd_restart
 tv_ok "...and restored the record from the keystore" sh -c 'grep -q "restored record" "$0" && tail -1 "$1" | grep -q "op=ROTATE project=p"' "$T/keyd.log" "$T/log/keyd-audit.log"
 tv_ok "...the chain verifies" kctl_q audit-verify
 
-# Restored older keystore.
+# Restored older keystore: from before a rotate (same sealing key: the
+# generation in the log refuses it) and from before a retire (re-sealed
+# since: it does not even open).
 cp -p "$T/lib/keys" "$T/keys.old"
 kctl_q rotate p
-kctl_q retire p "$(kctl list | sed -n 's/^p current=\([0-9]*\) .*/\1/p')"
 keyd_stop
 cp -p "$T/lib/keys" "$T/keys.new"
 cp -p "$T/keys.old" "$T/lib/keys"
 tv_fails "keyd refuses to start with a restored older keystore" keyd_restart
 tv_ok "...naming the reason" grep -q "restored old keystore" "$T/keyd.log"
+cp -p "$T/keys.new" "$T/lib/keys"
+keyd_restart
+kctl_q retire p "$(kctl list | sed -n 's/^p current=\([0-9]*\) .*/\1/p')"
+keyd_stop
+cp -p "$T/lib/keys" "$T/keys.new"
+cp -p "$T/keys.old" "$T/lib/keys"
+tv_fails "keyd refuses a keystore from before a retire" keyd_restart
+tv_ok "...which no longer opens (re-sealed since)" grep -q "a copy from before a shred, retire or rekey-master" "$T/keyd.log"
 cp -p "$T/keys.new" "$T/lib/keys"
 tv_ok "keyd starts again with the current keystore" keyd_restart
 tv_ok "retired versions stayed retired" sh -c '"$0" "$1" p 0 unwrap < "$2" | grep -qx EKEYEXPIRED' "$RT" "$S" "$T/v1.wrapped"

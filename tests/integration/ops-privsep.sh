@@ -36,6 +36,9 @@ K=$(tv_add_user kd) && V=$(tv_add_user vt) && A=$(tv_add_user ag) && W=$(tv_add_
     tv_skip_all "cannot add test users"
 G=$(id -gn "$V")     # tv_add_user's users share one primary group
 TV_VAULT_USERS=$V TV_AGENT_USERS=$A tv_write_conf <<CONF
+[keyd]
+keyd_user = $K
+
 [project.app]
 writers = $W
 readers = $A
@@ -46,10 +49,12 @@ M="$T/mnt"
 # As the runbook (docs/OPERATIONS.md): init as root, then hand the key files
 # to the keyd user; directories and audit logs as the tmpfiles.d file makes them.
 "$KEYD" -c "$T/tv.conf" init >/dev/null 2>"$T/init.err"
-chown "$K" "$T/lib" "$T/lib/keys" "$T/lib/keys.lock" "$T/log/keyd-audit.log"
+chown "$K" "$T/lib" "$T/lib/keys" "$T/lib/keys.seal" "$T/lib/keys.lock" "$T/log/keyd-audit.log" "$T/log/keyd-audit.log.head"
 chown "$K:$G" "$T/run"; chmod 0750 "$T/run"
 chown "$V" "$T/data"; chmod 0700 "$T/data"
-: > "$T/log/vault-audit.log"; chown "$V" "$T/log/vault-audit.log"; chmod 0600 "$T/log/vault-audit.log"
+for f in vault-audit.log vault-audit.log.head; do
+    : > "$T/log/$f"; chown "$V" "$T/log/$f"; chmod 0600 "$T/log/$f"
+done
 chown "$A" "$T/agent" "$T/outbox"
 # LoadCredential=: systemd copies the key, readable by the service user only.
 mkdir -p "$T/cred" && install -m 0400 -o "$K" "$T/etc/master.key" "$T/cred/master.key"

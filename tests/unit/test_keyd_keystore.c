@@ -34,21 +34,33 @@ static int file_has(const char *path, const void *needle, size_t n)
     return found;
 }
 
+/* Does version V of P unwrap W into the DEK D? */
+static int unwraps(const struct ks_project *p, uint32_t v, const unsigned char *w,
+                   const unsigned char *d)
+{
+    unsigned char out[KEYD_DEK_LEN];
+    return ks_unwrap(p, v, w, out) == 0 && memcmp(out, d, KEYD_DEK_LEN) == 0;
+}
+
 int main(void)
 {
     char dir[] = "/tmp/tv-ks.XXXXXX", path[256], err[256];
-    unsigned char master[32], other[32], kek1[32], kek3[32], pseudo[32];
+    unsigned char master[32], other[32], dek[KEYD_DEK_LEN], w1[KEYD_WRAPPED_LEN],
+        w3[KEYD_WRAPPED_LEN], w3b[KEYD_WRAPPED_LEN], pseudo[32], mac[AUDIT_MAC_LEN];
     struct keystore *ks = NULL, *ks2 = NULL;
     struct ks_project *p;
     uint32_t v;
     unsigned changed;
-    const char *apikey = "sk-CANARY-apikey-0123456789";
+    uint64_t seq;
+    const char *apikey = "sk-CANARY-apikey-0123456789", *k;
+    size_t kl;
 
-    plan(26);
+    plan(28);
     ok(sodium_init() >= 0 && mkdtemp(dir) != NULL, "set-up");
     snprintf(path, sizeof(path), "%s/keys", dir);
     randombytes_buf(master, 32);
     randombytes_buf(other, 32);
+    randombytes_buf(dek, sizeof(dek));
 
     is_int(ks_new(path, master, &ks), 0, "new keystore");
     is_int(ks_create(ks, "checkout", &v), 0, "create checkout");
@@ -60,37 +72,45 @@ int main(void)
     ks_rotate(ks, p, &v);
     ks_rotate(ks, p, &v);
     is_int(v, 3, "two rotations: version 3");
-    memcpy(kek1, ks_version(p, 1)->kek, 32);
-    memcpy(kek3, ks_version(p, 3)->kek, 32);
-    memcpy(pseudo, p->pseudonym, 32);
-    ok(memcmp(kek1, kek3, 32) != 0, "versions have distinct random KEKs");
+    ok(ks_wrap(p, 1, dek, w1) == 0 && ks_wrap(p, 3, dek, w3) == 0 &&
+       ks_wrap(p, 3, dek, w3b) == 0, "wrap under versions 1 and 3");
+    ok(unwraps(p, 3, w3, dek) && !unwraps(p, 1, w3, dek) && !unwraps(p, 2, w3, dek) &&
+       memcmp(w3, w3b, sizeof(w3)) != 0,
+       "versions have distinct KEKs; each wrap has its own nonce");
+    memcpy(pseudo, ks_pseudonym(p), 32);
     is_int(ks_retire(ks, p, 2, &changed), 0, "retire below 2");
     is_int(changed, 1, "one version retired");
-    ok(ks_version(p, 1) == NULL && p->v[0].kek == NULL, "retired KEK destroyed in memory");
+    ok(ks_usable(p, 1) == -EKEYEXPIRED && ks_unwrap(p, 1, w1, dek) == -EKEYEXPIRED &&
+       ks_state(p, 1) == KEYD_V_RETIRED, "retired KEK no longer unwraps");
     is_int(ks_retire(ks, p, 4, &changed), -EINVAL, "retiring the current version refused");
     is_int(ks_apikey_set(ks, p, apikey, strlen(apikey)), 0, "API key set");
     is_int(ks_shred(ks, ks_find(ks, "search")), 0, "shred search");
-    uint64_t gen = ks->gen;
-    ks->head_seq = 77;
-    memset(ks->head_mac, 0xab, 32);
+    uint64_t gen = ks_gen(ks);
+    memset(mac, 0xab, sizeof(mac));
+    is_int(ks_set_head(ks, 77, mac, NULL), 0, "chain head set");
     is_int(ks_save(ks), 0, "save");
     struct stat st;
     stat(path, &st);
     is_int(st.st_mode & 0777, 0600, "keystore written 0600");
-    ok(file_has(path, kek3, 32) == 0 && file_has(path, pseudo, 32) == 0 &&
-       file_has(path, apikey, strlen(apikey)) == 0 && file_has(path, "checkout", 8) == 0,
-       "no KEK, pseudonym key, API key or project name in clear in the file");
+    ok(file_has(path, pseudo, 32) == 0 && file_has(path, apikey, strlen(apikey)) == 0 &&
+       file_has(path, "checkout", 8) == 0,
+       "no pseudonym key, API key or project name in clear in the file");
 
     is_int(ks_load(path, master, &ks2, err, sizeof(err)), 0, "load");
     p = ks2 ? ks_find(ks2, "checkout") : NULL;
-    ok(p && p->current == 3 && p->nv == 3 && p->v[0].state == KEYD_V_RETIRED &&
-       !p->v[0].kek && ks_version(p, 3) && memcmp(ks_version(p, 3)->kek, kek3, 32) == 0 &&
-       memcmp(p->pseudonym, pseudo, 32) == 0 && p->apikey && !strcmp(p->apikey, apikey),
+    ok(p && ks_current(p) == 3 && ks_nversions(p) == 3 && ks_state(p, 1) == KEYD_V_RETIRED &&
+       ks_usable(p, 1) == -EKEYEXPIRED && unwraps(p, 3, w3, dek) &&
+       memcmp(ks_pseudonym(p), pseudo, 32) == 0 && ks_apikey(p, &k, &kl) == 0 &&
+       kl == strlen(apikey) && !strcmp(k, apikey),
        "checkout comes back: versions, states, KEKs, pseudonym and API key");
     p = ks2 ? ks_find(ks2, "search") : NULL;
-    ok(p && p->shredded && p->current == 0 && !p->pseudonym && p->v[0].state == KEYD_V_SHREDDED &&
-       !p->v[0].kek, "shredded project comes back without any key");
-    ok(ks2 && ks2->gen == gen && ks2->head_seq == 77 && ks2->head_mac[5] == 0xab,
+    ok(p && ks_shredded(p) && ks_current(p) == 0 && !ks_pseudonym(p) &&
+       ks_state(p, 1) == KEYD_V_SHREDDED && ks_usable(p, 1) == -EKEYREVOKED,
+       "shredded project comes back without any key");
+    memset(mac, 0, sizeof(mac));
+    if (ks2)
+        ks_head(ks2, &seq, mac, NULL);
+    ok(ks2 && ks_gen(ks2) == gen && seq == 77 && mac[5] == 0xab,
        "generation and chain head preserved");
     ks_free(ks2);
     ks2 = NULL;

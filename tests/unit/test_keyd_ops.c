@@ -18,6 +18,7 @@
 
 #include "keyd/keyd_client.h"
 #include "keyd/ops.h"
+#include "keyd/records.h"
 #include "keyd/seal.h"
 #include "lib/config.h"
 #include "lib/frame.h"
@@ -30,7 +31,7 @@ static char logp[300];
 /* Reply of the last call: "ok" or the err name. */
 static char last_err[32];
 static msgpack_unpacked last;
-static msgpack_sbuffer out;
+static struct gbuf out;
 
 static int call(uid_t uid, const void *body, size_t len)
 {
@@ -39,12 +40,12 @@ static int call(uid_t uid, const void *body, size_t len)
     int sub;
     size_t before = audit_staged(st.audit);
 
-    out.size = 0;
+    gbuf_clear(&out);
     int r = ops_handle(&st, &peer, body, len, &out, &sub, &ev);
     msgpack_unpacked_destroy(&last);
     msgpack_unpacked_init(&last);
     snprintf(last_err, sizeof(last_err), "?");
-    if (r == 0 && mp_decode(out.data, out.size, 8, out.size + 16, &last) == 0) {
+    if (r == 0 && mp_decode(out.p, out.len, 8, out.len + 16, &last) == 0) {
         int okv = 0;
         const char *e;
         size_t el;
@@ -111,10 +112,11 @@ int main(void)
     char conf[300], ksp[300], err[512];
     unsigned char master[32];
     struct tv_config *cfg = NULL;
+    struct audit_opts aopts = { .fmt = &keyd_audit_format, .no_sync = 1 };
     msgpack_sbuffer sb;
     FILE *f;
 
-    plan(40);
+    plan(44);
     ok(sodium_init() >= 0 && mkdtemp(dir) != NULL, "set-up");
     snprintf(conf, sizeof(conf), "%s/tv.conf", dir);
     snprintf(ksp, sizeof(ksp), "%s/keys", dir);
@@ -129,14 +131,14 @@ int main(void)
     st.cfg = cfg;
     st.audit_path = logp;
     ok(ops_init(&st, master) == 0 && ks_new(ksp, master, &st.ks) == 0 &&
-       audit_open(logp, st.audit_key, 0, &st.audit) == 0, "state ready");
-    msgpack_sbuffer_init(&out);
+       audit_open(logp, st.audit_key, &aopts, NULL, &st.audit, err, sizeof(err)) == 0,
+       "state ready");
     msgpack_sbuffer_init(&sb);
     msgpack_unpacked_init(&last);
 
     req(&sb, 2, "op", "CREATE", "project", "p");
     CALL_IS(0, sb.data, sb.size, "ok", "CREATE p as admin");
-    uint64_t gen = st.ks->gen;
+    uint64_t gen = ks_gen(st.ks);
 
     /* Frames that are not a request at all. */
     CALL_IS(0, "", 0, "EPROTO", "empty body");
@@ -231,7 +233,10 @@ int main(void)
     req(&sb, 2, "op", "PSEUDONYM_KEY", "project", "p");
     CALL_IS(0, sb.data, sb.size, "EACCES", "root on admin and vault lists only: PSEUDONYM_KEY denied");
     CALL_IS(5002, sb.data, sb.size, "ok", "PSEUDONYM_KEY by the agent user");
-    ok(st.ks->gen == gen, "no hostile request changed key material");
+    req(&sb, 1, "op", "SUBSCRIBE");
+    CALL_IS(5002, sb.data, sb.size, "ok", "SUBSCRIBE by the agent user (SHRED events)");
+    CALL_IS(5003, sb.data, sb.size, "EACCES", "SUBSCRIBE by a uid on no list");
+    ok(ks_gen(st.ks) == gen, "no hostile request changed key material");
 
     /* A good GEN_DEK: shapes. */
     req(&sb, 3, "op", "GEN_DEK", "project", "p", "n", "#3");
@@ -243,8 +248,42 @@ int main(void)
     ok(!strcmp(last_err, "ok") && dl == 3 * KEYD_DEK_LEN && wl == 3 * KEYD_WRAPPED_LEN,
        "GEN_DEK 3: 96 DEK bytes, 216 wrapped bytes");
 
+    /* Good UNWRAP and REWRAP of the second DEK: exact reply shapes. */
+    unsigned char dek1[KEYD_DEK_LEN], w1[KEYD_WRAPPED_LEN];
+    memcpy(dek1, (const unsigned char *)d + KEYD_DEK_LEN, sizeof(dek1));
+    memcpy(w1, (const unsigned char *)w + KEYD_WRAPPED_LEN, sizeof(w1));
+    for (int rewrap = 0; rewrap < 2; rewrap++) {
+        msgpack_packer pk;
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 4);
+        mp_pack_cstr(&pk, "op");
+        mp_pack_cstr(&pk, rewrap ? "REWRAP" : "UNWRAP");
+        mp_pack_cstr(&pk, "project");
+        mp_pack_cstr(&pk, "p");
+        mp_pack_cstr(&pk, "version");
+        msgpack_pack_uint32(&pk, 1);
+        mp_pack_cstr(&pk, "wrapped");
+        msgpack_pack_bin(&pk, sizeof(w1));
+        msgpack_pack_bin_body(&pk, w1, sizeof(w1));
+        call(5001, sb.data, sb.size);
+        uint64_t rv = 0;
+        dl = wl = 0;
+        if (!rewrap) {
+            mp_get_bin(&last.data, "dek", &d, &dl);
+            ok(!strcmp(last_err, "ok") && last.data.via.map.size == 2 && dl == KEYD_DEK_LEN &&
+               memcmp(d, dek1, KEYD_DEK_LEN) == 0, "UNWRAP: {ok, dek} with the DEK GEN_DEK gave");
+        } else {
+            mp_get_bin(&last.data, "wrapped", &w, &wl);
+            mp_get_uint(&last.data, "version", &rv);
+            ok(!strcmp(last_err, "ok") && last.data.via.map.size == 3 && rv == 1 &&
+               wl == KEYD_WRAPPED_LEN && memcmp(w, w1, wl) != 0,
+               "REWRAP: {ok, version, wrapped} with a fresh wrap");
+        }
+    }
+
     msgpack_unpacked_destroy(&last);
-    msgpack_sbuffer_destroy(&out);
+    gbuf_free(&out);
     msgpack_sbuffer_destroy(&sb);
     audit_close(st.audit);
     ks_free(st.ks);
