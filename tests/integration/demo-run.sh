@@ -22,7 +22,7 @@ tv_defer "TV_DEMO_DIR='$D' '$DEMO' stop; fusermount3 -u -z '$D/traces'"
 # _inst are, is left out: it is not source, and other tests write into it.)
 src=$(cd "$top_srcdir" && pwd -P)
 bld=$(cd "$top_builddir" && pwd -P)
-if [ -d "$src/.git" ]; then
+if [ -e "$src/.git" ]; then     # a file in a git worktree
     git clone -q "$src" "$S" 2>"$T/clone.err"; rc=$?
 else
     set -- --exclude=./_build --exclude=./_inst
