@@ -456,7 +456,7 @@ static int get_u32(struct keyd_client *c, const struct reply *r, const char *key
 struct dek_out {
     unsigned n;
     uint32_t *version;
-    unsigned char *deks, *wrapped;
+    unsigned char *deks, *wrapped, *file_ids;
 };
 
 static int unpack_deks(struct keyd_client *c, const struct reply *r, void *arg)
@@ -469,9 +469,11 @@ static int unpack_deks(struct keyd_client *c, const struct reply *r, void *arg)
         rc = get_u32(c, r, "version", &v);
     if (rc == 0 && o->deks)
         rc = copy_bin(c, r, o->wrapped ? "deks" : "dek", (size_t)o->n * KEYD_DEK_LEN, o->deks);
-    if (rc == 0 && o->wrapped &&
-        (rc = copy_bin(c, r, "wrapped", (size_t)o->n * KEYD_WRAPPED_LEN, o->wrapped)) != 0 &&
-        o->deks)
+    if (rc == 0 && o->file_ids)
+        rc = copy_bin(c, r, "file_ids", (size_t)o->n * KEYD_FILE_ID_LEN, o->file_ids);
+    if (rc == 0 && o->wrapped)
+        rc = copy_bin(c, r, "wrapped", (size_t)o->n * KEYD_WRAPPED_LEN, o->wrapped);
+    if (rc != 0 && o->deks)
         sodium_memzero(o->deks, (size_t)o->n * KEYD_DEK_LEN);
     if (rc == 0 && o->version)
         *o->version = v;
@@ -479,53 +481,69 @@ static int unpack_deks(struct keyd_client *c, const struct reply *r, void *arg)
 }
 
 int keyd_gen_dek(struct keyd_client *c, const char *project, unsigned n,
-                 uint32_t *version, unsigned char *deks, unsigned char *wrapped)
+                 uint32_t *version, unsigned char *deks, unsigned char *wrapped,
+                 unsigned char *file_ids)
 {
-    struct dek_out o = { n, version, deks, wrapped };
+    struct dek_out o = { n, version, deks, wrapped, file_ids };
     struct call k;
     int rc;
 
     if ((rc = valid_project(c, project)) != 0 || (rc = valid_count(c, KEYD_OP_GEN_DEK, n)) != 0)
         return rc;
-    call_start(&k, KEYD_OP_GEN_DEK, project, 1);
+    call_start(&k, KEYD_OP_GEN_DEK, project, file_ids ? 2 : 1);
     pack_uint(&k.pk, "n", n);
+    if (file_ids) {
+        mp_pack_cstr(&k.pk, "bind");
+        msgpack_pack_true(&k.pk);
+    }
     return call_finish(c, &k, 1, unpack_deks, &o);
 }
 
 int keyd_unwrap_many(struct keyd_client *c, const char *project, uint32_t version,
-                     unsigned n, const unsigned char *wrapped, unsigned char *deks)
+                     unsigned n, const unsigned char *file_ids, const unsigned char *wrapped,
+                     unsigned char *deks)
 {
-    struct dek_out o = { n, NULL, deks, NULL };
+    struct dek_out o = { n, NULL, deks, NULL, NULL };
     struct call k;
     int rc;
 
     if ((rc = valid_project(c, project)) != 0 || (rc = valid_count(c, KEYD_OP_UNWRAP, n)) != 0)
         return rc;
-    call_start(&k, KEYD_OP_UNWRAP, project, 2);
+    call_start(&k, KEYD_OP_UNWRAP, project, file_ids ? 3 : 2);
     pack_uint(&k.pk, "version", version);
     pack_bin(&k.pk, "wrapped", wrapped, (size_t)n * KEYD_WRAPPED_LEN);
+    if (file_ids)
+        pack_bin(&k.pk, "file_ids", file_ids, (size_t)n * KEYD_FILE_ID_LEN);
     return call_finish(c, &k, 1, unpack_deks, &o);
 }
 
 int keyd_unwrap(struct keyd_client *c, const char *project, uint32_t version,
-                const unsigned char wrapped[KEYD_WRAPPED_LEN], unsigned char dek[KEYD_DEK_LEN])
+                const unsigned char *file_id, const unsigned char wrapped[KEYD_WRAPPED_LEN],
+                unsigned char dek[KEYD_DEK_LEN])
 {
-    return keyd_unwrap_many(c, project, version, 1, wrapped, dek);
+    return keyd_unwrap_many(c, project, version, 1, file_id, wrapped, dek);
 }
 
 int keyd_rewrap(struct keyd_client *c, const char *project, uint32_t version,
+                const unsigned char *file_id, int legacy,
                 const unsigned char wrapped[KEYD_WRAPPED_LEN],
                 uint32_t *new_version, unsigned char new_wrapped[KEYD_WRAPPED_LEN])
 {
-    struct dek_out o = { 1, new_version, NULL, new_wrapped };
+    struct dek_out o = { 1, new_version, NULL, new_wrapped, NULL };
     struct call k;
     int rc;
 
     if ((rc = valid_project(c, project)) != 0)
         return rc;
-    call_start(&k, KEYD_OP_REWRAP, project, 2);
+    call_start(&k, KEYD_OP_REWRAP, project, 2 + (file_id ? 1 : 0) + (legacy ? 1 : 0));
     pack_uint(&k.pk, "version", version);
     pack_bin(&k.pk, "wrapped", wrapped, KEYD_WRAPPED_LEN);
+    if (file_id)
+        pack_bin(&k.pk, "file_id", file_id, KEYD_FILE_ID_LEN);
+    if (legacy) {
+        mp_pack_cstr(&k.pk, "legacy");
+        msgpack_pack_true(&k.pk);
+    }
     return call_finish(c, &k, 1, unpack_deks, &o);
 }
 

@@ -64,16 +64,25 @@ const char *keyd_client_error(struct keyd_client *c);
 
 /* N (1..KEYD_GEN_MAX) fresh DEKs for PROJECT under its current KEK version:
  * DEKS receives N*KEYD_DEK_LEN bytes, WRAPPED N*KEYD_WRAPPED_LEN bytes,
- * *VERSION the KEK version they are wrapped with. */
+ * *VERSION the KEK version they are wrapped with.  With FILE_IDS (N *
+ * KEYD_FILE_ID_LEN bytes), each DEK is wrapped for a fresh random file ID,
+ * written there: it then unwraps only for that ID; NULL: for no one file. */
 int keyd_gen_dek(struct keyd_client *c, const char *project, unsigned n,
-                 uint32_t *version, unsigned char *deks, unsigned char *wrapped);
+                 uint32_t *version, unsigned char *deks, unsigned char *wrapped,
+                 unsigned char *file_ids);
 
-/* Unwrap one DEK wrapped under PROJECT's KEK VERSION into DEK. */
+/* Unwrap one DEK wrapped under PROJECT's KEK VERSION for FILE_ID
+ * (KEYD_FILE_ID_LEN bytes; NULL: a DEK for no one file) into DEK. */
 int keyd_unwrap(struct keyd_client *c, const char *project, uint32_t version,
-                const unsigned char wrapped[KEYD_WRAPPED_LEN], unsigned char dek[KEYD_DEK_LEN]);
+                const unsigned char *file_id, const unsigned char wrapped[KEYD_WRAPPED_LEN],
+                unsigned char dek[KEYD_DEK_LEN]);
 
-/* Re-wrap a DEK to PROJECT's current version inside keyd (no plaintext out). */
+/* Re-wrap a DEK to PROJECT's current version inside keyd (no plaintext
+ * out), for the same FILE_ID (or NULL); with LEGACY the given DEK was
+ * wrapped for no file and the new wrap is for FILE_ID (the upgrade of a
+ * first-version file header). */
 int keyd_rewrap(struct keyd_client *c, const char *project, uint32_t version,
+                const unsigned char *file_id, int legacy,
                 const unsigned char wrapped[KEYD_WRAPPED_LEN],
                 uint32_t *new_version, unsigned char new_wrapped[KEYD_WRAPPED_LEN]);
 
@@ -148,6 +157,7 @@ void keyd_sub_free(struct keyd_sub *s);
  * in one round trip: WRAPPED holds N*KEYD_WRAPPED_LEN bytes, DEKS receives
  * N*KEYD_DEK_LEN.  All or nothing: -EBADMSG if any one fails. */
 int keyd_unwrap_many(struct keyd_client *c, const char *project, uint32_t version,
-                     unsigned n, const unsigned char *wrapped, unsigned char *deks);
+                     unsigned n, const unsigned char *file_ids, const unsigned char *wrapped,
+                     unsigned char *deks);
 
 #endif

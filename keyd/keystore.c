@@ -252,26 +252,33 @@ static const struct ks_version *active_version(const struct ks_project *p, uint3
     return ks_usable(p, v) == 0 ? &p->v[v - 1] : NULL;
 }
 
-int ks_wrap(const struct ks_project *p, uint32_t v, const unsigned char *dek,
-            unsigned char *out)
+static size_t dek_aad(unsigned char *aad, const struct ks_project *p, uint32_t v,
+                      const unsigned char *file_id)
+{
+    return file_id ? seal_aad_file(aad, p->name, v, file_id)
+                   : seal_aad(aad, SEAL_KIND_DEK, p->name, v, 0);
+}
+
+int ks_wrap(const struct ks_project *p, uint32_t v, const unsigned char *file_id,
+            const unsigned char *dek, unsigned char *out)
 {
     unsigned char aad[SEAL_AAD_MAX];
     const struct ks_version *kv = active_version(p, v);
     if (!kv)
         return ks_usable(p, v);
-    size_t al = seal_aad(aad, SEAL_KIND_DEK, p->name, v, 0);
+    size_t al = dek_aad(aad, p, v, file_id);
     seal_seal(kv->kek, aad, al, dek, KEYD_DEK_LEN, out);
     return 0;
 }
 
-int ks_unwrap(const struct ks_project *p, uint32_t v, const unsigned char *w,
-              unsigned char *dek)
+int ks_unwrap(const struct ks_project *p, uint32_t v, const unsigned char *file_id,
+              const unsigned char *w, unsigned char *dek)
 {
     unsigned char aad[SEAL_AAD_MAX];
     const struct ks_version *kv = active_version(p, v);
     if (!kv)
         return ks_usable(p, v);
-    size_t al = seal_aad(aad, SEAL_KIND_DEK, p->name, v, 0);
+    size_t al = dek_aad(aad, p, v, file_id);
     return seal_open(kv->kek, aad, al, w, KEYD_WRAPPED_LEN, dek);
 }
 

@@ -107,14 +107,18 @@ enum keyd_version_state ks_state(const struct ks_project *p, uint32_t v);
 int ks_usable(const struct ks_project *p, uint32_t v);
 
 /* Wrap DEK (KEYD_DEK_LEN bytes) under version V of P into OUT
- * (KEYD_WRAPPED_LEN bytes); the AAD binds project and version.  Returns 0 or
+ * (KEYD_WRAPPED_LEN bytes); the AAD binds project and version, and FILE_ID
+ * (KEYD_FILE_ID_LEN bytes) unless it is NULL (a DEK for no one file: a
+ * project's name key, or a file of the first header version).  Returns 0 or
  * ks_usable's error. */
-int ks_wrap(const struct ks_project *p, uint32_t v, const unsigned char *dek,
-            unsigned char *out);
-/* Unwrap W (KEYD_WRAPPED_LEN bytes) under version V of P into DEK: 0,
- * ks_usable's error, or -EBADMSG (DEK wiped) if it does not authenticate. */
-int ks_unwrap(const struct ks_project *p, uint32_t v, const unsigned char *w,
-              unsigned char *dek);
+int ks_wrap(const struct ks_project *p, uint32_t v, const unsigned char *file_id,
+            const unsigned char *dek, unsigned char *out);
+/* Unwrap W (KEYD_WRAPPED_LEN bytes), wrapped for FILE_ID (or NULL) under
+ * version V of P, into DEK: 0, ks_usable's error, or -EBADMSG (DEK wiped)
+ * if it does not authenticate (a DEK wrapped for one file never opens for
+ * another, nor as one for no file). */
+int ks_unwrap(const struct ks_project *p, uint32_t v, const unsigned char *file_id,
+              const unsigned char *w, unsigned char *dek);
 
 /* P's pseudonym key (KEYD_PSEUDONYM_KEY_LEN bytes, guarded memory owned by
  * the keystore); NULL once shredded. */

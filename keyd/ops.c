@@ -212,11 +212,15 @@ static int need_u32(struct op_ctx *x, const char *key, uint32_t *out)
 
 /* --- vault_users ------------------------------------------------------- */
 
+/* GEN_DEK {n, bind?}: N fresh DEKs wrapped under the current version; with
+ * "bind", each for a fresh random file ID (returned as "file_ids"), so the
+ * wrapped DEK opens only for that file (docs/KEYD.md "Binding"). */
 static int op_gen_dek(struct op_ctx *x)
 {
     unsigned char *deks = x->st->dek_scratch;
+    unsigned char fids[KEYD_GEN_MAX * KEYD_FILE_ID_LEN];
     uint32_t n;
-    int r;
+    int r, bind = 0;
 
     if ((r = need_project(x, 1)) != 0 || (r = need_u32(x, "n", &n)) != 0)
         return r;
@@ -225,32 +229,59 @@ static int op_gen_dek(struct op_ctx *x)
     if (n == 0 || n > KEYD_GEN_MAX)
         return fail(x, EINVAL, "keyd: GEN_DEK: count %" PRIu32 " outside 1..%d", n,
                     KEYD_GEN_MAX);
+    if (mp_get_bool(x->map, "bind", &bind) != 0)
+        bind = 0;
     if (ks_usable(x->p, x->version) != 0)
         return fail(x, EIO, "keyd: project \"%s\": current version missing", x->project);
     randombytes_buf(deks, (size_t)n * KEYD_DEK_LEN);
-    reply_ok(x, 3);
+    if (bind)
+        randombytes_buf(fids, (size_t)n * KEYD_FILE_ID_LEN);
+    reply_ok(x, bind ? 4 : 3);
     pk_str(&x->pk, "version");
     msgpack_pack_uint32(&x->pk, x->version);
     pk_str(&x->pk, "deks");
     pk_bin(&x->pk, deks, (size_t)n * KEYD_DEK_LEN);
+    if (bind) {
+        pk_str(&x->pk, "file_ids");
+        pk_bin(&x->pk, fids, (size_t)n * KEYD_FILE_ID_LEN);
+    }
     pk_str(&x->pk, "wrapped");
     msgpack_pack_bin(&x->pk, (size_t)n * KEYD_WRAPPED_LEN);
     for (uint32_t i = 0; i < n; i++) {
         unsigned char w[KEYD_WRAPPED_LEN];
-        ks_wrap(x->p, x->version, deks + (size_t)i * KEYD_DEK_LEN, w);
+        ks_wrap(x->p, x->version, bind ? fids + (size_t)i * KEYD_FILE_ID_LEN : NULL,
+                deks + (size_t)i * KEYD_DEK_LEN, w);
         msgpack_pack_bin_body(&x->pk, w, sizeof(w));
     }
     sodium_memzero(deks, (size_t)n * KEYD_DEK_LEN);
     return 0;
 }
 
+/* The request's optional FIELD of COUNT file IDs into *IDS (NULL when
+ * absent: DEKs wrapped for no one file). */
+static int get_file_ids(struct op_ctx *x, const char *field, uint32_t count,
+                        const unsigned char **ids)
+{
+    const void *b;
+    size_t bl;
+    *ids = NULL;
+    if (mp_get_bin(x->map, field, &b, &bl) != 0)
+        return 0;
+    if (bl != (size_t)count * KEYD_FILE_ID_LEN)
+        return fail(x, EINVAL, "keyd: %s: \"%s\" must hold %" PRIu32 " file IDs of %d bytes",
+                    keyd_op_name(x->op), field, count, KEYD_FILE_ID_LEN);
+    *ids = b;
+    return 0;
+}
+
 /* Common to UNWRAP and REWRAP: unwrap the request's "wrapped" DEKs (all
- * under "version") into the scratch buffer; the caller wipes it. */
-static int unwrap_request(struct op_ctx *x)
+ * under "version"; for "file_ids", or REWRAP's "file_id" unless "legacy",
+ * when they are bound to files) into the scratch buffer; the caller wipes it. */
+static int unwrap_request(struct op_ctx *x, const unsigned char **fids)
 {
     const void *w;
     size_t wl;
-    int r;
+    int r, legacy = 0;
 
     if ((r = need_project(x, 1)) != 0 || (r = need_u32(x, "version", &x->version)) != 0)
         return r;
@@ -261,10 +292,17 @@ static int unwrap_request(struct op_ctx *x)
     x->n = (uint32_t)(wl / KEYD_WRAPPED_LEN);
     if (x->op == KEYD_OP_REWRAP && x->n != 1)
         return fail(x, EINVAL, "keyd: REWRAP takes exactly one wrapped DEK");
+    if ((r = get_file_ids(x, x->op == KEYD_OP_REWRAP ? "file_id" : "file_ids", x->n, fids)) != 0)
+        return r;
+    if (x->op == KEYD_OP_REWRAP && mp_get_bool(x->map, "legacy", &legacy) == 0 && legacy &&
+        !*fids)
+        return fail(x, EINVAL, "keyd: REWRAP: \"legacy\" binds to a \"file_id\"; none given");
     if ((r = need_usable(x, x->version)) != 0)
         return r;
     for (uint32_t i = 0; i < x->n; i++)
-        if (ks_unwrap(x->p, x->version, (const unsigned char *)w + (size_t)i * KEYD_WRAPPED_LEN,
+        if (ks_unwrap(x->p, x->version,
+                      *fids && !legacy ? *fids + (size_t)i * KEYD_FILE_ID_LEN : NULL,
+                      (const unsigned char *)w + (size_t)i * KEYD_WRAPPED_LEN,
                       x->st->dek_scratch + (size_t)i * KEYD_DEK_LEN) != 0) {
             sodium_memzero(x->st->dek_scratch, (size_t)x->n * KEYD_DEK_LEN);
             return fail(x, EBADMSG, "keyd: project \"%s\" version %" PRIu32 ": wrapped DEK "
@@ -275,7 +313,8 @@ static int unwrap_request(struct op_ctx *x)
 
 static int op_unwrap(struct op_ctx *x)
 {
-    int r = unwrap_request(x);
+    const unsigned char *fids;
+    int r = unwrap_request(x, &fids);
     if (r != 0)
         return r;
     reply_ok(x, 1);
@@ -285,16 +324,19 @@ static int op_unwrap(struct op_ctx *x)
     return 0;
 }
 
-/* Re-wrap one DEK under the current version; the DEK never leaves keyd. */
+/* Re-wrap one DEK under the current version, for the same file ("file_id"),
+ * or for that file from no file ("legacy": the upgrade of a first-version
+ * header); the DEK never leaves keyd. */
 static int op_rewrap(struct op_ctx *x)
 {
     unsigned char nw[KEYD_WRAPPED_LEN];
+    const unsigned char *fid;
     uint32_t cur;
-    int r = unwrap_request(x);
+    int r = unwrap_request(x, &fid);
     if (r != 0)
         return r;
     cur = ks_current(x->p);
-    r = ks_wrap(x->p, cur, x->st->dek_scratch, nw);
+    r = ks_wrap(x->p, cur, fid, x->st->dek_scratch, nw);
     sodium_memzero(x->st->dek_scratch, KEYD_DEK_LEN);
     if (r != 0)
         return fail(x, EIO, "keyd: project \"%s\": current version missing", x->project);

@@ -27,6 +27,7 @@
 
 #define KEYD_DEK_LEN 32          /* XChaCha20-Poly1305 key */
 #define KEYD_WRAPPED_LEN 72      /* wrapped DEK: 24-byte nonce + 32 + 16-byte tag */
+#define KEYD_FILE_ID_LEN 16      /* a vault file's ID, bound into its DEK's wrap */
 #define KEYD_GEN_MAX 1024        /* DEKs per GEN_DEK or UNWRAP request */
 #define KEYD_PSEUDONYM_KEY_LEN 32
 #define KEYD_PROJECT_MAX 63      /* bytes in a project name */

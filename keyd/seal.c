@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "keyd/seal.h"
+#include "keyd/proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -123,6 +124,14 @@ out:
     return r;
 }
 
+size_t seal_aad_file(unsigned char *aad, const char *project, uint32_t version,
+                     const unsigned char *file_id)
+{
+    size_t n = seal_aad(aad, SEAL_KIND_FILE_DEK, project, version, 0);
+    memcpy(aad + n, file_id, KEYD_FILE_ID_LEN);
+    return n + KEYD_FILE_ID_LEN;
+}
+
 int seal_derive(const unsigned char *master, enum seal_subkey id, unsigned char *out)
 {
     return crypto_kdf_derive_from_key(out, SEAL_KEY_LEN, (uint64_t)id, KDF_CONTEXT, master) == 0
@@ -132,7 +141,8 @@ int seal_derive(const unsigned char *master, enum seal_subkey id, unsigned char 
 size_t seal_aad(unsigned char *aad, enum seal_kind kind, const char *project,
                 uint32_t version, uint8_t state)
 {
-    static const char *const label[] = { "", "tv-kek", "tv-dek", "tv-apikey", "tv-pseudonym" };
+    static const char *const label[] = { "", "tv-kek", "tv-dek", "tv-apikey", "tv-pseudonym",
+                                         "tv-file-dek" };
     const char *l = label[kind];
     size_t ll = strlen(l), pl = strlen(project), n = 0;
 

@@ -33,7 +33,8 @@ enum seal_subkey {
 };
 
 /* What a blob is: selects the AAD prefix. */
-enum seal_kind { SEAL_KIND_KEK = 1, SEAL_KIND_DEK, SEAL_KIND_APIKEY, SEAL_KIND_PSEUDONYM };
+enum seal_kind { SEAL_KIND_KEK = 1, SEAL_KIND_DEK, SEAL_KIND_APIKEY, SEAL_KIND_PSEUDONYM,
+                 SEAL_KIND_FILE_DEK };     /* a DEK bound to one file ID */
 
 /*
  * Load the master key: $CREDENTIALS_DIRECTORY/master.key when that variable
@@ -59,6 +60,11 @@ int seal_derive(const unsigned char *master, enum seal_subkey id, unsigned char 
  * tuples share an AAD. */
 size_t seal_aad(unsigned char *aad, enum seal_kind kind, const char *project,
                 uint32_t version, uint8_t state);
+
+/* The AAD of a DEK wrapped for one file: kind FILE_DEK, PROJECT, VERSION and
+ * the file's ID (KEYD_FILE_ID_LEN bytes).  Returns its length. */
+size_t seal_aad_file(unsigned char *aad, const char *project, uint32_t version,
+                     const unsigned char *file_id);
 
 /* Seal LEN bytes of PT into OUT (LEN + SEAL_OVERHEAD bytes) under KEY. */
 void seal_seal(const unsigned char *key, const unsigned char *aad, size_t aadlen,

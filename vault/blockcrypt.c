@@ -24,13 +24,17 @@ void bc_header_encode(const struct bc_header *h, unsigned char out[BC_HDR])
 {
     memset(out, 0, BC_HDR);
     memcpy(out, BC_MAGIC, 4);
-    out[4] = BC_VERSION & 0xff;
-    out[5] = BC_VERSION >> 8;
+    out[4] = h->version & 0xff;
+    out[5] = h->version >> 8;
     /* bytes 6-7: flags, zero */
     memcpy(out + 8, h->file_id, BC_FILE_ID);
     put_le32(out + 24, h->kek_version);
     memcpy(out + 28, h->wrapped, BC_WRAPPED);
-    /* bytes 100-127 reserved, zero */
+    if (h->version >= BC_VERSION) {
+        put_le32(out + 100, h->owner);
+        /* bytes 104-111 reserved, zero */
+        memcpy(out + 112, h->mac, BC_HMAC);
+    }
 }
 
 int bc_header_parse(const unsigned char *buf, size_t len, struct bc_header *h)
@@ -39,17 +43,54 @@ int bc_header_parse(const unsigned char *buf, size_t len, struct bc_header *h)
         return -EBADMSG;
     if (memcmp(buf, BC_MAGIC, 4) != 0)
         return -EBADMSG;
-    if ((buf[4] | buf[5] << 8) != BC_VERSION || buf[6] != 0 || buf[7] != 0)
+    unsigned version = buf[4] | buf[5] << 8;
+    if ((version != BC_VERSION && version != BC_VERSION_LEGACY) || buf[6] != 0 || buf[7] != 0)
         return -EBADMSG;
-    for (size_t k = 100; k < BC_HDR; k++)
+    size_t zero_from = version == BC_VERSION_LEGACY ? 100 : 104, zero_to = version == BC_VERSION_LEGACY ? BC_HDR : 112;
+    for (size_t k = zero_from; k < zero_to; k++)
         if (buf[k] != 0)
             return -EBADMSG;
+    h->version = (uint16_t)version;
     memcpy(h->file_id, buf + 8, BC_FILE_ID);
     h->kek_version = get_le32(buf + 24);
     if (h->kek_version == 0)
         return -EBADMSG;
     memcpy(h->wrapped, buf + 28, BC_WRAPPED);
+    h->owner = version == BC_VERSION_LEGACY ? 0 : get_le32(buf + 100);
+    if (version == BC_VERSION_LEGACY)
+        memset(h->mac, 0, BC_HMAC);
+    else
+        memcpy(h->mac, buf + 112, BC_HMAC);
     return 0;
+}
+
+void bc_header_mac(const struct bc_header *h, const char *project,
+                   const unsigned char dek[BC_DEK], unsigned char mac[BC_HMAC])
+{
+    unsigned char key[crypto_generichash_KEYBYTES], b[4 + 2 + 2 + BC_FILE_ID + 4];
+    crypto_generichash_state st;
+    crypto_kdf_derive_from_key(key, sizeof key, 1, "tvhdrmac", dek);
+    memcpy(b, BC_MAGIC, 4);
+    b[4] = h->version & 0xff;
+    b[5] = h->version >> 8;
+    b[6] = b[7] = 0;
+    memcpy(b + 8, h->file_id, BC_FILE_ID);
+    put_le32(b + 8 + BC_FILE_ID, h->owner);
+    crypto_generichash_init(&st, key, sizeof key, BC_HMAC);
+    crypto_generichash_update(&st, b, sizeof b);
+    crypto_generichash_update(&st, (const unsigned char *)project, strlen(project));
+    crypto_generichash_final(&st, mac, BC_HMAC);
+    sodium_memzero(key, sizeof key);
+}
+
+int bc_header_verify(const struct bc_header *h, const char *project,
+                     const unsigned char dek[BC_DEK])
+{
+    unsigned char mac[BC_HMAC];
+    if (h->version == BC_VERSION_LEGACY)
+        return 0;
+    bc_header_mac(h, project, dek, mac);
+    return sodium_memcmp(mac, h->mac, BC_HMAC) == 0 ? 0 : -EBADMSG;
 }
 
 uint64_t bc_nblocks(off_t size)

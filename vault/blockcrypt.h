@@ -2,8 +2,14 @@
  * blockcrypt.h - the on-disk format of one encrypted file (docs/FORMAT.md):
  * a fixed 128-byte header followed by one or more sealed blocks.
  *
- *   header:  "TVF1" | u16 version=1 | u16 flags=0 | file_id[16] | u32 kek_version
- *            | wrapped_dek[72] | 28 zero bytes                       (128 bytes)
+ *   header:  "TVF1" | u16 version | u16 flags=0 | file_id[16] | u32 kek_version
+ *            | wrapped_dek[72] | then                                (128 bytes)
+ *            version 2: u32 owner | 8 zero bytes | header MAC[16]
+ *            version 1: 28 zero bytes (read, written by fsck --rewrap only)
+ *   In version 2 keyd wrapped the DEK for the file ID (the wrap's AAD binds
+ *   project, KEK version and file ID), and the header MAC, keyed from the
+ *   DEK, binds magic, version, flags, file ID, owner and project: a header
+ *   copied onto another file (another owner) is refused for writing.
  *   block i: nonce[24] | ciphertext[n] | tag[16]   with 0 <= n <= 4096
  *
  * Invariants every valid file keeps (and every reader checks):
@@ -35,21 +41,39 @@
 #define BC_DEK 32u
 #define BC_WRAPPED 72u
 #define BC_MAGIC "TVF1"
-#define BC_VERSION 1u
+#define BC_VERSION 2u                  /* written for new files */
+#define BC_VERSION_LEGACY 1u           /* still read; DEK wrapped for no one file */
+#define BC_HMAC 16u
 #define BC_MAX_SIZE ((off_t)1 << 50)   /* largest plaintext size we accept */
 
 struct bc_header {
+    uint16_t version;                  /* BC_VERSION or BC_VERSION_LEGACY */
     unsigned char file_id[BC_FILE_ID];
     uint32_t kek_version;
     unsigned char wrapped[BC_WRAPPED];
+    uint32_t owner;                    /* version 2: the uid the file was made for */
+    unsigned char mac[BC_HMAC];        /* version 2: bc_header_mac */
 };
 
 /* Serialise H into OUT (BC_HDR bytes). */
 void bc_header_encode(const struct bc_header *h, unsigned char out[BC_HDR]);
 
 /* Parse LEN bytes at BUF.  -EBADMSG for a short buffer, wrong magic, unknown
- * version or flags, or non-zero reserved bytes. */
+ * version or flags, or non-zero reserved bytes.  A version-2 header's MAC
+ * is only checked by bc_header_verify (it needs the DEK). */
 int bc_header_parse(const unsigned char *buf, size_t len, struct bc_header *h);
+
+/* The MAC of version-2 header H of PROJECT under DEK into MAC (keyed with a
+ * subkey of the DEK; covers magic, version, flags, file ID, owner and
+ * project, not the wrapped DEK and its KEK version, which a rewrap changes
+ * without the DEK ever leaving keyd). */
+void bc_header_mac(const struct bc_header *h, const char *project,
+                   const unsigned char dek[BC_DEK], unsigned char mac[BC_HMAC]);
+
+/* 0 if version-2 header H authenticates under DEK for PROJECT, -EBADMSG if
+ * not (a version-1 header: 0, it has no MAC). */
+int bc_header_verify(const struct bc_header *h, const char *project,
+                     const unsigned char dek[BC_DEK]);
 
 /* Number of blocks a file of plaintext SIZE has (at least 1). */
 uint64_t bc_nblocks(off_t size);

@@ -42,6 +42,9 @@ struct fileio {
     char fid_hex[2 * BC_FILE_ID + 1];
     const char *project;                /* borrowed */
     off_t size;                         /* plaintext size */
+    uint16_t hversion;                  /* header version */
+    bool foreign;                       /* the header was made for another owner:
+                                           a copy spliced onto this file; no write */
     uint64_t skip_first;                /* FIO_CHECK: blocks authenticated in the journal */
     uint32_t skip_count;
 };
@@ -206,11 +209,24 @@ int fio_open(struct fileio **out, struct keys *keys, const char *project, int jd
         goto fail;
     }
     set_file_id(f, h.file_id);
+    f->hversion = h.version;
     memcpy(rep->fid_hex, f->fid_hex, sizeof rep->fid_hex);
-    rc = keys_unwrap(keys, project, h.kek_version, h.wrapped, f->dek);
+    rep->legacy = h.version == BC_VERSION_LEGACY;
+    /* a version-2 DEK opens only for this file ID; the header's MAC, keyed
+     * from the DEK, binds the owner it was made for */
+    rc = keys_unwrap(keys, project, h.kek_version, rep->legacy ? NULL : h.file_id, h.wrapped,
+                     f->dek);
+    if (rc == 0 && bc_header_verify(&h, project, f->dek) < 0)
+        rc = -EBADMSG;
     if (rc == -EBADMSG) {
         rep->what = "wrapped key";
         goto fail;
+    }
+    if (rc == 0 && !rep->legacy && h.owner != st.st_uid) {
+        f->foreign = rep->foreign = true;
+        log_warn("vault: project \"%s\": file %s: its header was made for uid %u, the file "
+                 "belongs to uid %u: a header copied from another file? writes are refused",
+                 project, f->fid_hex, (unsigned)h.owner, (unsigned)st.st_uid);
     }
     if (rc < 0 && rc != -EKEYREVOKED) {
         log_error("vault: project \"%s\": file %s: cannot unwrap its key: %s", project,
@@ -256,12 +272,22 @@ fail:
     return rc;
 }
 
-/* Write a fresh empty file: header H and one sealed empty block. */
-static int init_file(struct fileio *f, const struct bc_header *h)
+/* Write a fresh file (a version-2 header for the file ID, KEK version and
+ * wrapped DEK of H, bound to the backing file's owner, and one sealed empty
+ * block). */
+static int init_file(struct fileio *f, const struct bc_header *h0)
 {
     unsigned char buf[BC_HDR + BC_OVERHEAD], nonce[BC_NONCE];
-    bc_header_encode(h, buf);
-    set_file_id(f, h->file_id);
+    struct bc_header h = *h0;
+    struct stat st;
+    if (fstat(f->fd, &st) < 0)
+        return -errno;
+    h.version = BC_VERSION;
+    h.owner = st.st_uid;
+    bc_header_mac(&h, f->project, f->dek, h.mac);
+    bc_header_encode(&h, buf);
+    f->hversion = h.version;
+    set_file_id(f, h.file_id);
     randombytes_buf(nonce, sizeof nonce);
     bc_seal(buf + BC_HDR, NULL, 0, nonce, f->dek, f->project, f->file_id, 0, 1);
     int rc = tv_write_full(f->fd, buf, sizeof buf, 0);
@@ -283,12 +309,11 @@ int fio_create(struct fileio **out, struct keys *keys, const char *project, int 
     }
     f->fd = fd;
     f->jdir = jdir;
-    if ((rc = keys_new_dek(keys, project, f->dek, h.wrapped, &h.kek_version)) < 0) {
+    if ((rc = keys_new_dek(keys, project, f->dek, h.file_id, h.wrapped, &h.kek_version)) < 0) {
         if (rc != -EKEYREVOKED)
             rc = -EIO;          /* keyd refused or is away: logged by keys */
         goto fail;
     }
-    randombytes_buf(h.file_id, sizeof h.file_id);
     if ((rc = init_file(f, &h)) < 0)
         goto fail;
     *out = f;
@@ -671,6 +696,8 @@ int fio_write(struct fileio *f, const void *vdata, size_t len, off_t off,
 
     if (len == 0)
         return 0;
+    if (f->foreign)
+        return -EKEYREJECTED;
     if (off < 0)
         return -EINVAL;
     if (E > limit_of(ctl) || E < off)
@@ -689,6 +716,8 @@ int fio_truncate(struct fileio *f, off_t newsize, const struct fio_ctl *ctl)
     off_t Z = f->size;
     int rc;
 
+    if (f->foreign)
+        return -EKEYREJECTED;
     if (newsize < 0)
         return -EINVAL;
     if (newsize > limit_of(ctl))

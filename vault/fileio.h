@@ -39,6 +39,11 @@ struct fio_report {
     char fid_hex[2 * BC_FILE_ID + 1]; /* the file ID, once the header was read */
     const char *what;       /* on -EBADMSG: "header", "wrapped key", "tail journal",
                                "size": the part that failed authentication */
+    bool legacy;            /* a version-1 header (DEK wrapped for no one file):
+                                tracevault fsck --rewrap upgrades it */
+    bool foreign;           /* a version-2 header made for another owner: a
+                               header copied onto this file; reads work,
+                               writes and truncates fail with -EKEYREJECTED */
     bool journal_damaged;   /* a torn tail whose journal cannot restore it (the
                                open goes on; reads of the torn blocks fail) */
     bool restored;          /* FIO_RDWR: a torn tail was restored from the journal;

@@ -93,8 +93,8 @@ bool fs_in_config(struct vfs *fs, const char *name)
 
 int fs_io_result(const struct rq *r, struct vnode *n, const char *op, int rc)
 {
-    if (rc == -EBADMSG) {
-        vn_integrity(n, "block");
+    if (rc == -EBADMSG || rc == -EKEYREJECTED) {
+        vn_integrity(n, rc == -EBADMSG ? "block" : "header made for another file");
         return -EIO;
     }
     if (rc == -EFBIG || rc == -EDQUOT || rc == -ENOSPC)

@@ -33,7 +33,7 @@ struct walk {
     int rewrap;
     uint32_t newest;
     int jdir;                   /* the project's journal directory, or -1 */
-    unsigned long files, dirs, damaged, rewrapped, errors, restorable;
+    unsigned long files, dirs, damaged, rewrapped, errors, restorable, legacy, upgraded;
 };
 
 static void damaged(struct walk *w, const char *path, const char *why)
@@ -77,6 +77,10 @@ static int check_file(struct walk *w, int dfd, const char *bname, const char *pa
         rc = 0;
         goto out;
     }
+    w->legacy += rep.legacy;
+    if (rep.foreign)
+        damaged(w, path, "its header was made for another owner (copied from another file?): "
+                         "writes are refused");
     if (rep.restored) {
         printf("%s: torn tail, restorable from its journal (%u block(s) from %llu, size %lld): "
                "the vault restores it when it next opens the file\n", path, rep.count,
@@ -93,21 +97,42 @@ out:
     return rc;
 }
 
-/* Re-wrap the header of FD if it is older than the newest version. */
+/* Bring the header of FD up to date: a version-1 header becomes a
+ * version-2 one (the DEK re-wrapped in keyd for the file's ID, the owner
+ * and the header MAC, which needs the DEK, added); a DEK wrapped under an
+ * older KEK version is re-wrapped under the newest. */
 static int rewrap_file(struct walk *w, int fd, const char *path)
 {
-    unsigned char hdr[BC_HDR];
+    unsigned char hdr[BC_HDR], nw[BC_WRAPPED];
     struct bc_header h;
+    struct stat st;
     uint32_t nv;
+    int rc;
 
-    if (fio_read_header(fd, &h) < 0) {
+    if (fio_read_header(fd, &h) < 0 || fstat(fd, &st) < 0) {
         damaged(w, path, "bad header");
         return 0;
     }
-    if (h.kek_version == w->newest)
+    bool legacy = h.version == BC_VERSION_LEGACY;
+    if (!legacy && h.kek_version == w->newest)
         return 0;
-    unsigned char nw[BC_WRAPPED];
-    int rc = keys_rewrap(w->keys, w->project, h.kek_version, h.wrapped, &nv, nw);
+    if (legacy) {
+        unsigned char *dek = sodium_malloc(BC_DEK);
+        if (!dek)
+            return -ENOMEM;
+        rc = keys_unwrap(w->keys, w->project, h.kek_version, NULL, h.wrapped, dek);
+        if (rc == 0) {
+            h.version = BC_VERSION;
+            h.owner = st.st_uid;
+            bc_header_mac(&h, w->project, dek, h.mac);
+        }
+        sodium_free(dek);
+        if (rc == -EBADMSG) {
+            damaged(w, path, "wrapped key fails authentication");
+            return 0;
+        }
+    }
+    rc = keys_rewrap(w->keys, w->project, h.kek_version, h.file_id, legacy, h.wrapped, &nv, nw);
     if (rc < 0) {
         fprintf(stderr, "tracevault rewrap: %s: %s\n", path, keys_error(w->keys));
         w->errors++;
@@ -116,12 +141,12 @@ static int rewrap_file(struct walk *w, int fd, const char *path)
     h.kek_version = nv;
     memcpy(h.wrapped, nw, BC_WRAPPED);
     bc_header_encode(&h, hdr);
-    int rc2 = tv_write_full(fd, hdr, BC_HDR, 0);
-    if (rc2 < 0)
-        return rc2;
+    if ((rc = tv_write_full(fd, hdr, BC_HDR, 0)) < 0)
+        return rc;
     if (fdatasync(fd) < 0)
         return -errno;
     w->rewrapped++;
+    w->upgraded += legacy;
     return 0;
 }
 
@@ -243,9 +268,9 @@ static int run(const struct tv_config *cfg, const char *project, int rewrap)
             continue;
         w.project = p;
         if (rewrap) {
-            /* learn the newest version: one fresh DEK, discarded */
+            /* learn the newest version: one fresh key, discarded */
             unsigned char *dek = sodium_malloc(BC_DEK), wr[BC_WRAPPED];
-            int rc = dek ? keys_new_dek(w.keys, p, dek, wr, &w.newest) : -ENOMEM;
+            int rc = dek ? keys_new_key(w.keys, p, dek, wr, &w.newest) : -ENOMEM;
             sodium_free(dek);
             if (rc < 0) {
                 fprintf(stderr, "tracevault rewrap: project \"%s\": %s\n", p, keys_error(w.keys));
@@ -254,8 +279,8 @@ static int run(const struct tv_config *cfg, const char *project, int rewrap)
             }
         }
         int dfd = open_project(cfg, &w, p);
-        if (dfd == -ENOENT && !rewrap)
-            continue;                 /* never mounted: nothing to check */
+        if (dfd == -ENOENT)
+            continue;                 /* never mounted: nothing to check or re-wrap */
         if (dfd < 0) {
             status = 1;
             continue;
@@ -264,7 +289,7 @@ static int run(const struct tv_config *cfg, const char *project, int rewrap)
             unsigned char nw[BC_WRAPPED], wr[BC_WRAPPED];
             uint32_t v, nv;
             if (meta_project_read(dfd, &v, wr) == 0 && v != w.newest &&
-                keys_rewrap(w.keys, p, v, wr, &nv, nw) == 0) {
+                keys_rewrap(w.keys, p, v, NULL, false, wr, &nv, nw) == 0) {
                 if (meta_project_write(dfd, nv, nw) == 0)
                     w.rewrapped++;
                 else
@@ -282,11 +307,14 @@ static int run(const struct tv_config *cfg, const char *project, int rewrap)
         status = 1;
     }
     if (rewrap)
-        printf("rewrap: %lu files, %lu headers re-wrapped, %lu errors\n", w.files, w.rewrapped,
-               w.errors);
+        printf("rewrap: %lu files, %lu headers re-wrapped (%lu upgraded to version 2), "
+               "%lu errors\n", w.files, w.rewrapped, w.upgraded, w.errors);
     else
         printf("fsck: %lu files in %lu directories checked, %lu damaged, %lu errors, "
                "%lu torn tails restorable\n", w.files, w.dirs, w.damaged, w.errors, w.restorable);
+    if (!rewrap && w.legacy)
+        printf("fsck: %lu files have a version-1 header (their key is not bound to them): "
+               "tracevault fsck --rewrap upgrades them\n", w.legacy);
     if (w.damaged || w.errors)
         status = 1;
 out:

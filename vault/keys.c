@@ -34,6 +34,7 @@ struct pool {
     uint32_t version;
     unsigned char *deks;        /* sodium_malloc: POOL_BATCH * 32 */
     unsigned char wrapped[POOL_BATCH * BC_WRAPPED];
+    unsigned char file_ids[POOL_BATCH * BC_FILE_ID];   /* what each DEK is wrapped for */
 };
 
 struct keys {
@@ -161,7 +162,8 @@ out:
 }
 
 int keys_new_dek(struct keys *k, const char *project, unsigned char *dek,
-                 unsigned char wrapped[BC_WRAPPED], uint32_t *version)
+                 unsigned char file_id[BC_FILE_ID], unsigned char wrapped[BC_WRAPPED],
+                 uint32_t *version)
 {
     struct pool *p = pool_of(k, project);
     int rc = 0;
@@ -170,7 +172,8 @@ int keys_new_dek(struct keys *k, const char *project, unsigned char *dek,
         return -ENOMEM;
     pthread_mutex_lock(&p->lock);
     if (p->n == 0) {
-        rc = keyd_gen_dek(k->gen, project, POOL_BATCH, &p->version, p->deks, p->wrapped);
+        rc = keyd_gen_dek(k->gen, project, POOL_BATCH, &p->version, p->deks, p->wrapped,
+                          p->file_ids);
         note(k, k->gen, project, rc);
         if (rc < 0)
             goto out;
@@ -180,26 +183,38 @@ int keys_new_dek(struct keys *k, const char *project, unsigned char *dek,
     memcpy(dek, p->deks + p->n * BC_DEK, BC_DEK);
     sodium_memzero(p->deks + p->n * BC_DEK, BC_DEK);
     memcpy(wrapped, p->wrapped + p->n * BC_WRAPPED, BC_WRAPPED);
+    memcpy(file_id, p->file_ids + p->n * BC_FILE_ID, BC_FILE_ID);
     *version = p->version;
 out:
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
 
+int keys_new_key(struct keys *k, const char *project, unsigned char *key,
+                 unsigned char wrapped[BC_WRAPPED], uint32_t *version)
+{
+    int rc = keyd_gen_dek(k->gen, project, 1, version, key, wrapped, NULL);
+    note(k, k->gen, project, rc);
+    return rc;
+}
+
 int keys_unwrap(struct keys *k, const char *project, uint32_t version,
-                const unsigned char wrapped[BC_WRAPPED], unsigned char *dek)
+                const unsigned char *file_id, const unsigned char wrapped[BC_WRAPPED],
+                unsigned char *dek)
 {
     struct keyd_client *c = k->unwrap[atomic_fetch_add(&k->next_unwrap, 1) % UNWRAP_CLIENTS];
-    int rc = keyd_unwrap(c, project, version, wrapped, dek);
+    int rc = keyd_unwrap(c, project, version, file_id, wrapped, dek);
     note(k, c, project, rc);
     return rc;
 }
 
 int keys_rewrap(struct keys *k, const char *project, uint32_t version,
+                const unsigned char *file_id, bool legacy,
                 const unsigned char wrapped[BC_WRAPPED], uint32_t *new_version,
                 unsigned char new_wrapped[BC_WRAPPED])
 {
-    int rc = keyd_rewrap(k->unwrap[0], project, version, wrapped, new_version, new_wrapped);
+    int rc = keyd_rewrap(k->unwrap[0], project, version, file_id, legacy, wrapped, new_version,
+                         new_wrapped);
     note(k, k->unwrap[0], project, rc);
     return rc;
 }

@@ -13,6 +13,7 @@
 #ifndef TV_VAULT_KEYS_H
 #define TV_VAULT_KEYS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vault/blockcrypt.h"
@@ -32,17 +33,30 @@ typedef void (*keys_event_fn)(void *arg, enum keys_event type, const char *proje
 struct keys *keys_new(const char *socket, int timeout_ms);
 void keys_free(struct keys *k);
 
-/* One fresh DEK for PROJECT: DEK (32 bytes, guarded memory), WRAPPED (72) and
- * *VERSION.  Refills the project's pool from keyd when empty. */
+/* One fresh DEK for a new file of PROJECT: DEK (32 bytes, guarded memory),
+ * the file's ID, chosen by keyd (FILE_ID, 16 bytes), WRAPPED (72: the DEK
+ * wrapped for that file ID only) and *VERSION.  Refills the project's pool
+ * from keyd (GEN_DEK in batches) when empty. */
 int keys_new_dek(struct keys *k, const char *project, unsigned char *dek,
+                 unsigned char file_id[BC_FILE_ID], unsigned char wrapped[BC_WRAPPED],
+                 uint32_t *version);
+
+/* One fresh key for PROJECT wrapped for no one file (the project's name
+ * key): one GEN_DEK round trip, no pool. */
+int keys_new_key(struct keys *k, const char *project, unsigned char *key,
                  unsigned char wrapped[BC_WRAPPED], uint32_t *version);
 
-/* Unwrap a file's DEK into DEK (guarded memory). */
+/* Unwrap a DEK wrapped for FILE_ID (NULL: for no one file) into DEK
+ * (guarded memory). */
 int keys_unwrap(struct keys *k, const char *project, uint32_t version,
-                const unsigned char wrapped[BC_WRAPPED], unsigned char *dek);
+                const unsigned char *file_id, const unsigned char wrapped[BC_WRAPPED],
+                unsigned char *dek);
 
-/* Re-wrap under PROJECT's newest KEK version (no plaintext leaves keyd). */
+/* Re-wrap under PROJECT's newest KEK version (no plaintext leaves keyd),
+ * for the same FILE_ID (or NULL); LEGACY: the DEK was wrapped for no file,
+ * the new wrap is for FILE_ID. */
 int keys_rewrap(struct keys *k, const char *project, uint32_t version,
+                const unsigned char *file_id, bool legacy,
                 const unsigned char wrapped[BC_WRAPPED], uint32_t *new_version,
                 unsigned char new_wrapped[BC_WRAPPED]);
 

@@ -55,6 +55,7 @@ static void usage(FILE *f)
             "usage: tracevault [-c CONF] [-f] [-d] [--writeback] [--entry-timeout SECONDS]\n"
             "                  [BACKING MOUNTPOINT]\n"
             "       tracevault fsck [-c CONF] [PROJECT]\n"
+            "       tracevault fsck --rewrap [-c CONF] [PROJECT]\n"
             "       tracevault rewrap [-c CONF] PROJECT\n"
             "       tracevault audit-verify [-c CONF] [ROTATED-LOG...]\n"
             "Mount the TraceVault encrypted filesystem (daemonizes unless -f), check\n"
@@ -297,12 +298,13 @@ int main(int argc, char **argv)
         { "debug", no_argument, NULL, 'd' },
         { "writeback", no_argument, NULL, 'W' },
         { "entry-timeout", required_argument, NULL, 'E' },
+        { "rewrap", no_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *tool = NULL;
-    int fg = 0, debug = 0, writeback = 0, opt;
+    int fg = 0, debug = 0, writeback = 0, rewrap = 0, opt;
     char err[512];
 
     if (argc > 1 && (strcmp(argv[1], "fsck") == 0 || strcmp(argv[1], "rewrap") == 0 ||
@@ -317,6 +319,7 @@ int main(int argc, char **argv)
         case 'f': fg = 1; break;
         case 'd': debug = 1; fg = 1; break;
         case 'W': writeback = 1; break;
+        case 'R': rewrap = 1; break;
         case 'E': {
             char *end;
             entry_timeout = strtod(optarg, &end);
@@ -351,7 +354,11 @@ int main(int argc, char **argv)
                 tv_config_free(cfg);
                 return 2;
             }
-            rc = vault_fsck(cfg, nargs ? argv[optind] : NULL);
+            /* --rewrap: bring every header up to date (version 2, newest
+             * KEK), then check */
+            rc = rewrap ? vault_rewrap(cfg, nargs ? argv[optind] : NULL) : 0;
+            if (rc == 0)
+                rc = vault_fsck(cfg, nargs ? argv[optind] : NULL);
         } else if (strcmp(tool, "audit-verify") == 0) {
             rc = run_audit_verify(cfg, argv + optind, nargs);
         } else {

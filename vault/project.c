@@ -428,7 +428,7 @@ int meta_project_key(int dirfd, struct keys *k, const char *project, bool create
     if (rc == -ENOENT && create && has_entries(dirfd))
         return -EBADMSG;
     if (rc == -ENOENT && create) {
-        rc = keys_new_dek(k, project, key, wrapped, &version);
+        rc = keys_new_key(k, project, key, wrapped, &version);
         if (rc < 0)
             return rc;
         rc = meta_project_write(dirfd, version, wrapped);
@@ -440,7 +440,7 @@ int meta_project_key(int dirfd, struct keys *k, const char *project, bool create
     }
     if (rc < 0)
         return rc;
-    return keys_unwrap(k, project, version, wrapped, key);
+    return keys_unwrap(k, project, version, NULL, wrapped, key);
 }
 
 int meta_dir_iv_new(int dirfd)

@@ -51,7 +51,7 @@ static void *run(void *arg)
     if (!c || !deks || !wr || !w->lat)
         return NULL;
     /* Material to unwrap. */
-    if (!gen && keyd_gen_dek(c, w->project, UNWRAP_BATCH, &v, deks, wr) != 0) {
+    if (!gen && keyd_gen_dek(c, w->project, UNWRAP_BATCH, &v, deks, wr, NULL) != 0) {
         fprintf(stderr, "keyd-bench: gen_dek: %s\n", keyd_client_error(c));
         w->errors++;
         return NULL;
@@ -61,9 +61,9 @@ static void *run(void *arg)
         double t0 = now_s();
         if (t0 >= end)
             break;
-        int r = gen ? keyd_gen_dek(c, w->project, n, &v, deks, wr)
-                    : n == 1 ? keyd_unwrap(c, w->project, v, wr, deks)
-                             : keyd_unwrap_many(c, w->project, v, n, wr, deks);
+        int r = gen ? keyd_gen_dek(c, w->project, n, &v, deks, wr, NULL)
+                    : n == 1 ? keyd_unwrap(c, w->project, v, NULL, wr, deks)
+                             : keyd_unwrap_many(c, w->project, v, n, NULL, wr, deks);
         double t1 = now_s();
         if (r != 0) {
             w->errors++;

@@ -74,21 +74,21 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "timeout") && argc > 5) {
         struct keyd_client *t = keyd_client_new(argv[1], atoi(argv[5]));
         uint64_t t0 = tv_now_ms();
-        r = keyd_gen_dek(t, argv[2], 1, &v, deks, wr);
+        r = keyd_gen_dek(t, argv[2], 1, &v, deks, wr, NULL);
         printf("%llu\n", (unsigned long long)(tv_now_ms() - t0));
         keyd_client_free(t);
         return r == -ETIMEDOUT ? 0 : 1;
     }
     if (!strcmp(mode, "reconnect") && argc > 5) {
-        if ((r = keyd_gen_dek(c, argv[2], n, &v, deks, wr)) != 0)
+        if ((r = keyd_gen_dek(c, argv[2], n, &v, deks, wr, NULL)) != 0)
             return die(c, "gen_dek before restart", r);
         printf("ready\n");
         fflush(stdout);
         while (access(argv[5], F_OK) != 0)
             usleep(50000);
-        if ((r = keyd_gen_dek(c, argv[2], n, &v, deks, wr)) != 0)
+        if ((r = keyd_gen_dek(c, argv[2], n, &v, deks, wr, NULL)) != 0)
             return die(c, "gen_dek after restart", r);
-        if ((r = keyd_unwrap(c, argv[2], v, wr, back)) != 0 ||
+        if ((r = keyd_unwrap(c, argv[2], v, NULL, wr, back)) != 0 ||
             sodium_memcmp(back, deks, KEYD_DEK_LEN) != 0)
             return die(c, "unwrap after restart", r ? r : -EBADMSG);
         return 0;
@@ -101,7 +101,7 @@ int main(int argc, char **argv)
             if (sscanf(line, "%u %144s", &vv, hex) != 2 || tv_unhex(hex, wr, KEYD_WRAPPED_LEN))
                 return 2;
             if (!strcmp(mode, "unwrap")) {
-                r = keyd_unwrap(c, argv[2], vv, wr, back);
+                r = keyd_unwrap(c, argv[2], vv, NULL, wr, back);
                 if (r != 0) {
                     printf("%s\n", r == -EKEYREVOKED ? "EKEYREVOKED" : r == -EKEYEXPIRED
                            ? "EKEYEXPIRED" : r == -EBADMSG ? "EBADMSG" : r == -ENOENT
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
             } else {
                 uint32_t nv;
                 unsigned char nw[KEYD_WRAPPED_LEN];
-                if ((r = keyd_rewrap(c, argv[2], vv, wr, &nv, nw)) != 0)
+                if ((r = keyd_rewrap(c, argv[2], vv, NULL, 0, wr, &nv, nw)) != 0)
                     return die(c, "rewrap", r);
                 tv_hex(nw, KEYD_WRAPPED_LEN, hex);
                 printf("%" PRIu32 " %s\n", nv, hex);
@@ -119,7 +119,7 @@ int main(int argc, char **argv)
         }
         return bad;
     }
-    if ((r = keyd_gen_dek(c, argv[2], n, &v, deks, wr)) != 0)
+    if ((r = keyd_gen_dek(c, argv[2], n, &v, deks, wr, NULL)) != 0)
         return die(c, "gen_dek", r);
     if (!strcmp(mode, "gen")) {
         char hex[2 * KEYD_WRAPPED_LEN + 1];
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
         return 0;
     }
     for (unsigned i = 0; i < n; i++) {
-        if ((r = keyd_unwrap(c, argv[2], v, wr + (size_t)i * KEYD_WRAPPED_LEN, back)) != 0)
+        if ((r = keyd_unwrap(c, argv[2], v, NULL, wr + (size_t)i * KEYD_WRAPPED_LEN, back)) != 0)
             return die(c, "unwrap", r);
         if (sodium_memcmp(back, deks + (size_t)i * KEYD_DEK_LEN, KEYD_DEK_LEN) != 0) {
             fprintf(stderr, "keyd_roundtrip: DEK %u differs after unwrap\n", i);
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         if (i >= 8)
             i += n / 16;   /* sample the rest: the batched unwrap checks them all */
     }
-    if ((r = keyd_unwrap_many(c, argv[2], v, n, wr, back)) != 0)
+    if ((r = keyd_unwrap_many(c, argv[2], v, n, NULL, wr, back)) != 0)
         return die(c, "unwrap_many", r);
     if (sodium_memcmp(back, deks, (size_t)n * KEYD_DEK_LEN) != 0) {
         fprintf(stderr, "keyd_roundtrip: batched unwrap differs\n");
@@ -152,12 +152,12 @@ int main(int argc, char **argv)
         }
     }
     wr[30] ^= 1;
-    if ((r = keyd_unwrap(c, argv[2], v, wr, back)) != -EBADMSG) {
+    if ((r = keyd_unwrap(c, argv[2], v, NULL, wr, back)) != -EBADMSG) {
         fprintf(stderr, "keyd_roundtrip: a flipped byte gave %d, not -EBADMSG\n", r);
         return 1;
     }
     wr[30] ^= 1;
-    if ((r = keyd_unwrap(c, argv[2], v + 1000, wr, back)) != -ENOENT) {
+    if ((r = keyd_unwrap(c, argv[2], v + 1000, NULL, wr, back)) != -ENOENT) {
         fprintf(stderr, "keyd_roundtrip: an unknown version gave %d, not -ENOENT\n", r);
         return 1;
     }

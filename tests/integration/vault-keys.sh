@@ -104,7 +104,7 @@ PY
 }
 tv_ok "after rotate, old files have version 1 and the new one version 2" test "$(hdr_versions)" = "1 2"
 "$VAULT" rewrap -c "$T/tv.conf" alpha > "$T/rewrap.out" 2>&1
-tv_ok "rewrap re-wraps the 3 old file headers and the name key" grep -q "4 headers re-wrapped, 0 errors" "$T/rewrap.out"
+tv_ok "rewrap re-wraps the 3 old file headers and the name key" grep -q "4 headers re-wrapped (0 upgraded to version 2), 0 errors" "$T/rewrap.out"
 tv_ok "every header now has version 2" test "$(hdr_versions)" = 2
 # interrupted rewrap: rotate again, kill a run part-way, everything still reads, a rerun finishes
 mkdir "$A/many"; for i in $(seq 1 150); do printf 'trace %s\n' $i > "$A/many/t$i.json"; done
@@ -118,7 +118,7 @@ tv_ok "after a rewrap killed part-way every file still reads (versions now: $(hd
 tv_ok "the rerun completes: every header at version 3" test "$(grep -c ', 0 errors' "$T/rewrap3.out") $(hdr_versions)" = "1 3"
 rm -rf "$A/many"
 "$VAULT" rewrap -c "$T/tv.conf" alpha > "$T/rewrap2.out" 2>&1
-tv_ok "a rerun has nothing to do" grep -q "0 headers re-wrapped, 0 errors" "$T/rewrap2.out"
+tv_ok "a rerun has nothing to do" grep -q "0 headers re-wrapped (0 upgraded to version 2), 0 errors" "$T/rewrap2.out"
 "$KEYCTL" -c "$T/tv.conf" retire alpha 3 >/dev/null || vault_bail "retire"
 vault_remount
 vault_write_random "$T/expect" 9000 3

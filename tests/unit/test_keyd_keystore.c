@@ -39,7 +39,7 @@ static int unwraps(const struct ks_project *p, uint32_t v, const unsigned char *
                    const unsigned char *d)
 {
     unsigned char out[KEYD_DEK_LEN];
-    return ks_unwrap(p, v, w, out) == 0 && memcmp(out, d, KEYD_DEK_LEN) == 0;
+    return ks_unwrap(p, v, NULL, w, out) == 0 && memcmp(out, d, KEYD_DEK_LEN) == 0;
 }
 
 int main(void)
@@ -55,7 +55,7 @@ int main(void)
     const char *apikey = "sk-CANARY-apikey-0123456789", *k;
     size_t kl;
 
-    plan(28);
+    plan(32);
     ok(sodium_init() >= 0 && mkdtemp(dir) != NULL, "set-up");
     snprintf(path, sizeof(path), "%s/keys", dir);
     randombytes_buf(master, 32);
@@ -72,15 +72,29 @@ int main(void)
     ks_rotate(ks, p, &v);
     ks_rotate(ks, p, &v);
     is_int(v, 3, "two rotations: version 3");
-    ok(ks_wrap(p, 1, dek, w1) == 0 && ks_wrap(p, 3, dek, w3) == 0 &&
-       ks_wrap(p, 3, dek, w3b) == 0, "wrap under versions 1 and 3");
+    ok(ks_wrap(p, 1, NULL, dek, w1) == 0 && ks_wrap(p, 3, NULL, dek, w3) == 0 &&
+       ks_wrap(p, 3, NULL, dek, w3b) == 0, "wrap under versions 1 and 3");
+    {
+        /* a DEK wrapped for one file opens for that file only */
+        unsigned char fa[KEYD_FILE_ID_LEN], fb[KEYD_FILE_ID_LEN], wf[KEYD_WRAPPED_LEN],
+            back[KEYD_DEK_LEN];
+        randombytes_buf(fa, sizeof fa);
+        memcpy(fb, fa, sizeof fb);
+        fb[15] ^= 1;
+        ok(ks_wrap(p, 3, fa, dek, wf) == 0 && ks_unwrap(p, 3, fa, wf, back) == 0 &&
+           memcmp(back, dek, KEYD_DEK_LEN) == 0, "a DEK wrapped for a file ID unwraps for it");
+        is_int(ks_unwrap(p, 3, fb, wf, back), -EBADMSG, "... not for another file ID");
+        is_int(ks_unwrap(p, 3, NULL, wf, back), -EBADMSG, "... nor as a DEK for no file");
+        is_int(ks_unwrap(p, 3, fa, w3, back), -EBADMSG,
+               "and a DEK for no file does not open as one for a file");
+    }
     ok(unwraps(p, 3, w3, dek) && !unwraps(p, 1, w3, dek) && !unwraps(p, 2, w3, dek) &&
        memcmp(w3, w3b, sizeof(w3)) != 0,
        "versions have distinct KEKs; each wrap has its own nonce");
     memcpy(pseudo, ks_pseudonym(p), 32);
     is_int(ks_retire(ks, p, 2, &changed), 0, "retire below 2");
     is_int(changed, 1, "one version retired");
-    ok(ks_usable(p, 1) == -EKEYEXPIRED && ks_unwrap(p, 1, w1, dek) == -EKEYEXPIRED &&
+    ok(ks_usable(p, 1) == -EKEYEXPIRED && ks_unwrap(p, 1, NULL, w1, dek) == -EKEYEXPIRED &&
        ks_state(p, 1) == KEYD_V_RETIRED, "retired KEK no longer unwraps");
     is_int(ks_retire(ks, p, 4, &changed), -EINVAL, "retiring the current version refused");
     is_int(ks_apikey_set(ks, p, apikey, strlen(apikey)), 0, "API key set");

@@ -104,22 +104,42 @@ static void test_blocks(void)
 static void test_header(void)
 {
     struct bc_header h, g;
-    unsigned char buf[BC_HDR];
+    unsigned char buf[BC_HDR], dek[BC_DEK], mac[BC_HMAC];
+    memset(&h, 0, sizeof h);
     randombytes_buf(h.file_id, sizeof h.file_id);
     randombytes_buf(h.wrapped, sizeof h.wrapped);
+    randombytes_buf(dek, sizeof dek);
+    h.version = BC_VERSION;
     h.kek_version = 7;
+    h.owner = 1234;
+    bc_header_mac(&h, "proj", dek, h.mac);
     bc_header_encode(&h, buf);
-    ok(memcmp(buf, "TVF1", 4) == 0, "header starts with the magic");
-    ok(bc_header_parse(buf, sizeof buf, &g) == 0 && g.kek_version == 7 &&
-       memcmp(g.file_id, h.file_id, 16) == 0 && memcmp(g.wrapped, h.wrapped, 72) == 0,
+    ok(memcmp(buf, "TVF1", 4) == 0 && buf[4] == 2, "a version-2 header starts with the magic");
+    ok(bc_header_parse(buf, sizeof buf, &g) == 0 && g.version == 2 && g.kek_version == 7 &&
+       g.owner == 1234 && memcmp(g.file_id, h.file_id, 16) == 0 &&
+       memcmp(g.wrapped, h.wrapped, 72) == 0 && memcmp(g.mac, h.mac, BC_HMAC) == 0,
        "header round-trips");
+    is_int(bc_header_verify(&g, "proj", dek), 0, "its MAC verifies under its DEK");
+    g.kek_version = 8;
+    g.wrapped[0] ^= 1;
+    is_int(bc_header_verify(&g, "proj", dek), 0, "... also after a rewrap (new wrapped DEK, version)");
+    g = h;
+    g.owner = 1235;
+    is_int(bc_header_verify(&g, "proj", dek), -EBADMSG, "... not for another owner");
+    g = h;
+    g.file_id[3] ^= 1;
+    is_int(bc_header_verify(&g, "proj", dek), -EBADMSG, "... not for another file ID");
+    is_int(bc_header_verify(&h, "proj2", dek), -EBADMSG, "... not in another project");
+    dek[0] ^= 1;
+    is_int(bc_header_verify(&h, "proj", dek), -EBADMSG, "... not under another DEK");
+    bc_header_mac(&h, "proj", dek, mac);
     is_int(bc_header_parse(buf, BC_HDR - 1, &g), -EBADMSG, "short header rejected");
     is_int(bc_header_parse(NULL, 0, &g), -EBADMSG, "no header rejected");
     unsigned char bad[BC_HDR];
     static const struct { size_t off; unsigned char x; const char *what; } m[] = {
-        { 0, 'X', "magic" }, { 4, 2, "format version" }, { 5, 1, "format version high byte" },
-        { 6, 1, "flags" }, { 7, 0x80, "flags high byte" }, { 100, 1, "first reserved byte" },
-        { 127, 0xff, "last reserved byte" },
+        { 0, 'X', "magic" }, { 4, 3, "format version" }, { 5, 1, "format version high byte" },
+        { 6, 1, "flags" }, { 7, 0x80, "flags high byte" }, { 104, 1, "first reserved byte" },
+        { 111, 0xff, "last reserved byte" },
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
         memcpy(bad, buf, sizeof bad);
@@ -131,6 +151,14 @@ static void test_header(void)
     is_int(bc_header_parse(bad, sizeof bad, &g), -EBADMSG, "KEK version 0 rejected");
     memset(bad, 0, sizeof bad);
     is_int(bc_header_parse(bad, sizeof bad, &g), -EBADMSG, "all-zero header rejected");
+    /* version 1: read, no owner, no MAC; its reserved tail must be zero */
+    h.version = BC_VERSION_LEGACY;
+    bc_header_encode(&h, buf);
+    ok(bc_header_parse(buf, sizeof buf, &g) == 0 && g.version == 1 && g.owner == 0 &&
+       bc_header_verify(&g, "proj", dek) == 0, "a version-1 header parses (nothing to verify)");
+    memcpy(bad, buf, sizeof bad);
+    bad[127] = 1;
+    is_int(bc_header_parse(bad, sizeof bad, &g), -EBADMSG, "version 1: a non-zero tail rejected");
 }
 
 int main(void)
