@@ -21,7 +21,9 @@ cp -a "$FIX/etc/master.key" "$T/etc/" && cp -a "$FIX/lib/." "$T/lib/" &&
     cp -a "$FIX/log/keyd-audit.log" "$T/log/" && cp -a "$FIX/data/." "$T/data/" ||
     vault_bail "cannot copy the fixture"
 chmod 0400 "$T/etc/master.key"
-chmod -R u+w "$T/lib" "$T/log" "$T/data"
+# git keeps only the execute bit: a clone checks the fixture out 0644/0755,
+# and keyd refuses a keystore others may read. Give it the modes it had.
+chmod -R u+w,go-rwx "$T/lib" "$T/log" "$T/data"
 tv_start_keyd || vault_bail "keyd did not start on the old keystore"
 tv_start_vault || vault_bail "vault did not mount the old backing store"
 M="$T/mnt/old"
