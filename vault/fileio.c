@@ -144,6 +144,32 @@ static void set_file_id(struct fileio *f, const unsigned char id[BC_FILE_ID])
     tv_hex(id, BC_FILE_ID, f->fid_hex);
 }
 
+void fio_park(struct fileio *f)
+{
+    journal_close(f, false);        /* its record is voided: nothing is in flight */
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+}
+
+int fio_unpark(struct fileio *f, int pathfd)
+{
+    char pp[64];
+    struct stat st;
+    off_t size;
+    snprintf(pp, sizeof pp, "/proc/self/fd/%d", pathfd);
+    int fd = open(pp, (f->readonly ? O_RDONLY | O_NONBLOCK : O_RDWR) | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    /* nobody but this vault writes the file: a changed size is damage */
+    if (fstat(fd, &st) < 0 || bc_plain_size(st.st_size, &size) < 0 || size != f->size) {
+        close(fd);
+        return -EIO;
+    }
+    f->fd = fd;
+    return 0;
+}
+
 void fio_close(struct fileio *f, bool drop_journal)
 {
     if (!f)

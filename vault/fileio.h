@@ -81,6 +81,14 @@ int fio_create(struct fileio **out, struct keys *keys, const char *project, int 
  */
 void fio_close(struct fileio *f, bool drop_journal);
 
+/* Park F: close its descriptors (backing file, journal) but keep its DEK,
+ * file ID and size, so that a later open needs no keyd round trip (a closed
+ * file kept for a quick reopen costs no descriptor).  Nothing may be in
+ * flight.  fio_unpark reopens it from PATHFD (an O_PATH descriptor of the
+ * same backing file); -EIO if the backing file changed size meanwhile. */
+void fio_park(struct fileio *f);
+int fio_unpark(struct fileio *f, int pathfd);
+
 /* Open an engine on FD (read-write, consumed) with a DEK the caller already
  * holds (copied into guarded memory) and the file ID of header H: for unit
  * tests and tools.  With INIT the file is written fresh (H and one empty

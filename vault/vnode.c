@@ -41,6 +41,7 @@ struct vtable {
                                            does not do) */
     unsigned closed_max;                /* closed files kept loaded */
     atomic_uint nclosed;                /* ... how many are now */
+    atomic_uint nparked;                /* closed files keeping only their DEK */
     pthread_mutex_t table_lock;
     struct vnode *table[HASH_BUCKETS];
     size_t count;
@@ -172,15 +173,37 @@ static void node_init(struct vnode *n)
  * for writing (or is the last user). */
 static void unload_locked(struct vtable *vt, struct vnode *n)
 {
+    bool parked = n->parked;
     if (n->cached) {
         n->cached = false;
         atomic_fetch_sub(&vt->nclosed, 1);
+    }
+    if (n->parked) {
+        n->parked = false;
+        atomic_fetch_sub(&vt->nparked, 1);
     }
     if (!n->io)
         return;
     fio_close(n->io, true);         /* nothing is in flight: its journal can go */
     n->io = NULL;
-    vn_fd_put(vt, n);
+    if (!parked)
+        vn_fd_put(vt, n);           /* a parked state holds no descriptor pin */
+}
+
+/* A parked state, wanted again: its descriptors back (and the pin). */
+static int unpark_locked(struct vtable *vt, struct vnode *n)
+{
+    int fd = vn_fd_get(vt, n);
+    int rc = fd < 0 ? fd : fio_unpark(n->io, fd);
+    n->parked = false;
+    atomic_fetch_sub(&vt->nparked, 1);
+    if (rc < 0) {
+        if (fd >= 0)
+            vn_fd_put(vt, n);
+        fio_close(n->io, false);
+        n->io = NULL;
+    }
+    return rc;
 }
 
 static void node_free(struct vtable *vt, struct vnode *n)
@@ -460,6 +483,8 @@ static int load_locked(struct vtable *vt, struct vnode *n)
 
     if (atomic_load(&n->proj->shredded))
         return -EIO;
+    if (n->io && n->parked)
+        (void)unpark_locked(vt, n);     /* on failure it is dropped: loaded afresh below */
     if (n->io)
         return 0;
     int fd = vn_fd_get(vt, n);
@@ -530,15 +555,23 @@ void vn_release(struct vtable *vt, struct vnode *n)
     pthread_rwlock_wrlock(&n->rw);
     if (--n->nopen == 0) {
         n->closed_ms = tv_now_ms();
-        /* keep the state of at most closed_max closed files (two or three
-         * descriptors each); past that, drop it at once rather than wait for
-         * the reaper, or a burst of creates would run out of descriptors */
-        if (atomic_load(&vt->dek_cache_ms) == 0 ||
-            atomic_load(&vt->nclosed) >= vt->closed_max) {
+        /* keep the state of at most closed_max closed files with their
+         * descriptors (two or three each), of more without (parked: the
+         * DEK, so the next open needs no keyd round trip); past both caps,
+         * drop it at once rather than wait for the reaper, or a burst of
+         * creates would run out of descriptors */
+        if (!n->io || atomic_load(&vt->dek_cache_ms) == 0) {
             unload_locked(vt, n);
-        } else if (n->io) {
+        } else if (atomic_load(&vt->nclosed) < vt->closed_max) {
             n->cached = true;
             atomic_fetch_add(&vt->nclosed, 1);
+        } else if (atomic_load(&vt->nparked) < VT_PARKED_MAX) {
+            fio_park(n->io);
+            vn_fd_put(vt, n);
+            n->parked = true;
+            atomic_fetch_add(&vt->nparked, 1);
+        } else {
+            unload_locked(vt, n);
         }
     }
     pthread_rwlock_unlock(&n->rw);
@@ -651,35 +684,25 @@ size_t vt_loaded(struct vtable *vt, const struct vproj *proj, struct vnode ***ou
 
 /* ---- the reaper ----------------------------------------------------------- */
 
-/* One pass: drop the state of files closed longer than dek_cache_ms ago,
- * and keep at most VT_CLOSED_MAX closed files loaded (the oldest go first). */
+/* One pass: drop the state of files closed longer than dek_cache_ms ago
+ * (the caps on closed files are kept by vn_release). */
 static void reap(struct vtable *vt)
 {
-    uint64_t now = tv_now_ms(), cutoff = 0, cache = (uint64_t)atomic_load(&vt->dek_cache_ms);
-    unsigned closed = 0;
+    uint64_t now = tv_now_ms(), cache = (uint64_t)atomic_load(&vt->dek_cache_ms);
 
     pthread_mutex_lock(&vt->loaded_lock);
-    for (int pass = 0; pass < 2; pass++) {
-        struct vnode *v = vt->loaded, *next;
-        for (; v; v = next) {
-            next = v->lnext;
-            if (pthread_rwlock_trywrlock(&v->rw) != 0)
-                continue;
-            if (v->io && atomic_load(&v->proj->shredded))
-                unload_locked(vt, v);       /* found shredded by a failed unwrap */
-            if (v->nopen == 0 && (now - v->closed_ms >= cache ||
-                                  (pass == 1 && v->closed_ms <= cutoff))) {
-                unload_locked(vt, v);
-                loaded_del_locked(vt, v);
-            } else if (v->nopen == 0 && pass == 0) {
-                closed++;
-            }
-            pthread_rwlock_unlock(&v->rw);
+    struct vnode *v = vt->loaded, *next;
+    for (; v; v = next) {
+        next = v->lnext;
+        if (pthread_rwlock_trywrlock(&v->rw) != 0)
+            continue;
+        if (v->io && atomic_load(&v->proj->shredded))
+            unload_locked(vt, v);           /* found shredded by a failed unwrap */
+        if (v->nopen == 0 && now - v->closed_ms >= cache) {
+            unload_locked(vt, v);
+            loaded_del_locked(vt, v);
         }
-        if (closed <= vt->closed_max)
-            break;
-        /* over the cap: drop those closed in the older half of the window */
-        cutoff = now - cache / 2;
+        pthread_rwlock_unlock(&v->rw);
     }
     pthread_mutex_unlock(&vt->loaded_lock);
 }

@@ -13,7 +13,10 @@
  * Users take a descriptor with vn_fd_get and give it back with vn_fd_put.  A regular file's open state (a struct fileio: backing
  * descriptor, DEK, size, tail journal) is loaded by the first open and
  * shared by all its handles; after the last close it stays for
- * dek_cache_ms, then the reaper thread drops it (the DEK is wiped).  A
+ * dek_cache_ms (with its descriptors while few closed files are kept so,
+ * else parked: DEK, file ID and size only, so a reopen needs no keyd round
+ * trip and costs no descriptor), then the reaper thread drops it (the DEK
+ * is wiped).  A
  * vnode with loaded state is on the table's "loaded" list.
  *
  * Lock order (a lock may only be taken while holding those above it):
@@ -77,7 +80,10 @@ struct vnode {
     char fid_hex[2 * BC_FILE_ID + 1]; /* file ID once known ("" before); written
                                        under rw and table_lock, read under either */
     uint64_t closed_ms;             /* when nopen fell to 0 */
-    bool cached;                    /* closed, its open state kept (counted) */
+    bool cached;                    /* closed, its open state kept, descriptors
+                                       and all (counted in nclosed) */
+    bool parked;                    /* closed, its open state kept without
+                                       descriptors: DEK, ID, size (nparked) */
 };
 
 struct vtable;
@@ -157,9 +163,11 @@ void vt_purge(struct vtable *vt, const struct vproj *proj);
 size_t vt_loaded(struct vtable *vt, const struct vproj *proj, struct vnode ***out);
 
 /* Start / stop the reaper thread (drops closed files' open state after
- * dek_cache_ms, and keeps at most VT_CLOSED_MAX closed files loaded, fewer
- * under a descriptor limit: each costs two or three descriptors). */
+ * dek_cache_ms).  At most VT_CLOSED_MAX closed files keep their descriptors
+ * (fewer under a descriptor limit: two or three each), at most
+ * VT_PARKED_MAX more keep only their DEK. */
 #define VT_CLOSED_MAX 4096
+#define VT_PARKED_MAX 65536             /* closed files keeping only their DEK (32 bytes) */
 int vt_start_reaper(struct vtable *vt);
 void vt_stop_reaper(struct vtable *vt);
 

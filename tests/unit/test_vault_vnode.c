@@ -202,6 +202,37 @@ int main(void)
         vt_forget(vt, many[i], 1);
     is_int(vt_open_fds(vt), 0, "forgetting them closes the rest");
     vt_free(vt);
+
+    /* closed files past the descriptor cap keep their DEK only (parked) and
+     * reopen without keyd (this table has none) */
+    vt = vt_new(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), NULL, 60000, 16);
+    int parked = 0, cached = 0, back = 0;
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "p%03d", i);
+        struct fileio *pf = make_file(name, 100 + (size_t)i, &pfd, &st);
+        many[i] = vt_get(vt, pfd, &st, &proj, false);
+        vn_adopt(vt, many[i], pf);
+        vn_release(vt, many[i]);
+        parked += many[i]->parked && many[i]->io != NULL;
+        cached += many[i]->cached;
+    }
+    ok(cached == 16 && parked == 24, "16 closed files keep their descriptors, 24 are parked "
+       "(%d, %d)", cached, parked);
+    ok(vt_open_fds(vt) <= 16 + 16, "descriptors stay bounded (%zu)", vt_open_fds(vt));
+    for (int i = 0; i < 40; i++) {
+        unsigned char buf[200];
+        size_t got = 0;
+        if (vn_acquire(vt, many[i]) == 0 && fio_read(many[i]->io, buf, sizeof buf, 0, &got) == 0 &&
+            got == 100 + (size_t)i)
+            back++;
+        vn_release(vt, many[i]);
+    }
+    is_int(back, 40, "every one opens again and reads, parked ones without keyd");
+    for (int i = 0; i < 40; i++)
+        vt_forget(vt, many[i], 1);
+    vt_free(vt);
+    is_int(keymem_in_use(), 0, "and every DEK slot is back at the end");
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
