@@ -75,6 +75,10 @@ _tv_san_check() {
         echo "# ==== sanitizer report $(basename "$_f")"
         sed 's/^/# /' "$_f" | head -80
     done
+    # UBSan (combined with ASan) writes only its SUMMARY line to log_path and
+    # the diagnostic itself to stderr, which for a daemon is a log in $T.
+    grep -r -I -A8 --exclude-dir=.san 'runtime error: ' "$T" 2>/dev/null |
+        head -60 | sed 's/^/# /'
     echo "Bail out! sanitizer findings in $_tv_name ($# report(s))"
     return 1
 }
