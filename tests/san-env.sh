@@ -27,5 +27,8 @@ if [ "${TV_SANITIZERS:-no}" = yes ]; then
     # exercise every vault path the 200000 of the normal run do (the descriptor
     # cap, parking, reopening), at a tenth of a run that ASan makes 3x slower.
     : "${TV_MANYFILES:=20000}"
-    export TV_MANYFILES
+    # Instrumented programs run 2-3x slower: waits for a daemon to have done
+    # something (agent_wait_count) allow three times as long.
+    : "${TV_TIMEOUT_SCALE:=3}"
+    export TV_MANYFILES TV_TIMEOUT_SCALE
 fi

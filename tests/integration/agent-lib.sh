@@ -51,22 +51,28 @@ agent_stop() {
 
 # Every record in the file:// outbox, one JSON line each (sorted, may repeat
 # across re-sent batches).
-# A batch file is written once (renamed into place): each is dumped once and
-# its JSON kept in $T/.dumps, keyed by name, size and mtime, so that the
-# polls of agent_wait_count cost one dump per new batch, not one per batch
-# (hundreds of batches, a dump each per poll: minutes in a sanitizer build).
+# A batch file is written once (tv_write_atomic): each is dumped once and its
+# JSON kept in $T/.dumps, dumped again only if the file is newer than that,
+# so that a poll of agent_wait_count costs one dump per new batch, not one
+# per batch, and no other process per batch (hundreds of batches, a dump
+# each per poll: minutes on a loaded machine or in a sanitizer build).
 agent_outbox() {
     mkdir -p "$T/.dumps"
+    : > "$T/.dumps/.list"
     find "$T/outbox" -name '*.msgpack' 2>/dev/null | sort | while read -r f; do
-        _k="$T/.dumps/$(printf '%s' "$f" | md5sum | cut -c1-32)-$(stat -c %s-%Y "$f" 2>/dev/null)"
-        if [ -f "$_k" ]; then
-            cat "$_k"
-        elif "$AGENT" dump "$f" > "$_k.tmp"; then
-            mv "$_k.tmp" "$_k" && cat "$_k"
-        else
-            cat "$_k.tmp"; rm -f "$_k.tmp"
+        _r=${f#"$T/outbox/"}
+        _k="$T/.dumps/${_r%%/*}--${_r##*/}"
+        if [ ! -f "$_k" ] || [ "$f" -nt "$_k" ]; then
+            if "$AGENT" dump "$f" > "$_k.tmp"; then
+                mv -f "$_k.tmp" "$_k"
+            else                # shown as it is, tried again next time
+                mv -f "$_k.tmp" "$_k.failed"; _k="$_k.failed"
+            fi
         fi
+        printf '%s\n' "$_k" >> "$T/.dumps/.list"
     done
+    [ -s "$T/.dumps/.list" ] && tr '\n' '\0' < "$T/.dumps/.list" | xargs -0 cat
+    rm -f "$T"/.dumps/*.failed
 }
 
 # Number of distinct record_ids in the outbox.
@@ -74,12 +80,13 @@ agent_outbox_ids() {
     agent_outbox | sed -n 's/.*"record_id":"\([0-9a-f]*\)".*/\1/p' | sort -u | wc -l
 }
 
-# Wait until CMD prints a number >= N (timeout $3 s, default 20).  The
+# Wait until CMD prints a number >= N (timeout $3 s, default 20, times
+# TV_TIMEOUT_SCALE: 3 in a sanitizer build, tests/san-env.sh).  The
 # timeout is wall time, not a count of polls: one poll (agent_outbox dumps
 # every batch) can take seconds on a loaded machine or in a sanitizer build,
 # where 300 polls of a 30 s wait ran for over half an hour.
 agent_wait_count() {
-    _n=$1; _cmd=$2; _end=$(( $(date +%s) + ${3:-20} ))
+    _n=$1; _cmd=$2; _end=$(( $(date +%s) + ${3:-20} * ${TV_TIMEOUT_SCALE:-1} ))
     while :; do
         _c=$(eval "$_cmd" 2>/dev/null); _c=${_c:-0}
         [ "$_c" -ge "$_n" ] && return 0
