@@ -46,6 +46,8 @@ static const struct key_def keyd_keys[] = {
     { "vault_users", K_USERS, KD(keyd, vault_users), 0, 0, NULL },
     { "agent_users", K_USERS, KD(keyd, agent_users), 0, 0, NULL },
     { "admin_users", K_USERS, KD(keyd, admin_users), 0, 0, NULL },
+    { "ingest_users", K_USERS, KD(keyd, ingest_users), 0, 0, NULL },
+    { "ingest_denied_interval", K_INT, KD(keyd, ingest_denied_interval), 0, 3600, NULL },
     { "client_timeout_ms", K_INT, KD(keyd, client_timeout_ms), 10, 600000, NULL },
     { "max_clients", K_INT, KD(keyd, max_clients), 1, 65536, NULL },
     { NULL, 0, 0, 0, 0, NULL }
@@ -561,6 +563,8 @@ static void apply_defaults(struct tv_config *cfg)
     }
     if (cfg->vault.audit_denied_interval < 0)
         cfg->vault.audit_denied_interval = 60;
+    if (cfg->keyd.ingest_denied_interval < 0)
+        cfg->keyd.ingest_denied_interval = 60;
     set_default(&cfg->agent.state_dir, "/var/lib/tracevault/agent");
     set_default(&cfg->agent.upstream, "file:///var/lib/tracevault/outbox");
     set_default(&cfg->agent.ca_file, "");
@@ -605,6 +609,7 @@ int tv_config_load(const char *path, struct tv_config **out, char *err, size_t e
     cfg->vault.dek_cache_seconds = -1;
     cfg->vault.reserve_bytes = -1;
     cfg->vault.audit_denied_interval = -1;
+    cfg->keyd.ingest_denied_interval = -1;
     cfg->agent.batch_linger_ms = -1;
     /* admin_users defaults to root; the other lists default to nobody (deny). */
     cfg->keyd.admin_users.e = calloc(1, sizeof(struct tv_principal));
@@ -667,6 +672,7 @@ void tv_config_free(struct tv_config *cfg)
     tv_userlist_release(&cfg->keyd.vault_users);
     tv_userlist_release(&cfg->keyd.agent_users);
     tv_userlist_release(&cfg->keyd.admin_users);
+    tv_userlist_release(&cfg->keyd.ingest_users);
     free(cfg->vault.backing);
     free(cfg->vault.mountpoint);
     free(cfg->vault.audit_log);
