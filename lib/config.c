@@ -589,7 +589,31 @@ static void apply_defaults(struct tv_config *cfg)
         cfg->agent.queue_max_mb = 1024;
     if (cfg->agent.max_document_bytes == 0)
         cfg->agent.max_document_bytes = 16 << 20;
-    set_default(&cfg->retention.lock_file, "/run/tracevault/retention.lock");
+    /* The lock guards the backing store, so by default it sits beside it:
+     * it then exists wherever a configuration puts the vault's state (a
+     * fixed /run/tracevault did not for a configuration of its own), and
+     * two vaults on one host never share it. */
+    if (!cfg->retention.lock_file || !cfg->retention.lock_file[0]) {
+        const char *b = cfg->vault.backing, *slash = NULL;
+        size_t bl = strlen(b);
+        while (bl > 1 && b[bl - 1] == '/')     /* "/x/data/" is "/x/data" */
+            bl--;
+        for (size_t i = 0; i < bl; i++)
+            if (b[i] == '/')
+                slash = b + i;
+        size_t dl = slash ? (size_t)(slash - b) : 1;
+        size_t n = dl + sizeof("/retention.lock");
+        free(cfg->retention.lock_file);
+        cfg->retention.lock_file = malloc(n);
+        if (!cfg->retention.lock_file)
+            abort();
+        if (!slash)                   /* a relative "data": its directory is "." */
+            snprintf(cfg->retention.lock_file, n, "./retention.lock");
+        else if (dl == 0)             /* "/data": the root directory */
+            snprintf(cfg->retention.lock_file, n, "/retention.lock");
+        else
+            snprintf(cfg->retention.lock_file, n, "%.*s/retention.lock", (int)dl, b);
+    }
 }
 
 int tv_config_load(const char *path, struct tv_config **out, char *err, size_t errlen)
