@@ -1,5 +1,10 @@
 /*
  * keys.c - pseudonym and API keys from keyd (keys.h).
+ *
+ * Each project's entry is allocated once and never moved (the table holds
+ * pointers to entries, so growing it moves only the pointers): prepared
+ * documents keep pointers to the key and version for as long as the agent
+ * runs (the lifetime rule in keys.h).
  */
 #include "config.h"
 #include "agent/keys.h"
@@ -20,15 +25,16 @@
 
 struct pkey {
     char project[64];
-    unsigned char *key;            /* sodium_malloc'd KEYD_PSEUDONYM_KEY_LEN */
+    unsigned char *key;            /* sodium_malloc'd KEYD_PSEUDONYM_KEY_LEN; NULL until loaded */
     char version[24];
+    int shredded;                  /* key wiped; nothing of this project ships again */
 };
 
 struct keys {
     const struct tv_config *cfg;
     struct keyd_client *kc;
-    struct pkey *p;
-    size_t n;
+    struct pkey **p;               /* entries never move: see keys.h */
+    size_t n, cap;
     char err[256];
 };
 
@@ -54,8 +60,10 @@ void keys_free(struct keys *k)
 {
     if (!k)
         return;
-    for (size_t i = 0; i < k->n; i++)
-        sodium_free(k->p[i].key);
+    for (size_t i = 0; i < k->n; i++) {
+        sodium_free(k->p[i]->key);
+        free(k->p[i]);
+    }
     free(k->p);
     keyd_client_free(k->kc);
     free(k);
@@ -108,18 +116,55 @@ static int local_key(struct keys *k, const char *project, unsigned char *key)
     return r;
 }
 
+static struct pkey *find(const struct keys *k, const char *project)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (!strcmp(k->p[i]->project, project))
+            return k->p[i];
+    return NULL;
+}
+
+/* PROJECT's entry, made (without a key) if new; NULL on ENOMEM. */
+static struct pkey *entry(struct keys *k, const char *project)
+{
+    struct pkey *e = find(k, project);
+
+    if (e)
+        return e;
+    if (k->n == k->cap) {
+        size_t nc = k->cap ? k->cap * 2 : 16;
+        struct pkey **np = realloc(k->p, nc * sizeof(*np));
+        if (!np)
+            return NULL;
+        k->p = np;
+        k->cap = nc;
+    }
+    if (!(e = calloc(1, sizeof(*e))))
+        return NULL;
+    snprintf(e->project, sizeof(e->project), "%s", project);
+    k->p[k->n++] = e;
+    return e;
+}
+
 int keys_pseudonym(struct keys *k, const char *project, const unsigned char **key,
                    const char **version)
 {
     unsigned char *buf;
+    struct pkey *e;
     int r, local = strcmp(k->cfg->agent.pseudonym_keys, "local") == 0;
 
-    for (size_t i = 0; i < k->n; i++)
-        if (!strcmp(k->p[i].project, project)) {
-            *key = k->p[i].key;
-            *version = k->p[i].version;
-            return 0;
-        }
+    if (!(e = entry(k, project)))
+        return -ENOMEM;
+    if (e->shredded) {
+        snprintf(k->err, sizeof(k->err), "project \"%s\" was shredded: not shipped until restart",
+                 project);
+        return -EKEYREVOKED;
+    }
+    if (e->key) {
+        *key = e->key;
+        *version = e->version;
+        return 0;
+    }
     if (!(buf = sodium_malloc(KEYD_PSEUDONYM_KEY_LEN)))
         return -ENOMEM;
     if (local) {
@@ -134,26 +179,48 @@ int keys_pseudonym(struct keys *k, const char *project, const unsigned char **ke
         sodium_free(buf);
         return r;
     }
-    struct pkey *np = realloc(k->p, (k->n + 1) * sizeof(*np));
-    if (!np) {
-        sodium_free(buf);
-        return -ENOMEM;
-    }
-    k->p = np;
-    memset(&np[k->n], 0, sizeof(*np));
-    snprintf(np[k->n].project, sizeof(np[k->n].project), "%s", project);
-    np[k->n].key = buf;
+    fingerprint(buf, local ? "local-" : "", e->version, sizeof(e->version));
     sodium_mprotect_readonly(buf);
-    fingerprint(buf, local ? "local-" : "", np[k->n].version, sizeof(np[k->n].version));
+    e->key = buf;
     *key = buf;
-    *version = np[k->n].version;
-    k->n++;
+    *version = e->version;
     return 0;
+}
+
+int keys_shred(struct keys *k, const char *project)
+{
+    struct pkey *e = entry(k, project);
+    int wiped = 0;
+
+    if (!e)
+        return 0;                      /* ENOMEM: keyd refuses the key anyway */
+    e->shredded = 1;
+    if (e->key) {
+        /* Wiped in place, not freed: pointers handed out stay valid. */
+        sodium_mprotect_readwrite(e->key);
+        sodium_memzero(e->key, KEYD_PSEUDONYM_KEY_LEN);
+        sodium_mprotect_readonly(e->key);
+        wiped = 1;
+    }
+    return wiped;
+}
+
+int keys_shredded(const struct keys *k, const char *project)
+{
+    const struct pkey *e = find(k, project);
+    return e && e->shredded;
 }
 
 int keys_apikey(struct keys *k, const char *project, char **key)
 {
-    int r = keyd_apikey_get(k->kc, project, key);
+    int r;
+
+    *key = NULL;
+    if (keys_shredded(k, project)) {
+        snprintf(k->err, sizeof(k->err), "project \"%s\" was shredded: not shipped", project);
+        return -EKEYREVOKED;
+    }
+    r = keyd_apikey_get(k->kc, project, key);
     if (r != 0)
         snprintf(k->err, sizeof(k->err), "keyd: project \"%s\": API key: %s", project,
                  keyd_client_error(k->kc));
