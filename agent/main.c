@@ -20,6 +20,7 @@
 #include "agent/ship.h"
 #include "agent/upstream.h"
 #include "agent/watch.h"
+#include "keyd/keyd_client.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -272,6 +273,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracevault-agent: %s\n", err);
         return 1;
     }
+    /* Every keyd connection of this process (pseudonym keys, API keys, the
+     * SHRED subscription) checks first that the peer is keyd: an impostor on
+     * the socket must not learn which projects exist, nor be believed. */
+    keyd_client_expect_user(a.cfg->keyd.keyd_user);
     const char *root = a.cfg->vault.mountpoint;
     struct stat st;
     if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
