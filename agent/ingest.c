@@ -632,6 +632,9 @@ static int queue_doc(struct ingest *in, size_t i)
         return d->err;
     in->m->traces_seen++;
     in->m->bytes_read += d->len;
+    for (int f = 0; f < CF_COUNT; f++)
+        for (int w = 0; w < DROP_REASONS; w++)
+            in->m->fields_dropped[f][w] += d->drops.n[f][w];
     if (d->skip != SKIP_NONE) {
         in->m->skipped[d->skip]++;
         log_warn("%s: offset %llu: skipped %zu bytes: %s", t->path,

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,10 @@ struct keys {
     struct keyd_client *kc;
     struct pkey **p;               /* entries never move: see keys.h */
     size_t n, cap;
+    struct keyd_sub *sub;          /* SHRED events; NULL while not subscribed */
+    uint64_t sub_next_ms;          /* next subscription attempt */
+    unsigned sub_delay_ms;
+    int sub_warned;
     char err[256];
 };
 
@@ -65,6 +70,7 @@ void keys_free(struct keys *k)
         free(k->p[i]);
     }
     free(k->p);
+    keyd_sub_free(k->sub);
     keyd_client_free(k->kc);
     free(k);
 }
@@ -225,4 +231,89 @@ int keys_apikey(struct keys *k, const char *project, char **key)
         snprintf(k->err, sizeof(k->err), "keyd: project \"%s\": API key: %s", project,
                  keyd_client_error(k->kc));
     return r;
+}
+
+/* ---- keyd events ------------------------------------------------------------ */
+
+static void shredded(struct keys *k, const char *project, keys_shred_fn fn, void *arg)
+{
+    if (keys_shredded(k, project))
+        return;                        /* told twice (event and re-check) */
+    keys_shred(k, project);
+    fn(arg, project);
+}
+
+/* After (re)subscribing: a SHRED sent while no one listened must still wipe. */
+static void recheck(struct keys *k, keys_shred_fn fn, void *arg)
+{
+    unsigned char *tmp = sodium_malloc(KEYD_PSEUDONYM_KEY_LEN);
+
+    if (!tmp)
+        return;
+    for (size_t i = 0; i < k->n; i++) {
+        struct pkey *e = k->p[i];
+        if (!e->key || e->shredded)
+            continue;
+        int r = keyd_pseudonym_key(k->kc, e->project, tmp);
+        if (r == -EKEYREVOKED || r == -ENOENT ||
+            (r == 0 && sodium_memcmp(tmp, e->key, KEYD_PSEUDONYM_KEY_LEN) != 0)) {
+            log_warn("project \"%s\": shredded while the agent was not subscribed to keyd",
+                     e->project);
+            shredded(k, e->project, fn, arg);
+        }
+    }
+    sodium_free(tmp);
+}
+
+void keys_events(struct keys *k, keys_shred_fn fn, void *arg)
+{
+    uint64_t now = tv_now_ms();
+    int r;
+
+    if (strcmp(k->cfg->agent.pseudonym_keys, "keyd") != 0)
+        return;
+    if (!k->sub) {
+        if (now < k->sub_next_ms)
+            return;
+        if ((r = keyd_subscribe(k->cfg->keyd.socket, &k->sub)) != 0) {
+            k->sub = NULL;
+            if (!k->sub_warned++)
+                log_warn("keyd %s: event subscription failed (%s): a SHRED reaches the agent "
+                         "once it succeeds (retrying)", k->cfg->keyd.socket, strerror(-r));
+            k->sub_delay_ms = k->sub_delay_ms ? k->sub_delay_ms * 2 : 250;
+            if (k->sub_delay_ms > 5000)
+                k->sub_delay_ms = 5000;
+            k->sub_next_ms = now + k->sub_delay_ms;
+            return;
+        }
+        if (k->sub_warned)
+            log_info("keyd %s: event subscription re-established", k->cfg->keyd.socket);
+        k->sub_warned = 0;
+        k->sub_delay_ms = 0;
+        recheck(k, fn, arg);
+    }
+    for (;;) {
+        struct pollfd pfd = { .fd = keyd_sub_fd(k->sub), .events = POLLIN };
+        struct keyd_event ev;
+        if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+            return;
+        if ((r = keyd_sub_read(k->sub, &ev)) != 0) {
+            log_warn("keyd %s: event subscription lost (%s): reconnecting", k->cfg->keyd.socket,
+                     strerror(-r));
+            keyd_sub_free(k->sub);
+            k->sub = NULL;
+            k->sub_warned = 1;
+            k->sub_next_ms = now + 250;
+            return;
+        }
+        if (ev.type == KEYD_EV_SHRED) {
+            ev.project[sizeof(ev.project) - 1] = '\0';
+            shredded(k, ev.project, fn, arg);
+        }
+    }
+}
+
+int keys_events_fd(const struct keys *k)
+{
+    return k->sub ? keyd_sub_fd(k->sub) : -1;
 }

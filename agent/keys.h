@@ -44,6 +44,18 @@ int keys_shred(struct keys *k, const char *project);
 /* 1 if PROJECT was shredded while this agent ran. */
 int keys_shredded(const struct keys *k, const char *project);
 
+/* keyd's events (pseudonym_keys = keyd only).  Call keys_events() once per
+ * main-loop turn and poll keys_events_fd() (-1: none now) for POLLIN.  It
+ * (re)subscribes when due (with backoff while keyd is away), reads what is
+ * pending without blocking, and for each SHRED wipes the project's key
+ * (keys_shred) and calls FN(ARG, project) so the caller drops its records.
+ * Events sent while the agent was not subscribed are lost, so after every
+ * (re)subscription each loaded key is asked for again: a project keyd no
+ * longer has, or whose key changed, counts as shredded too. */
+typedef void (*keys_shred_fn)(void *arg, const char *project);
+void keys_events(struct keys *k, keys_shred_fn fn, void *arg);
+int keys_events_fd(const struct keys *k);
+
 /* PROJECT's API key in a sodium_malloc'd string the caller sodium_free()s.
  * -ENOENT if none is set. */
 int keys_apikey(struct keys *k, const char *project, char **key);

@@ -182,46 +182,25 @@ static int gather(struct tbuf *b, json_t *v)
     }
 }
 
-/* Copy S into DST (CAP+1 bytes) if it is short and made of CHARSET-safe bytes;
- * otherwise leave DST empty.  Metadata either passes whole or is dropped. */
-static void copy_checked(char *dst, size_t cap, const char *s, const char *extra)
+/* Metadata as written, for record_check() to judge whole: a string longer
+ * than the field becomes EV_OVERLONG (never cut, so never shipped cut). */
+static void copy_raw(char *dst, size_t cap, const char *s)
 {
     size_t n;
 
     dst[0] = '\0';
-    if (!s)
+    if (!s || !(n = strlen(s)))
         return;
-    n = strlen(s);
-    if (n == 0 || n > cap)
+    if (n > cap) {
+        strcpy(dst, EV_OVERLONG);
         return;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && !strchr(extra, c))
-            return;
     }
     memcpy(dst, s, n + 1);
 }
 
-#define WORD_CHARS "._:/@+-"
-#define ID_CHARS "._:-"
-
 static void copy_word(char *dst, size_t cap, json_t *v)
 {
-    copy_checked(dst, cap, json_is_string(v) ? json_string_value(v) : NULL, WORD_CHARS);
-}
-
-static void copy_id(char *dst, json_t *v)
-{
-    char tmp[32];
-    const char *s = NULL;
-
-    if (json_is_string(v))
-        s = json_string_value(v);
-    else if (json_is_integer(v)) {
-        snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v));
-        s = tmp;
-    }
-    copy_checked(dst, EV_ID_MAX, s, ID_CHARS);
+    copy_raw(dst, cap, json_is_string(v) ? json_string_value(v) : NULL);
 }
 
 /* Lowercase hex id of exactly NHEX digits (OTLP/JSON ids are hex). */
@@ -328,33 +307,27 @@ static int class_like(const char *w, size_t n)
     return 0;
 }
 
-/* An error type from an error string: the class name before ':' (or the
- * whole string) when it looks like one ("RateLimitError: ..."), else
- * "error".  The message is content and is never kept. */
+/* An error type from an error string: the class name before ':' when it
+ * looks like one ("RateLimitError: ..."), else "error".  The message is
+ * content and is never kept. */
 static void error_type_from_string(char *dst, const char *s)
 {
-    char word[EV_WORD_MAX + 1];
     const char *colon = strchr(s, ':');
     size_t n = colon ? (size_t)(colon - s) : strlen(s);
 
-    dst[0] = '\0';
-    if (n > 0 && n <= EV_WORD_MAX && (isalpha((unsigned char)s[0]) || s[0] == '_') &&
-        class_like(s, n)) {
-        memcpy(word, s, n);
-        word[n] = '\0';
-        copy_checked(dst, EV_WORD_MAX, word, "._");
-    }
-    if (!dst[0])
+    if (n > 0 && n <= EV_WORD_MAX && class_like(s, n)) {
+        memcpy(dst, s, n);
+        dst[n] = '\0';
+    } else {
         strcpy(dst, "error");
+    }
 }
 
 /* An error type given as a field (error.type, exception.type, {"type": ..}):
- * a short class-like identifier, else "error". */
+ * as written (record_check judges it), "error" when absent. */
 static void error_type_field(char *dst, const char *s)
 {
-    dst[0] = '\0';
-    if (s)
-        copy_checked(dst, EV_WORD_MAX, s, "._");
+    copy_raw(dst, EV_WORD_MAX, s);
     if (!dst[0])
         strcpy(dst, "error");
 }
@@ -433,8 +406,8 @@ static int honeyhive_event(json_t *o, struct agent_event *e)
     int r;
 
     event_init(e, EV_HONEYHIVE);
-    copy_id(e->event_id, json_object_get(o, "event_id"));
-    copy_id(e->parent_id, json_object_get(o, "parent_id"));
+    copy_person(e->event_id, json_object_get(o, "event_id"));
+    copy_person(e->parent_id, json_object_get(o, "parent_id"));
     copy_word(e->operation, EV_WORD_MAX, json_object_get(o, "event_type"));
     copy_word(e->model, EV_WORD_MAX, json_object_get(cfg, "model"));
     if (!e->model[0])
@@ -447,7 +420,7 @@ static int honeyhive_event(json_t *o, struct agent_event *e)
         v = json_object_get(md, "finish_reason");
     if (!v)
         v = json_object_get(out, "finish_reason");
-    copy_checked(e->finish_reason, 32, json_string_value(v), "_");
+    copy_word(e->finish_reason, EV_WORD_MAX, v);
 
     e->has_start = ms_to_ns(json_object_get(o, "start_time"), &e->start_ns);
     e->has_end = ms_to_ns(json_object_get(o, "end_time"), &e->end_ns);
@@ -582,13 +555,15 @@ static int otlp_attribute(struct agent_event *e, const char *key, json_t *val, i
         set_tokens(&e->total_tokens, v);
     } else if (!strcmp(key, "gen_ai.response.finish_reasons") ||
                !strcmp(key, "gen_ai.response.finish_reason")) {
-        copy_checked(e->finish_reason, 32, s, "_");
+        copy_raw(e->finish_reason, EV_WORD_MAX, s);
     } else if (!strcmp(key, "error.type") || !strcmp(key, "exception.type")) {
         if (s)
             error_type_field(e->error_type, s);
-    } else if (!strcmp(key, "gen_ai.conversation.id") || !strcmp(key, "session.id")) {
+    } else if (!strcmp(key, "gen_ai.conversation.id") || !strcmp(key, "session.id") ||
+               !strcmp(key, "traceloop.association.properties.session_id")) {
         copy_person(e->session_id, v);
-    } else if (!strcmp(key, "user.id") || !strcmp(key, "enduser.id")) {
+    } else if (!strcmp(key, "user.id") || !strcmp(key, "enduser.id") ||
+               !strcmp(key, "traceloop.association.properties.user_id")) {
         copy_person(e->user_id, v);
     } else if (s) {
         /* Content: input, output or other text. */

@@ -81,6 +81,6 @@ sleep 2
 tv_ok "while ClickHouse is down the record waits in the queue" test "$(agent_metric queue_depth)" -eq 1
 ch_start
 tv_ok "after ClickHouse returns the record arrives" \
-    agent_wait_count 1 "curl -sf 'http://127.0.0.1:$HP/' --data-binary \"SELECT count() FROM tvtest.records WHERE event_id = 'ch-outage'\"" 40
+    agent_wait_count 1 "curl -sf 'http://127.0.0.1:$HP/' --data-binary \"SELECT count() FROM tvtest.records WHERE event_hash = '$(agent_hash ch-outage)'\"" 40
 agent_stop
 tv_done

@@ -168,11 +168,17 @@ ngood=$(grep -c '' "$T/good.txt")
 tv_diag "$ngood good traces, $nskip bad ones"
 tv_ok "the upstream received all $((ngood + nskip)) records" agent_wait_count $((ngood + nskip)) sys_records 40
 sleep 1
-tv_ok "every good trace shipped, exactly once, nothing else" "$PY" - "$T/up/records.jsonl" "$T/good.txt" <<'PY'
-import json, sys
+tv_ok "every good trace shipped, exactly once, nothing else" "$PY" - "$T/up/records.jsonl" "$T/good.txt" "$AGENT" "$T/tv.conf" <<'PY'
+import json, subprocess, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
-got = sorted(r["event_id"] for r in recs if "skip_reason" not in r)
 want = sorted(open(sys.argv[2]).read().split())
+# Event ids leave only as keyed hashes, one key per project.
+hmap = {}
+for proj in ("alpha", "beta"):
+    out = subprocess.run([sys.argv[3], "-c", sys.argv[4], "hash", proj, "event"] + want,
+                         capture_output=True, text=True, check=True).stdout.split()
+    hmap.update({(proj, h): e for e, h in zip(want, out)})
+got = sorted(hmap.get((r["project"], r.get("event_hash")), "?") for r in recs if "skip_reason" not in r)
 print("# %d good records, %d expected; missing %s, extra %s" % (len(got), len(want),
       sorted(set(want) - set(got))[:5], sorted(set(got) - set(want))[:5]))
 sys.exit(0 if got == want else 1)
