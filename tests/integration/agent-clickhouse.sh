@@ -64,7 +64,7 @@ tv_ok "the agent created a ReplacingMergeTree keyed on record_id" \
     sh -c "q() { curl -sf 'http://127.0.0.1:$HP/' --data-binary \"\$1\"; }; q 'SHOW CREATE TABLE tvtest.records' | grep -q 'ReplacingMergeTree.*ORDER BY record_id'"
 tv_ok "12 records inserted" test "$(q 'SELECT count() FROM tvtest.records')" = 12
 tv_ok "the rows carry the evaluated metadata" \
-    test "$(q "SELECT model, input_tokens, output_tokens, pii_email FROM tvtest.records WHERE event_id = '6f1c2b9e-3f4a-4c1d-9a51-2f0c6d1e8a77' FORMAT TSV")" = "$(printf 'gpt-4o-2024-08-06\t64\t31\t2')"
+    test "$(q "SELECT model, input_tokens, output_tokens, pii_email FROM tvtest.records WHERE event_hash = '$(agent_hash 6f1c2b9e-3f4a-4c1d-9a51-2f0c6d1e8a77)' FORMAT TSV")" = "$(printf 'gpt-4o-2024-08-06\t64\t31\t2')"
 
 # Re-deliver everything from a fresh state: same record_ids.
 rm -rf "$T/agent"
@@ -81,6 +81,6 @@ sleep 2
 tv_ok "while ClickHouse is down the record waits in the queue" test "$(agent_metric queue_depth)" -eq 1
 ch_start
 tv_ok "after ClickHouse returns the record arrives" \
-    agent_wait_count 1 "curl -sf 'http://127.0.0.1:$HP/' --data-binary \"SELECT count() FROM tvtest.records WHERE event_hash = '$(agent_hash ch-outage)'\"" 40
+    agent_wait_count 1 "curl -sf 'http://127.0.0.1:$HP/' --data-binary \"SELECT count() FROM tvtest.records WHERE event_hash = '$(AGENT_HASH_PROJECT=billing agent_hash ch-outage)'\"" 40
 agent_stop
 tv_done

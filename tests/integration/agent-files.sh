@@ -54,7 +54,7 @@ f.write(data[100:]); f.close()
 os.unlink(sys.argv[1])
 PYEOF
 tv_ok "a file deleted right after writing is still shipped" agent_wait_count 13 ids 10
-tv_ok "... the deleted file's own record" sh -c "find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \\; | grep -q deadbeef-"
+tv_ok "... the deleted file's own record" sh -c "find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \\; | grep -q '\"event_hash\":\"$(agent_hash deadbeef-3f4a-4c1d-9a51-2f0c6d1e8a77)\"'"
 
 # New nested directories are watched at once.
 mkdir -p "$T/mnt/billing/2026/11/22"
