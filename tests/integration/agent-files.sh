@@ -76,7 +76,11 @@ tv_ok "each skip reason recorded" sh -c "
 sleep 1.2
 tv_ok "skips counted by reason in the metrics" \
     sh -c "grep -q 'skipped_total{reason=\"binary\"} 1' '$T/agent/metrics.prom' && grep -q 'skipped_total{reason=\"truncated\"} 1' '$T/agent/metrics.prom'"
-tv_ok "the log names the skipped file and the reason" grep -q "trunc.json: offset 0: skipped .* truncated" "$T/agent.log"
+# Names are content: the log gives the file's ID (here the agent's fallback
+# id: a plain directory has no vault file ids), never its path.
+tv_ok "the log names the skipped file by its file ID, and the reason" \
+    sh -c "grep -q 'project \"checkout\": file [0-9a-f]\{32\}: offset 0: skipped [0-9]* bytes: truncated' '$T/agent.log' &&
+           ! grep -q 'trunc\.json' '$T/agent.log'"
 
 # A stream unlinked while its writer keeps appending is read to the end
 # through the agent's open descriptor; a new file by the same name is new.
