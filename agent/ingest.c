@@ -306,7 +306,7 @@ const char *ingest_label(const struct tracked *t, int fd, char *buf, size_t n)
     } else if (fd >= 0 && fgetxattr(fd, "user.tracevault.file_id", x, 32) == 32) {
         x[32] = '\0';
         snprintf(buf, n, "project \"%s\": file %s", t->project, x);
-    } else if (fd >= 0 && fstat(fd, &st) == 0) {
+    } else if ((fd >= 0 && fstat(fd, &st) == 0) || (fd < 0 && lstat(t->path, &st) == 0)) {
         snprintf(buf, n, "project \"%s\": file at inode %llu", t->project,
                  (unsigned long long)st.st_ino);
     } else {

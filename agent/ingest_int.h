@@ -94,7 +94,7 @@ struct ingest {
 struct proj_eval *ingest_proj(struct ingest *in, const char *project);
 
 /* How a log line names T: "project \"P\": file <file ID>" (the vault's id,
- * or the agent's fallback id), else the inode of FD (-1: none) - never a
+ * or the agent's fallback id), else the inode of FD (-1: of its path) - never a
  * path.  Returns BUF. */
 const char *ingest_label(const struct tracked *t, int fd, char *buf, size_t n);
 #define INGEST_LABEL_MAX 160
