@@ -1,9 +1,10 @@
 /*
- * keystore.c - see keystore.h.  Layout: memory helpers, mutations,
- * serialisation (save), parsing (load).
+ * keystore.c - see keystore.h.  The keys in memory and their changes;
+ * the sealed file they are saved to and loaded from is keystore_file.c
+ * (keystore_int.h holds what both share).
  */
 #include "config.h"
-#include "keyd/keystore.h"
+#include "keyd/keystore_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,71 +23,34 @@
 #include "lib/frame.h"
 #include "lib/util.h"
 
-#define KS_MAGIC "TVKS\x02"          /* sealed under the sealing key (sealkey.h) */
-#define KS_MAGIC_V1 "TVKS\x01"       /* sealed under the master key: read, then upgraded */
-#define KS_MAGIC_LEN 5
-#define KS_FILE_MAX (64u * 1024u * 1024u)
-
-struct ks_version {
-    uint32_t version;
-    enum keyd_version_state state;
-    unsigned char *kek;           /* sodium_malloc'd 32 bytes; NULL unless ACTIVE */
-};
-
-struct ks_project {
-    char name[KEYD_PROJECT_MAX + 1];
-    uint32_t current;             /* 0 once shredded */
-    int shredded;
-    struct ks_version *v;         /* ascending versions, v[i].version == i + 1 */
-    size_t nv;
-    unsigned char *pseudonym;     /* sodium_malloc'd 32 bytes; NULL once shredded */
-    char *apikey;                 /* sodium_malloc'd, NUL-terminated; NULL if unset */
-    size_t apikey_len;
-};
-
-struct keystore {
-    char *path;
-    uint64_t gen;
-    uint64_t head_seq;            /* audit chain head as of the last save */
-    unsigned char head_mac[AUDIT_MAC_LEN];
-    char *pending;                /* the audit record line that goes with this state */
-    int anchored;                 /* loaded from a keystore saved with anchored logs */
-    struct ks_project *p;
-    size_t np;
-    unsigned char *seal_key;      /* sodium_malloc'd: the sealing key */
-    unsigned char *file_key;      /* ...its subkeys */
-    unsigned char *kek_key;
-    unsigned char *wrap_key;      /* the master key's subkey that seals seal_key */
-    char *seal_path;              /* PATH.seal */
-    int slot;                     /* seal_key's slot in PATH.seal; -1: not written yet */
-    int stale;                    /* the other slot still holds an older key */
-    int legacy;                   /* loaded from a v1 keystore (keys from the master) */
-    int reseal;                   /* keys were destroyed: save under a fresh sealing key */
-};
-
-static unsigned char *key_new(void)
+unsigned char *ks_key_new(void)
 {
     return sodium_malloc(SEAL_KEY_LEN);
 }
 
-static void key_free(unsigned char **k)
+void ks_key_free(unsigned char **k)
 {
     if (*k)
         sodium_free(*k);     /* sodium_free wipes before unmapping */
     *k = NULL;
 }
 
-static void project_release(struct ks_project *p)
+void ks_project_release(struct ks_project *p)
 {
     for (size_t i = 0; i < p->nv; i++)
-        key_free(&p->v[i].kek);
+        ks_key_free(&p->v[i].kek);
     free(p->v);
     p->v = NULL;
     p->nv = 0;
-    key_free(&p->pseudonym);
+    ks_key_free(&p->pseudonym);
     if (p->apikey)
         sodium_free(p->apikey);
     p->apikey = NULL;
+    if (p->ing)
+        sodium_memzero(p->ing, p->ning * sizeof(*p->ing));
+    free(p->ing);
+    p->ing = NULL;
+    p->ning = 0;
 }
 
 void ks_free(struct keystore *ks)
@@ -94,28 +58,29 @@ void ks_free(struct keystore *ks)
     if (!ks)
         return;
     for (size_t i = 0; i < ks->np; i++)
-        project_release(&ks->p[i]);
+        ks_project_release(&ks->p[i]);
     free(ks->p);
     free(ks->path);
     free(ks->seal_path);
     free(ks->pending);
-    key_free(&ks->seal_key);
-    key_free(&ks->file_key);
-    key_free(&ks->kek_key);
-    key_free(&ks->wrap_key);
+    ks_key_free(&ks->seal_key);
+    ks_key_free(&ks->file_key);
+    ks_key_free(&ks->kek_key);
+    ks_key_free(&ks->wrap_key);
+    ks_key_free(&ks->ingest_vkey);
     free(ks);
 }
 
 /* Derive the keystore's working subkeys from KEY (the sealing key, or the
  * master key of a v1 keystore). */
-static int use_key(struct keystore *ks, const unsigned char *key)
+int ks_use_key(struct keystore *ks, const unsigned char *key)
 {
     int r = seal_derive(key, SEAL_SUB_KEYSTORE, ks->file_key);
     return r ? r : seal_derive(key, SEAL_SUB_KEK, ks->kek_key);
 }
 
 /* An empty keystore for PATH with its key buffers and wrap key. */
-static int ks_alloc(const char *path, const unsigned char *master, struct keystore **out)
+int ks_alloc(const char *path, const unsigned char *master, struct keystore **out)
 {
     struct keystore *ks = calloc(1, sizeof(*ks));
     size_t n = strlen(path);
@@ -126,9 +91,14 @@ static int ks_alloc(const char *path, const unsigned char *master, struct keysto
         return -ENOMEM;
     ks->slot = -1;
     if (!(ks->path = strdup(path)) || !(ks->seal_path = malloc(n + sizeof(".seal"))) ||
-        !(ks->seal_key = key_new()) || !(ks->file_key = key_new()) ||
-        !(ks->kek_key = key_new()) || !(ks->wrap_key = key_new()))
+        !(ks->seal_key = ks_key_new()) || !(ks->file_key = ks_key_new()) ||
+        !(ks->kek_key = ks_key_new()) || !(ks->wrap_key = ks_key_new()) ||
+        !(ks->ingest_vkey = ks_key_new()))
         goto fail;
+    /* A keystore without ingest keys yet gets its verifier key now; one
+     * that has some replaces it with the stored one when it loads. */
+    randombytes_buf(ks->ingest_vkey, SEAL_KEY_LEN);
+    randombytes_buf(ks->dummy_verifier, sizeof(ks->dummy_verifier));
     memcpy(ks->seal_path, path, n);
     memcpy(ks->seal_path + n, ".seal", sizeof(".seal"));
     if ((r = seal_derive(master, SEAL_SUB_SEALKEY, ks->wrap_key)) != 0)
@@ -147,7 +117,7 @@ int ks_new(const char *path, const unsigned char *master, struct keystore **out)
     if (r != 0)
         return r;
     randombytes_buf((*out)->seal_key, SEAL_KEY_LEN);
-    if ((r = use_key(*out, (*out)->seal_key)) != 0) {
+    if ((r = ks_use_key(*out, (*out)->seal_key)) != 0) {
         ks_free(*out);
         *out = NULL;
     }
@@ -306,7 +276,7 @@ static int add_version(struct ks_project *p, uint32_t *version)
         return -ENOMEM;
     p->v = nv;
     struct ks_version *v = &p->v[p->nv];
-    v->kek = key_new();
+    v->kek = ks_key_new();
     if (!v->kek)
         return -ENOMEM;
     randombytes_buf(v->kek, SEAL_KEY_LEN);
@@ -334,7 +304,7 @@ int ks_create(struct keystore *ks, const char *name, uint32_t *version)
     p = &ks->p[ks->np];
     memset(p, 0, sizeof(*p));
     snprintf(p->name, sizeof(p->name), "%s", name);
-    if (!(p->pseudonym = key_new())) {
+    if (!(p->pseudonym = ks_key_new())) {
         r = -ENOMEM;
         goto fail;
     }
@@ -345,7 +315,7 @@ int ks_create(struct keystore *ks, const char *name, uint32_t *version)
     ks->gen++;
     return 0;
 fail:
-    project_release(p);
+    ks_project_release(p);
     return r;
 }
 
@@ -369,7 +339,7 @@ int ks_retire(struct keystore *ks, struct ks_project *p, uint32_t below, unsigne
         return -EINVAL;        /* would retire the version used for new wraps */
     for (size_t i = 0; i < p->nv; i++) {
         if (p->v[i].version < below && p->v[i].state == KEYD_V_ACTIVE) {
-            key_free(&p->v[i].kek);
+            ks_key_free(&p->v[i].kek);
             p->v[i].state = KEYD_V_RETIRED;
             (*changed)++;
         }
@@ -386,14 +356,19 @@ int ks_shred(struct keystore *ks, struct ks_project *p)
     if (p->shredded)
         return -EKEYREVOKED;
     for (size_t i = 0; i < p->nv; i++) {
-        key_free(&p->v[i].kek);
+        ks_key_free(&p->v[i].kek);
         p->v[i].state = KEYD_V_SHREDDED;
     }
-    key_free(&p->pseudonym);
+    ks_key_free(&p->pseudonym);
     if (p->apikey)
         sodium_free(p->apikey);
     p->apikey = NULL;
     p->apikey_len = 0;
+    if (p->ing)
+        sodium_memzero(p->ing, p->ning * sizeof(*p->ing));
+    free(p->ing);
+    p->ing = NULL;
+    p->ning = 0;
     p->current = 0;
     p->shredded = 1;
     ks->gen++;
@@ -427,450 +402,181 @@ int ks_apikey_set(struct keystore *ks, struct ks_project *p, const char *key, si
     return 0;
 }
 
-/* --- save ---------------------------------------------------------------- */
+/* --- ingest keys -------------------------------------------------------- */
 
-static void pk_str(msgpack_packer *pk, const char *s)
+static void hex_id(const unsigned char id[KS_INGEST_ID_BYTES], char out[KEYD_INGEST_ID_LEN + 1])
 {
-    mp_pack_cstr(pk, s);
+    sodium_bin2hex(out, KEYD_INGEST_ID_LEN + 1, id, KS_INGEST_ID_BYTES);
 }
 
-/* Pack a sealed copy of LEN bytes at KEY under AAD for (KIND, name, v, state). */
-static int pk_sealed(msgpack_packer *pk, const struct keystore *ks, enum seal_kind kind,
-                     const char *name, uint32_t v, uint8_t state, const void *key, size_t len)
+/* The verifier of the LEN bytes at TOKEN: BLAKE2b-256 keyed with the
+ * keystore's verifier key. */
+static void verifier(const struct keystore *ks, const void *token, size_t len,
+                     unsigned char out[KS_VERIFIER_LEN])
 {
-    unsigned char aad[SEAL_AAD_MAX];
-    unsigned char *out = malloc(len + SEAL_OVERHEAD);
-    if (!out)
-        return -ENOMEM;
-    size_t al = seal_aad(aad, kind, name, v, state);
-    seal_seal(ks->kek_key, aad, al, key, len, out);
-    msgpack_pack_bin(pk, len + SEAL_OVERHEAD);
-    msgpack_pack_bin_body(pk, out, len + SEAL_OVERHEAD);
-    free(out);
+    crypto_generichash(out, KS_VERIFIER_LEN, token, len, ks->ingest_vkey, SEAL_KEY_LEN);
+}
+
+size_t ks_ingest_count(const struct ks_project *p)
+{
+    return p->ning;
+}
+
+int ks_ingest_at(const struct ks_project *p, size_t i, struct ks_ingest_info *out)
+{
+    if (i >= p->ning)
+        return -ENOENT;
+    hex_id(p->ing[i].id, out->id);
+    out->created = p->ing[i].created;
+    out->revoked = p->ing[i].revoked;
     return 0;
 }
 
-static int pack_body(const struct keystore *ks, msgpack_packer *pk)
+/* Does any project hold an ingest key with ID? */
+static int id_taken(const struct keystore *ks, const unsigned char *id)
 {
-    int r = 0;
-
-    msgpack_pack_map(pk, 6);
-    pk_str(pk, "anchored");
-    msgpack_pack_true(pk);
-    pk_str(pk, "gen");
-    msgpack_pack_uint64(pk, ks->gen);
-    pk_str(pk, "head_seq");
-    msgpack_pack_uint64(pk, ks->head_seq);
-    pk_str(pk, "head_mac");
-    msgpack_pack_bin(pk, AUDIT_MAC_LEN);
-    msgpack_pack_bin_body(pk, ks->head_mac, AUDIT_MAC_LEN);
-    pk_str(pk, "pending");
-    if (ks->pending)
-        pk_str(pk, ks->pending);
-    else
-        msgpack_pack_nil(pk);
-    pk_str(pk, "projects");
-    msgpack_pack_array(pk, ks->np);
-    for (size_t i = 0; r == 0 && i < ks->np; i++) {
-        const struct ks_project *p = &ks->p[i];
-        msgpack_pack_map(pk, 6);
-        pk_str(pk, "name");
-        pk_str(pk, p->name);
-        pk_str(pk, "current");
-        msgpack_pack_uint32(pk, p->current);
-        pk_str(pk, "shredded");
-        p->shredded ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        pk_str(pk, "versions");
-        msgpack_pack_array(pk, p->nv);
-        for (size_t j = 0; r == 0 && j < p->nv; j++) {
-            const struct ks_version *v = &p->v[j];
-            msgpack_pack_map(pk, 3);
-            pk_str(pk, "v");
-            msgpack_pack_uint32(pk, v->version);
-            pk_str(pk, "state");
-            pk_str(pk, keyd_state_name(v->state));
-            pk_str(pk, "kek");
-            if (v->kek)
-                r = pk_sealed(pk, ks, SEAL_KIND_KEK, p->name, v->version, (uint8_t)v->state,
-                              v->kek, SEAL_KEY_LEN);
-            else
-                msgpack_pack_nil(pk);
-        }
-        pk_str(pk, "pseudonym");
-        if (r == 0 && p->pseudonym)
-            r = pk_sealed(pk, ks, SEAL_KIND_PSEUDONYM, p->name, 0, 0, p->pseudonym,
-                          SEAL_KEY_LEN);
-        else
-            msgpack_pack_nil(pk);
-        pk_str(pk, "apikey");
-        if (r == 0 && p->apikey)
-            r = pk_sealed(pk, ks, SEAL_KIND_APIKEY, p->name, 0, 0, p->apikey, p->apikey_len);
-        else
-            msgpack_pack_nil(pk);
-    }
-    return r;
-}
-
-/* Seal and atomically write the keystore under the current keys. */
-static int write_file(struct keystore *ks)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    unsigned char *file = NULL;
-    size_t flen = 0;
-    int r;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if ((r = pack_body(ks, &pk)) != 0)
-        goto out;
-    flen = KS_MAGIC_LEN + sb.size + SEAL_OVERHEAD;
-    if (!(file = malloc(flen))) {
-        r = -ENOMEM;
-        goto out;
-    }
-    memcpy(file, KS_MAGIC, KS_MAGIC_LEN);
-    seal_seal(ks->file_key, file, KS_MAGIC_LEN, (const unsigned char *)sb.data, sb.size,
-              file + KS_MAGIC_LEN);
-    r = tv_write_atomic(AT_FDCWD, ks->path, file, flen, 0600);
-out:
-    free(file);
-    if (sb.data)
-        sodium_memzero(sb.data, sb.alloc);
-    msgpack_sbuffer_destroy(&sb);
-    return r;
-}
-
-/* Fault injection for keyd-shred.sh: die at step NAME of a re-seal. */
-static void crash_point(const char *name)
-{
-    const char *c = getenv("TRACEVAULT_KEYD_TEST_CRASH");
-    if (c && strcmp(c, name) == 0)
-        _exit(137);
-}
-
-/*
- * Save under a fresh sealing key and destroy the old one, in an order that
- * a kill at any point leaves a keystore that opens: (1) the new key into the
- * spare slot (the keystore still opens with the old one), (2) the keystore
- * under the new key (atomic rename: it opens with one of the two), (3) the
- * old slot overwritten.  A failure at (3) leaves the keystore saved and the
- * old key to be wiped by ks_settle (logged by the caller's next start).
- */
-static int reseal(struct keystore *ks)
-{
-    unsigned char *old[3] = { ks->seal_key, ks->file_key, ks->kek_key };
-    unsigned char *fresh[3] = { key_new(), key_new(), key_new() };
-    int old_slot = ks->slot, slot = old_slot < 0 ? 0 : 1 - old_slot, r = -ENOMEM;
-
-    if (!fresh[0] || !fresh[1] || !fresh[2])
-        goto fail;
-    randombytes_buf(fresh[0], SEAL_KEY_LEN);
-    if ((r = sk_write(ks->seal_path, ks->wrap_key, slot, fresh[0])) != 0)
-        goto fail;
-    crash_point("reseal-1");
-    ks->seal_key = fresh[0];
-    ks->file_key = fresh[1];
-    ks->kek_key = fresh[2];
-    if ((r = use_key(ks, fresh[0])) != 0 || (r = write_file(ks)) != 0) {
-        ks->seal_key = old[0];          /* the keystore on disk is the old one */
-        ks->file_key = old[1];
-        ks->kek_key = old[2];
-        goto fail;
-    }
-    crash_point("reseal-2");
-    ks->slot = slot;
-    ks->reseal = ks->legacy = 0;
-    ks->stale = sk_wipe(ks->seal_path, 1 - slot) != 0;
-    crash_point("reseal-3");
-    for (int i = 0; i < 3; i++)
-        key_free(&old[i]);
-    return 0;
-fail:
-    for (int i = 0; i < 3; i++)
-        key_free(&fresh[i]);
-    return r;
-}
-
-int ks_save(struct keystore *ks)
-{
-    if (ks->reseal || ks->slot < 0)
-        return reseal(ks);
-    return write_file(ks);
-}
-
-int ks_settle(struct keystore *ks)
-{
-    if (ks->stale) {
-        int r = sk_wipe(ks->seal_path, 1 - ks->slot);
-        if (r != 0)
-            return r;
-        ks->stale = 0;
-    }
-    return ks->slot < 0 ? reseal(ks) : 0;
-}
-
-int ks_stale(const struct keystore *ks)
-{
-    return ks->stale;
-}
-
-/* --- load ---------------------------------------------------------------- */
-
-/* Open a sealed key blob O (bin or nil) into a new guarded buffer *OUT.
- * EXACT, if non-zero, is the required plaintext length. */
-static int open_sealed(const struct keystore *ks, const msgpack_object *o, enum seal_kind kind,
-                       const char *name, uint32_t v, uint8_t state, size_t exact,
-                       unsigned char **out, size_t *outlen)
-{
-    unsigned char aad[SEAL_AAD_MAX];
-    *out = NULL;
-    if (!o || o->type == MSGPACK_OBJECT_NIL)
-        return 0;
-    if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size < SEAL_OVERHEAD + 1 ||
-        o->via.bin.size > SEAL_OVERHEAD + KEYD_APIKEY_MAX ||
-        (exact && o->via.bin.size != exact + SEAL_OVERHEAD))
-        return -EBADMSG;
-    size_t n = o->via.bin.size - SEAL_OVERHEAD;
-    unsigned char *k = sodium_malloc(n + 1);
-    if (!k)
-        return -ENOMEM;
-    size_t al = seal_aad(aad, kind, name, v, state);
-    if (seal_open(ks->kek_key, aad, al, (const unsigned char *)o->via.bin.ptr, o->via.bin.size,
-                  k) != 0) {
-        sodium_free(k);
-        return -EBADMSG;
-    }
-    k[n] = 0;
-    *out = k;
-    if (outlen)
-        *outlen = n;
+    for (size_t i = 0; i < ks->np; i++)
+        for (size_t j = 0; j < ks->p[i].ning; j++)
+            if (memcmp(ks->p[i].ing[j].id, id, KS_INGEST_ID_BYTES) == 0)
+                return 1;
     return 0;
 }
 
-static int parse_state(const msgpack_object *o, enum keyd_version_state *st)
+int ks_ingest_create(struct keystore *ks, struct ks_project *p, uint64_t now,
+                     char token[KEYD_INGEST_TOKEN_LEN + 1], char id[KEYD_INGEST_ID_LEN + 1])
 {
-    if (!o || o->type != MSGPACK_OBJECT_STR ||
-        keyd_state_parse(o->via.str.ptr, o->via.str.size, st) != 0)
-        return -EBADMSG;
-    return 0;
-}
+    unsigned char secret[KS_INGEST_SECRET_BYTES];
+    size_t live = 0, prefix = sizeof(KEYD_INGEST_PREFIX) - 1;
+    struct ks_ingest k;
 
-static int parse_project(struct keystore *ks, const msgpack_object *m, struct ks_project *p)
-{
-    const char *s;
-    size_t sl;
-    uint64_t cur;
-    int shredded = 0, r;
-    const msgpack_object *vs;
-
-    if (mp_get_str(m, "name", &s, &sl) != 0 || sl == 0 || sl >= sizeof(p->name))
-        return -EBADMSG;
-    memcpy(p->name, s, sl);
-    p->name[sl] = '\0';
-    if (!tv_project_name_valid(p->name) || mp_get_uint(m, "current", &cur) != 0 ||
-        mp_get_bool(m, "shredded", &shredded) != 0)
-        return -EBADMSG;
-    vs = mp_map_get(m, "versions");
-    if (!vs || vs->type != MSGPACK_OBJECT_ARRAY || vs->via.array.size > KS_MAX_VERSIONS)
-        return -EBADMSG;
-    p->shredded = shredded;
-    p->current = (uint32_t)cur;
-    p->v = calloc(vs->via.array.size ? vs->via.array.size : 1, sizeof(*p->v));
-    if (!p->v)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < vs->via.array.size; i++) {
-        const msgpack_object *e = &vs->via.array.ptr[i];
-        struct ks_version *v = &p->v[i];
-        uint64_t vn;
-        p->nv = i + 1;
-        if (mp_get_uint(e, "v", &vn) != 0 || vn != i + 1 ||
-            parse_state(mp_map_get(e, "state"), &v->state) != 0)
-            return -EBADMSG;
-        v->version = (uint32_t)vn;
-        r = open_sealed(ks, mp_map_get(e, "kek"), SEAL_KIND_KEK, p->name, v->version,
-                        (uint8_t)v->state, SEAL_KEY_LEN, &v->kek, NULL);
-        if (r != 0)
-            return r;
-        /* Exactly the active versions carry a KEK. */
-        if ((v->state == KEYD_V_ACTIVE) != (v->kek != NULL))
-            return -EBADMSG;
-    }
-    if (shredded ? cur != 0 : (cur > UINT32_MAX || ks_usable(p, (uint32_t)cur) != 0))
-        return -EBADMSG;
-    if ((r = open_sealed(ks, mp_map_get(m, "pseudonym"), SEAL_KIND_PSEUDONYM, p->name, 0, 0,
-                         SEAL_KEY_LEN, &p->pseudonym, NULL)) != 0)
-        return r;
-    if (!shredded && !p->pseudonym)
-        return -EBADMSG;
-    unsigned char *ak = NULL;
-    if ((r = open_sealed(ks, mp_map_get(m, "apikey"), SEAL_KIND_APIKEY, p->name, 0, 0, 0, &ak,
-                         &p->apikey_len)) != 0)
-        return r;
-    p->apikey = (char *)ak;
-    return 0;
-}
-
-static int parse_body(struct keystore *ks, const msgpack_object *m)
-{
-    const void *mac;
-    size_t ml;
-    const msgpack_object *pend, *ps;
-    int r;
-
-    if (m->type != MSGPACK_OBJECT_MAP || mp_get_uint(m, "gen", &ks->gen) != 0 ||
-        mp_get_uint(m, "head_seq", &ks->head_seq) != 0 ||
-        mp_get_bin(m, "head_mac", &mac, &ml) != 0 || ml != AUDIT_MAC_LEN)
-        return -EBADMSG;
-    memcpy(ks->head_mac, mac, AUDIT_MAC_LEN);
-    if (mp_get_bool(m, "anchored", &ks->anchored) == -EBADMSG)
-        return -EBADMSG;
-    pend = mp_map_get(m, "pending");
-    if (pend && pend->type == MSGPACK_OBJECT_STR) {
-        if ((r = mp_strdup(pend, &ks->pending)) != 0)
-            return r;
-    } else if (pend && pend->type != MSGPACK_OBJECT_NIL) {
-        return -EBADMSG;
-    }
-    ps = mp_map_get(m, "projects");
-    if (!ps || ps->type != MSGPACK_OBJECT_ARRAY)
-        return -EBADMSG;
-    ks->p = calloc(ps->via.array.size ? ps->via.array.size : 1, sizeof(*ks->p));
-    if (!ks->p)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < ps->via.array.size; i++) {
-        ks->np = i + 1;
-        if ((r = parse_project(ks, &ps->via.array.ptr[i], &ks->p[i])) != 0)
-            return r;
-        for (uint32_t j = 0; j < i; j++)
-            if (strcmp(ks->p[j].name, ks->p[i].name) == 0)
-                return -EBADMSG;
-    }
-    return 0;
-}
-
-/* Open the sealed FILE (FLEN bytes) of a v2 keystore into BODY with the
- * sealing key that does it, from KS's .seal file. */
-static int open_v2(struct keystore *ks, const char *file, size_t flen, unsigned char *body,
-                   char *err, size_t errlen)
-{
-    unsigned char *keys[SK_SLOTS] = { key_new(), key_new() };
-    int found[SK_SLOTS], chosen = -1, n;
-
-    if (!keys[0] || !keys[1]) {
-        n = -ENOMEM;
-        snprintf(err, errlen, "keystore %s: out of memory", ks->path);
-        goto out;
-    }
-    n = sk_read(ks->seal_path, ks->wrap_key, keys, found);
-    if (n < 0) {
-        snprintf(err, errlen, "keystore %s: sealing key file %s: %s", ks->path, ks->seal_path,
-                 n == -EPERM ? "gives access to group or others (must be 0600)" : strerror(-n));
-        goto out;
-    }
-    for (int i = 0; i < SK_SLOTS && chosen < 0; i++)
-        if (found[i] && use_key(ks, keys[i]) == 0 &&
-            seal_open(ks->file_key, (const unsigned char *)file, KS_MAGIC_LEN,
-                      (const unsigned char *)file + KS_MAGIC_LEN, flen - KS_MAGIC_LEN,
-                      body) == 0)
-            chosen = i;
-    if (chosen < 0) {
-        n = -EBADMSG;
-        snprintf(err, errlen, "keystore %s: does not open with the sealing keys in %s (%s)",
-                 ks->path, ks->seal_path, found[0] || found[1]
-                     ? "a copy from before a shred, retire or rekey-master, or a damaged file"
-                     : "no sealing key opens under this master key: wrong master key or a "
-                       "damaged .seal file");
-        goto out;
-    }
-    memcpy(ks->seal_key, keys[chosen], SEAL_KEY_LEN);
-    ks->slot = chosen;
-    ks->stale = found[1 - chosen];      /* an interrupted re-seal left the other one */
-    n = 0;
-out:
-    key_free(&keys[0]);
-    key_free(&keys[1]);
-    return n;
-}
-
-int ks_load(const char *path, const unsigned char *master, struct keystore **out, char *err,
-            size_t errlen)
-{
-    struct keystore *ks = NULL;
-    struct stat st;
-    char *file = NULL;
-    unsigned char *body = NULL;
-    size_t flen = 0, blen = 0;
-    msgpack_unpacked up;
-    int r;
-
-    *out = NULL;
-    msgpack_unpacked_init(&up);
-    if (stat(path, &st) != 0) {
-        r = -errno;
-        snprintf(err, errlen, "keystore %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        r = -EPERM;
-        snprintf(err, errlen, "keystore %s: mode %04o gives access to group or others "
-                 "(must be 0600)", path, (unsigned)(st.st_mode & 07777));
-        goto out;
-    }
-    if ((r = tv_read_file(path, KS_FILE_MAX, &file, &flen)) != 0) {
-        snprintf(err, errlen, "keystore %s: %s", path, strerror(-r));
-        goto out;
-    }
-    if ((r = ks_alloc(path, master, &ks)) != 0) {
-        snprintf(err, errlen, "keystore %s: %s", path, strerror(-r));
-        goto out;
-    }
-    r = -EBADMSG;
-    if (flen < KS_MAGIC_LEN + SEAL_OVERHEAD + 1 ||
-        (memcmp(file, KS_MAGIC, KS_MAGIC_LEN) != 0 &&
-         memcmp(file, KS_MAGIC_V1, KS_MAGIC_LEN) != 0)) {
-        snprintf(err, errlen, "keystore %s: not a TraceVault keystore", path);
-        goto out;
-    }
-    blen = flen - KS_MAGIC_LEN - SEAL_OVERHEAD;
-    if (!(body = malloc(blen))) {
-        r = -ENOMEM;
-        snprintf(err, errlen, "keystore %s: out of memory", path);
-        goto out;
-    }
-    if (memcmp(file, KS_MAGIC, KS_MAGIC_LEN) == 0) {
-        if ((r = open_v2(ks, file, flen, body, err, errlen)) != 0)
-            goto out;
+    if (p->shredded)
+        return -EKEYREVOKED;
+    for (size_t i = 0; i < p->ning; i++)
+        live += p->ing[i].revoked == 0;
+    if (live >= KS_INGEST_LIVE_MAX)
+        return -ENOSPC;
+    /* Full of revoked entries: forget the oldest revoked one. */
+    if (p->ning >= KS_INGEST_MAX) {
+        size_t i = 0;
+        while (i < p->ning && p->ing[i].revoked == 0)
+            i++;
+        memmove(&p->ing[i], &p->ing[i + 1], (p->ning - i - 1) * sizeof(*p->ing));
+        p->ning--;
     } else {
-        /* v1, sealed under the master key: the next save writes a sealing
-         * key (ks_settle does it at start-up). */
-        ks->legacy = 1;
-        randombytes_buf(ks->seal_key, SEAL_KEY_LEN);
-        if (use_key(ks, master) != 0 ||
-            seal_open(ks->file_key, (unsigned char *)file, KS_MAGIC_LEN,
-                      (unsigned char *)file + KS_MAGIC_LEN, flen - KS_MAGIC_LEN, body) != 0) {
-            snprintf(err, errlen, "keystore %s: does not authenticate under this master key "
-                     "(wrong key or damaged file)", path);
-            goto out;
-        }
+        struct ks_ingest *n = realloc(p->ing, (p->ning + 1) * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        p->ing = n;
     }
-    r = -EBADMSG;
-    if (mp_decode(body, blen, 8, blen + 16, &up) != 0 || (r = parse_body(ks, &up.data)) != 0) {
-        if (r == -EBADMSG || r == 0)
-            r = -EBADMSG;
-        snprintf(err, errlen, "keystore %s: malformed contents", path);
-        goto out;
-    }
-    *out = ks;
-    ks = NULL;
-    r = 0;
-out:
-    msgpack_unpacked_destroy(&up);
-    if (body) {
-        sodium_memzero(body, blen);
-        free(body);
-    }
-    free(file);
-    ks_free(ks);
-    return r;
+    memset(&k, 0, sizeof(k));
+    do
+        randombytes_buf(k.id, sizeof(k.id));
+    while (id_taken(ks, k.id));
+    randombytes_buf(secret, sizeof(secret));
+    memcpy(token, KEYD_INGEST_PREFIX, prefix);
+    hex_id(k.id, token + prefix);
+    token[prefix + KEYD_INGEST_ID_LEN] = '_';
+    sodium_bin2base64(token + prefix + KEYD_INGEST_ID_LEN + 1,
+                      KEYD_INGEST_TOKEN_LEN - prefix - KEYD_INGEST_ID_LEN, secret,
+                      sizeof(secret), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(secret, sizeof(secret));
+    verifier(ks, token, KEYD_INGEST_TOKEN_LEN, k.verifier);
+    k.created = now;
+    p->ing[p->ning++] = k;
+    sodium_memzero(&k, sizeof(k));
+    hex_id(p->ing[p->ning - 1].id, id);
+    ks->gen++;
+    return 0;
 }
+
+/* Parse the hex ID of ingest key ID (KEYD_INGEST_ID_LEN lowercase hex). */
+static int parse_id(const char *id, size_t len, unsigned char out[KS_INGEST_ID_BYTES])
+{
+    size_t got = 0;
+    if (len != KEYD_INGEST_ID_LEN)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return -EINVAL;
+    if (sodium_hex2bin(out, KS_INGEST_ID_BYTES, id, len, NULL, &got, NULL) != 0 ||
+        got != KS_INGEST_ID_BYTES)
+        return -EINVAL;
+    return 0;
+}
+
+int ks_ingest_revoke(struct keystore *ks, struct ks_project *p, const char *id, uint64_t now,
+                     unsigned *changed)
+{
+    unsigned char bin[KS_INGEST_ID_BYTES];
+    *changed = 0;
+    if (p->shredded)
+        return -EKEYREVOKED;
+    if (parse_id(id, strlen(id), bin) != 0)
+        return -EINVAL;
+    for (size_t i = 0; i < p->ning; i++) {
+        struct ks_ingest *k = &p->ing[i];
+        if (memcmp(k->id, bin, sizeof(bin)) != 0)
+            continue;
+        if (k->revoked)
+            return 0;               /* already revoked: nothing changes */
+        k->revoked = now ? now : 1;
+        sodium_memzero(k->verifier, sizeof(k->verifier));
+        *changed = 1;
+        ks->gen++;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/* Is the LEN bytes at T shaped like a token: "tvi_", 16 lowercase hex, "_",
+ * 43 base64url?  Its ID into ID.  The shape is public: no need to hide
+ * where it fails. */
+static int token_shape(const unsigned char *t, size_t len, unsigned char id[KS_INGEST_ID_BYTES])
+{
+    size_t prefix = sizeof(KEYD_INGEST_PREFIX) - 1;
+    if (len != KEYD_INGEST_TOKEN_LEN || memcmp(t, KEYD_INGEST_PREFIX, prefix) != 0 ||
+        t[prefix + KEYD_INGEST_ID_LEN] != '_' ||
+        parse_id((const char *)t + prefix, KEYD_INGEST_ID_LEN, id) != 0)
+        return 0;
+    for (size_t i = prefix + KEYD_INGEST_ID_LEN + 1; i < len; i++) {
+        unsigned char c = t[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+int ks_ingest_verify(struct keystore *ks, const void *token, size_t len,
+                     struct ks_project **who, char id[KEYD_INGEST_ID_LEN + 1])
+{
+    unsigned char want[KS_INGEST_ID_BYTES] = { 0 }, mac[KS_VERIFIER_LEN];
+    struct ks_project *mp = NULL;
+    struct ks_ingest *mk = NULL;
+    int shaped = token_shape(token, len, want);
+
+    /* One path for every input: the hash is computed, every key's ID is
+     * compared (no early exit), and the hash is compared in constant time
+     * against the match's verifier or a dummy one.  So an unknown ID, a
+     * wrong secret and a revoked key cost the same; only the length of the
+     * input (public) changes the time. */
+    verifier(ks, token, len, mac);
+    for (size_t i = 0; i < ks->np; i++)
+        for (size_t j = 0; j < ks->p[i].ning; j++) {
+            int eq = sodium_memcmp(ks->p[i].ing[j].id, want, sizeof(want)) == 0;
+            if (eq && !mk) {
+                mk = &ks->p[i].ing[j];
+                mp = &ks->p[i];
+            }
+        }
+    int good = sodium_memcmp(mac, mk ? mk->verifier : ks->dummy_verifier, sizeof(mac)) == 0;
+    sodium_memzero(mac, sizeof(mac));
+    *who = NULL;
+    id[0] = '\0';
+    if (shaped && mk) {
+        *who = mp;                  /* for the audit record, also on failure */
+        hex_id(mk->id, id);
+    }
+    return shaped && mk && good && !mk->revoked && !mp->shredded ? 0 : -EACCES;
+}
+

@@ -155,6 +155,26 @@ agent_keyd_projects() {
     agent_use_keyd
 }
 
+# agent_hash ID...: the event_hash the agent ships for each event (or parent)
+# id ID of project $AGENT_HASH_PROJECT (default checkout), one a line: ids
+# never leave raw, tests find their records by these hashes.
+agent_hash() {
+    "$AGENT" -c "$T/tv.conf" hash "${AGENT_HASH_PROJECT:-checkout}" event "$@" 2>/dev/null
+}
+
+# agent_hash_map FILE PROJECT... < IDS: FILE gets "project id event_hash"
+# lines for every id read (one a line) under each project.
+agent_hash_map() {
+    _f=$1; shift
+    cat > "$T/.hash-ids"
+    : > "$_f"
+    for _p in "$@"; do
+        # shellcheck disable=SC2046
+        AGENT_HASH_PROJECT=$_p agent_hash $(cat "$T/.hash-ids") > "$T/.hash-out" || return 1
+        paste -d' ' "$T/.hash-ids" "$T/.hash-out" | sed "s/^/$_p /" >> "$_f"
+    done
+}
+
 # A HoneyHive event line with event_id $1 (and optional session $2).
 agent_event() {
     printf '{"event_id":"%s","session_id":"%s","event_type":"model","event_name":"n","start_time":1763790000000,"duration":120,"config":{"model":"gpt-4o","provider":"openai"},"inputs":{"q":"hello"},"outputs":{"content":"hi"},"metrics":{"prompt_tokens":10,"completion_tokens":5}}\n' "$1" "${2:-s-1}"
