@@ -12,7 +12,7 @@
 tv_init keyd-ingest
 [ -x "$KEYD" ] || tv_skip_all "keyd not built"
 tv_need_root
-tv_plan 46
+tv_plan 48
 ING="$top_builddir/tests/integration/keyd_ingest"
 S="$T/run/keyd.sock"
 
@@ -136,10 +136,49 @@ tv_ok "a failed verification of a known key names its ID and project" \
     grep -q "op=INGEST_AUTH project=checkout .* n=1 key=$ID1 result=EKEYREJECTED" "$A"
 tv_ok "audit chain intact" kctl_q audit-verify
 
+# Nor in keyd's memory: tokens made, sent and verified (K3 made since the
+# restart, K2 and WRONG verified since); none may be left in any readable
+# mapping.
+# Control: the API key, which keyd does keep, is found by the same scan.
+# (keyd restarted above: K3 is made by this process, then verified.)
+echo "sk-INGEST-MEMSCAN-$$-0123456789abcdef" | kctl_q apikey-set checkout
+K3=$(kctl ingest-key-create checkout)
+auth "$K3" >/dev/null
+auth "$K2" >/dev/null
+auth_rc "$WRONG" >/dev/null
+sleep 0.3
+"$PY" - "$KEYD_PID" "sk-INGEST-MEMSCAN-$$-0123456789abcdef" "$K1" "$K2" "$K3" "$KB" "$WRONG" "$SWAP" \
+    >"$T/memscan" 2>&1 <<'PY'
+import sys
+pid, control, needles = sys.argv[1], sys.argv[2].encode(), [a.encode() for a in sys.argv[3:]]
+needles += [n[21:] for n in needles]          # the secrets alone
+found, seen, scanned = set(), 0, 0
+mem = open("/proc/%s/mem" % pid, "rb", 0)
+for line in open("/proc/%s/maps" % pid):
+    f = line.split()
+    if "r" not in f[1] or (len(f) > 5 and f[5] in ("[vvar]", "[vsyscall]")):
+        continue
+    lo, hi = (int(x, 16) for x in f[0].split("-"))
+    if hi - lo > 64 << 20:                    # sanitizer shadow, not program data
+        continue
+    try:
+        mem.seek(lo)
+        data = mem.read(hi - lo)
+    except OSError:
+        continue
+    scanned += len(data)
+    seen += control in data
+    found.update(n for n in needles if n in data)
+print(len(found), seen, scanned)
+PY
+read -r mfound mseen mscanned <"$T/memscan"
+tv_ok "keyd's memory scanned (${mscanned:-0} bytes); control: the API key it keeps is found" test "${mseen:-0}" -ge 1
+tv_ok "no token or secret is left in keyd's memory (found ${mfound:-?})" test "${mfound:-1}" = 0
+
 # The canary: the tokens and their secrets are nowhere in keyd's files.
 keyd_stop
 hits=0
-for k in "$K1" "$K2" "$KB" "$SECRET1" "$(printf '%s' "$K2" | cut -c22-)" "$(printf '%s' "$KB" | cut -c22-)"; do
+for k in "$K1" "$K2" "$K3" "$KB" "$SECRET1" "$(printf '%s' "$K3" | cut -c22-)" "$(printf '%s' "$K2" | cut -c22-)" "$(printf '%s' "$KB" | cut -c22-)"; do
     grep -rlaF -- "$k" "$T/lib" "$T/log" "$T/etc" "$T/run" "$T/keyd.log" "$T/ing.err" "$T/create.err" "$T/list" "$T/list2" >>"$T/hits" 2>/dev/null && hits=1
 done
 printf 'x%sx' "$K2" >"$T/control"
