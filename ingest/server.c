@@ -475,6 +475,7 @@ int server_start(const struct server_conf *conf, struct listener *l, size_t n,
             flags |= MHD_USE_TLS;
         s->d[i] = MHD_start_daemon(
             flags, 0, NULL, NULL, handler, s,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
             MHD_OPTION_LISTEN_SOCKET, l[i].fd,
             MHD_OPTION_CONNECTION_LIMIT, conf->max_connections,
             MHD_OPTION_CONNECTION_TIMEOUT, conf->idle_timeout_s,
@@ -482,7 +483,6 @@ int server_start(const struct server_conf *conf, struct listener *l, size_t n,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
             MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
             MHD_OPTION_ARRAY, tls ? tlsopts : &tlsopts[3],
             MHD_OPTION_END);
         if (!s->d[i]) {
