@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* gRPC status codes used in google.rpc.Status answers. */
 #define RPC_INVALID_ARGUMENT 3
@@ -32,6 +34,18 @@
 
 enum route { R_TRACES, R_EVENTS };
 
+/* A connection, for the deadline reaper: libmicrohttpd's own timeout is
+ * one of inactivity, which a client dribbling a byte every few seconds
+ * (slowloris) never trips.  Each connection has a deadline by which its
+ * current request must be complete; past it, the reaper shuts the socket
+ * down and the connection's thread ends it. */
+struct conn {
+    struct conn *prev, *next;
+    int fd;
+    uint64_t deadline_ms;         /* 0: none (an answer is being sent) */
+    int cut;
+};
+
 struct server {
     struct server_conf conf;
     struct MHD_Daemon **d;
@@ -39,6 +53,13 @@ struct server {
     pthread_mutex_t lock;         /* the two counters below */
     unsigned requests;            /* requests holding a reservation */
     size_t bytes;                 /* body bytes reserved */
+    pthread_mutex_t conns_lock;   /* the list below */
+    struct conn *conns;
+    pthread_t reaper;
+    int reaper_started;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cv;
+    int stopping;
 };
 
 struct req {
@@ -114,6 +135,13 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, struct req *q, int sta
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     q->status = status;
+    /* Answering: the deadline no longer applies (a slow reader of the
+     * answer is MHD's inactivity timeout's business). */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) {
+        struct conn *k = ci->socket_context;
+        __atomic_store_n(&k->deadline_ms, 0, __ATOMIC_RELAXED);
+    }
     r = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -419,8 +447,12 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct server *s = cls;
     struct req *q = *con_cls;
 
-    (void)c;
     (void)toe;
+    /* The next request on this connection gets a full period. */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context)
+        __atomic_store_n(&((struct conn *)ci->socket_context)->deadline_ms,
+                         tv_now_ms() + (uint64_t)s->conf.request_timeout_s * 1000, __ATOMIC_RELAXED);
     if (!q)
         return;
     if (q->status)
@@ -429,6 +461,78 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(q->body);
     free(q);
     *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct server *s = cls;
+    struct conn *k = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(k = calloc(1, sizeof(*k))))
+            return;           /* not watched: MHD's inactivity timeout still applies */
+        k->fd = ci->connect_fd;
+        k->deadline_ms = tv_now_ms() + (uint64_t)s->conf.request_timeout_s * 1000;
+        pthread_mutex_lock(&s->conns_lock);
+        k->next = s->conns;
+        if (s->conns)
+            s->conns->prev = k;
+        s->conns = k;
+        pthread_mutex_unlock(&s->conns_lock);
+        *socket_context = k;
+        return;
+    }
+    if (!k)
+        return;
+    /* libmicrohttpd calls this before it closes the socket, so the reaper
+     * (which holds the lock while it shuts sockets down) never touches a
+     * descriptor that was closed and reused. */
+    pthread_mutex_lock(&s->conns_lock);
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        s->conns = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    pthread_mutex_unlock(&s->conns_lock);
+    free(k);
+    *socket_context = NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+    struct server *s = arg;
+
+    pthread_mutex_lock(&s->stop_lock);
+    while (!s->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->stop_cv, &s->stop_lock, &ts);
+        if (s->stopping)
+            break;
+        uint64_t now = tv_now_ms();
+        unsigned cut = 0;
+        pthread_mutex_lock(&s->conns_lock);
+        for (struct conn *k = s->conns; k; k = k->next) {
+            uint64_t dl = __atomic_load_n(&k->deadline_ms, __ATOMIC_RELAXED);
+            if (dl && now > dl && !k->cut) {
+                shutdown(k->fd, SHUT_RDWR);
+                k->cut = 1;
+                cut++;
+            }
+        }
+        pthread_mutex_unlock(&s->conns_lock);
+        for (unsigned i = 0; i < cut; i++)
+            im_reject(IM_TIMEOUT);
+        if (cut)
+            log_warn("ingest: %u connection(s) closed: no complete request within %u s",
+                     cut, s->conf.request_timeout_s);
+    }
+    pthread_mutex_unlock(&s->stop_lock);
+    return NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -459,6 +563,15 @@ int server_start(const struct server_conf *conf, struct listener *l, size_t n,
     }
     s->conf = *conf;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->conns_lock, NULL);
+    pthread_mutex_init(&s->stop_lock, NULL);
+    pthread_cond_init(&s->stop_cv, NULL);
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        snprintf(err, errlen, "cannot start a thread");
+        server_stop(s);
+        return -1;
+    }
+    s->reaper_started = 1;
     for (size_t i = 0; i < n; i++) {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                          MHD_USE_POLL | MHD_USE_ERROR_LOG;
@@ -483,6 +596,7 @@ int server_start(const struct server_conf *conf, struct listener *l, size_t n,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
             MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
             MHD_OPTION_ARRAY, tls ? tlsopts : &tlsopts[3],
             MHD_OPTION_END);
         if (!s->d[i]) {
@@ -504,9 +618,19 @@ void server_stop(struct server *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->n; i++)
-        if (s->d[i])
+        if (s->d && s->d[i])
             MHD_stop_daemon(s->d[i]);
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->stop_lock);
+        s->stopping = 1;
+        pthread_cond_signal(&s->stop_cv);
+        pthread_mutex_unlock(&s->stop_lock);
+        pthread_join(s->reaper, NULL);
+    }
     free(s->d);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->conns_lock);
+    pthread_mutex_destroy(&s->stop_lock);
+    pthread_cond_destroy(&s->stop_cv);
     free(s);
 }
