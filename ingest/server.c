@@ -545,7 +545,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     n = strlen(buf);
     while (n && buf[n - 1] == '\n')
         buf[--n] = '\0';
-    log_info("ingest: http: %s", buf);
+    /* Per-connection chatter (closures, resets) would flood the log under
+     * attack; failures that matter are reported by the gateway itself. */
+    log_debug("ingest: http: %s", buf);
 }
 
 /* ---- start and stop ------------------------------------------------------------ */
