@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keyd/keyd_client.h"
@@ -36,6 +37,9 @@ static void usage(FILE *f)
             "  audit-verify      verify keyd's audit chain; exit 1 on any break\n"
             "  rekey-master      re-seal the keystore under a fresh sealing key and destroy\n"
             "                    the old one (SHRED and RETIRE do it too)\n"
+            "  ingest-key-create P   make an ingest key for P and print it (once) on stdout\n"
+            "  ingest-key-list P     P's ingest keys: ID, created, revoked (never the key)\n"
+            "  ingest-key-revoke P ID  the key stops working at once\n"
             "options: -c CONF (default " TV_DEFAULT_CONFIG "), --help, --version\n");
 }
 
@@ -113,6 +117,53 @@ out:
     return rc;
 }
 
+/* The new key is the whole of stdout, so scripts can take it with $(...);
+ * keyd keeps no copy, so it is shown this once. */
+static int cmd_ingest_key_create(struct keyd_client *c, const char *project)
+{
+    char *key = NULL, id[KEYD_INGEST_ID_LEN + 1];
+    int r = keyd_ingest_key_create(c, project, &key, id);
+    if (r != 0)
+        return fail(c, "ingest-key-create", project, r);
+    printf("%s\n", key);
+    sodium_memzero(key, strlen(key));
+    sodium_free(key);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, PROG ": ingest-key-create project \"%s\": cannot write the key to "
+                "stdout: %s (revoke key %s: it was made but not shown)\n", project,
+                strerror(errno), id);
+        return 1;
+    }
+    return 0;
+}
+
+static void fmt_time(uint64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "%llu", (unsigned long long)t);
+}
+
+/* One line per key: "ID created=TIME revoked=TIME|no". */
+static int cmd_ingest_key_list(struct keyd_client *c, const char *project)
+{
+    struct keyd_ingest_key_info *l;
+    size_t n;
+    char t1[32], t2[32];
+    int r = keyd_ingest_key_list(c, project, &l, &n);
+    if (r != 0)
+        return fail(c, "ingest-key-list", project, r);
+    for (size_t i = 0; i < n; i++) {
+        fmt_time(l[i].created, t1);
+        if (l[i].revoked)
+            fmt_time(l[i].revoked, t2);
+        printf("%s created=%s revoked=%s\n", l[i].id, t1, l[i].revoked ? t2 : "no");
+    }
+    free(l);
+    return 0;
+}
+
 static int parse_u32(const char *s, uint32_t *out)
 {
     char *end;
@@ -156,9 +207,10 @@ int main(int argc, char **argv)
     }
     const char *cmd = a[0];
     int want = -1;
-    if (!strcmp(cmd, "create") || !strcmp(cmd, "rotate") || !strcmp(cmd, "apikey-set"))
+    if (!strcmp(cmd, "create") || !strcmp(cmd, "rotate") || !strcmp(cmd, "apikey-set") ||
+        !strcmp(cmd, "ingest-key-create") || !strcmp(cmd, "ingest-key-list"))
         want = 2;
-    else if (!strcmp(cmd, "retire") || !strcmp(cmd, "shred"))
+    else if (!strcmp(cmd, "retire") || !strcmp(cmd, "shred") || !strcmp(cmd, "ingest-key-revoke"))
         want = 3;
     else if (!strcmp(cmd, "list") || !strcmp(cmd, "audit-verify") ||
              !strcmp(cmd, "rekey-master"))
@@ -180,6 +232,12 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "retire") && parse_u32(a[2], &v) != 0) {
         fprintf(stderr, PROG ": retire: version \"%s\" is not a number\n", a[2]);
+        return 2;
+    }
+    if (!strcmp(cmd, "ingest-key-revoke") &&
+        (strlen(a[2]) != KEYD_INGEST_ID_LEN || strspn(a[2], "0123456789abcdef") != KEYD_INGEST_ID_LEN)) {
+        fprintf(stderr, PROG ": ingest-key-revoke: \"%s\" is not a key ID (%d lowercase hex "
+                "characters, as ingest-key-list shows)\n", a[2], KEYD_INGEST_ID_LEN);
         return 2;
     }
     if (nargs >= 2 && !tv_project_name_valid(a[1])) {
@@ -222,6 +280,15 @@ int main(int argc, char **argv)
         rc = cmd_apikey_set(c, a[1]);
     } else if (!strcmp(cmd, "list")) {
         rc = cmd_list(c);
+    } else if (!strcmp(cmd, "ingest-key-create")) {
+        rc = cmd_ingest_key_create(c, a[1]);
+    } else if (!strcmp(cmd, "ingest-key-list")) {
+        rc = cmd_ingest_key_list(c, a[1]);
+    } else if (!strcmp(cmd, "ingest-key-revoke")) {
+        if ((r = keyd_ingest_key_revoke(c, a[1], a[2])) != 0)
+            fail(c, "ingest-key-revoke", a[1], r);
+        else
+            printf("project %s: ingest key %s revoked\n", a[1], a[2]), rc = 0;
     } else if (!strcmp(cmd, "rekey-master")) {
         if ((r = keyd_rekey_master(c)) != 0)
             fail(c, "rekey-master", NULL, r);

@@ -786,6 +786,172 @@ int keyd_audit_verify(struct keyd_client *c, uint64_t *records)
     return call_finish(c, &k, 1, unpack_records, records);
 }
 
+/* --- ingest keys -------------------------------------------------------- */
+
+/* Copy str KEY of the reply, 1..CAP-1 bytes, into OUT (NUL-terminated). */
+static int copy_str(struct keyd_client *c, const struct reply *r, const char *key, char *out,
+                    size_t cap)
+{
+    const char *p;
+    size_t n;
+    if (mp_get_str(r->map, key, &p, &n) != 0 || n == 0 || n >= cap || memchr(p, 0, n)) {
+        set_err(c, "keyd: reply field \"%s\" missing or malformed", key);
+        return -EPROTO;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+struct ingest_out {
+    char **key;
+    char *id, *project;
+};
+
+static int unpack_ingest_create(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    struct ingest_out *o = arg;
+    char *k = sodium_malloc(KEYD_INGEST_TOKEN_LEN + 1);
+    int rc;
+    if (!k)
+        return -ENOMEM;
+    if ((rc = copy_str(c, r, "id", o->id, KEYD_INGEST_ID_LEN + 1)) != 0 ||
+        (rc = copy_str(c, r, "key", k, KEYD_INGEST_TOKEN_LEN + 1)) != 0) {
+        sodium_free(k);
+        return rc;
+    }
+    *o->key = k;
+    return 0;
+}
+
+int keyd_ingest_key_create(struct keyd_client *c, const char *project, char **key,
+                           char id[KEYD_INGEST_ID_LEN + 1])
+{
+    struct ingest_out o = { key, id, NULL };
+    struct call k;
+    int rc;
+
+    *key = NULL;
+    id[0] = '\0';
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    call_start(&k, KEYD_OP_INGEST_KEY_CREATE, project, 0);
+    return call_finish(c, &k, 0, unpack_ingest_create, &o);
+}
+
+struct ingest_list_out {
+    struct keyd_ingest_key_info *list;
+    size_t n;
+};
+
+static int unpack_ingest_list(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    struct ingest_list_out *o = arg;
+    const msgpack_object *ks = mp_map_get(r->map, "keys");
+
+    if (!ks || ks->type != MSGPACK_OBJECT_ARRAY) {
+        set_err(c, "keyd: malformed INGEST_KEY_LIST reply");
+        return -EPROTO;
+    }
+    if (ks->via.array.size == 0)
+        return 0;
+    if (!(o->list = calloc(ks->via.array.size, sizeof(*o->list))))
+        return -ENOMEM;
+    for (uint32_t i = 0; i < ks->via.array.size; i++) {
+        const msgpack_object *e = &ks->via.array.ptr[i];
+        struct keyd_ingest_key_info *ki = &o->list[i];
+        const char *id;
+        size_t il;
+        o->n = i + 1;
+        if (mp_get_str(e, "id", &id, &il) != 0 || il != KEYD_INGEST_ID_LEN ||
+            mp_get_uint(e, "created", &ki->created) != 0 ||
+            mp_get_uint(e, "revoked", &ki->revoked) != 0) {
+            set_err(c, "keyd: malformed INGEST_KEY_LIST reply");
+            return -EPROTO;
+        }
+        memcpy(ki->id, id, il);
+        ki->id[il] = '\0';
+    }
+    return 0;
+}
+
+int keyd_ingest_key_list(struct keyd_client *c, const char *project,
+                         struct keyd_ingest_key_info **out, size_t *n)
+{
+    struct ingest_list_out o = { NULL, 0 };
+    struct call k;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    call_start(&k, KEYD_OP_INGEST_KEY_LIST, project, 0);
+    if ((rc = call_finish(c, &k, 1, unpack_ingest_list, &o)) != 0) {
+        free(o.list);
+        return rc;
+    }
+    *out = o.list;
+    *n = o.n;
+    return 0;
+}
+
+int keyd_ingest_key_revoke(struct keyd_client *c, const char *project, const char *id)
+{
+    struct call k;
+    int rc;
+
+    if ((rc = valid_project(c, project)) != 0)
+        return rc;
+    if (!id || strlen(id) != KEYD_INGEST_ID_LEN) {
+        set_err(c, "keyd: ingest key ID must be %d hex characters", KEYD_INGEST_ID_LEN);
+        return -EINVAL;
+    }
+    call_start(&k, KEYD_OP_INGEST_KEY_REVOKE, project, 1);
+    mp_pack_cstr(&k.pk, "id");
+    mp_pack_cstr(&k.pk, id);
+    /* Revoking twice is harmless: re-sent after a dead connection. */
+    return call_finish(c, &k, 1, NULL, NULL);
+}
+
+static int unpack_ingest_auth(struct keyd_client *c, const struct reply *r, void *arg)
+{
+    struct ingest_out *o = arg;
+    int rc;
+    if ((rc = copy_str(c, r, "project", o->project, KEYD_PROJECT_MAX + 1)) != 0 ||
+        (rc = copy_str(c, r, "id", o->id, KEYD_INGEST_ID_LEN + 1)) != 0)
+        o->project[0] = o->id[0] = '\0';
+    return rc;
+}
+
+/* Longer bearer values are refused without asking keyd: no key is that
+ * long, and the request must fit keyd's frame cap. */
+#define INGEST_AUTH_SEND_MAX (KEYD_REQ_MAX / 2)
+
+int keyd_ingest_auth(struct keyd_client *c, const char *key, size_t len,
+                     char project[KEYD_PROJECT_MAX + 1], char id[KEYD_INGEST_ID_LEN + 1])
+{
+    struct ingest_out o = { NULL, id, project };
+    struct call k;
+    int rc;
+
+    project[0] = id[0] = '\0';
+    if (!key || len > INGEST_AUTH_SEND_MAX) {
+        set_err(c, "keyd: ingest key of %zu bytes: longer than any key", key ? len : 0);
+        return -EACCES;
+    }
+    call_start(&k, KEYD_OP_INGEST_AUTH, NULL, 1);
+    pack_bin(&k.pk, "key", key, len);
+    rc = call_finish(c, &k, 1, unpack_ingest_auth, &o);
+    /* On the wire EKEYREJECTED is "the key does not verify" and EACCES "you
+     * may not ask"; to the caller the first is the only -EACCES. */
+    if (rc == -EKEYREJECTED)
+        return -EACCES;
+    if (rc == -EACCES)
+        return -EPERM;
+    return rc;
+}
+
 /* --- subscriptions ------------------------------------------------------ */
 
 /* Take the connection that was subscribed away from its client. */

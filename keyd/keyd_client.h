@@ -27,6 +27,7 @@
  *   -EPROTO        malformed reply
  *   -EPERM         the socket is not keyd's (see keyd_client_expect_user)
  *   -ETIMEDOUT     no reply within the client's timeout
+ *   -ENOSPC        too many live ingest keys in the project
  * keyd_client_error() returns the server's message for the last failure.
  */
 #ifndef TV_KEYD_CLIENT_H
@@ -131,6 +132,40 @@ void keyd_list_free(struct keyd_project_info *list, size_t n);
 /* Verify the audit chain; *RECORDS receives the number verified.  On a broken
  * chain returns -EBADMSG and keyd_client_error() says where and why. */
 int keyd_audit_verify(struct keyd_client *c, uint64_t *records);
+
+/* --- ingest keys (admin_users; INGEST_AUTH: ingest_users) ---------------
+ *
+ * A key is the token "tvi_<ID>_<SECRET>" (proto.h); keyd keeps only what
+ * verifies it.  The ID names the key in lists, revocations and audit
+ * records and is not secret. */
+
+struct keyd_ingest_key_info {
+    char id[KEYD_INGEST_ID_LEN + 1];
+    uint64_t created;            /* unix seconds */
+    uint64_t revoked;            /* unix seconds, 0 while live */
+};
+
+/* A new ingest key for PROJECT: *KEY receives the token, NUL-terminated, in
+ * a sodium_malloc'd buffer the caller wipes and frees with sodium_free()
+ * (keyd keeps no copy: this is the only one); ID its ID.  -ENOSPC when the
+ * project has its maximum of live keys, -EKEYREVOKED if shredded.  Not
+ * re-sent after a dead connection (it would make a second key). */
+int keyd_ingest_key_create(struct keyd_client *c, const char *project, char **key,
+                           char id[KEYD_INGEST_ID_LEN + 1]);
+/* PROJECT's ingest keys, live and revoked, oldest first: *OUT an array of *N
+ * entries (NULL when none) the caller frees with free(). */
+int keyd_ingest_key_list(struct keyd_client *c, const char *project,
+                         struct keyd_ingest_key_info **out, size_t *n);
+/* Revoke PROJECT's key ID: every INGEST_AUTH after the reply refuses it.
+ * -ENOENT if PROJECT has no such key; revoking twice is not an error. */
+int keyd_ingest_key_revoke(struct keyd_client *c, const char *project, const char *id);
+/* Verify the bearer value KEY (LEN bytes, untrusted, any content): 0 with
+ * its PROJECT and ID, or -EACCES if it is not a live key of a live project
+ * (unknown, wrong, revoked, shredded, malformed).  Every other error is not
+ * about the key: -EPERM if this process may not ask (not in [keyd]
+ * ingest_users, or the socket is not keyd's), transport errors as above. */
+int keyd_ingest_auth(struct keyd_client *c, const char *key, size_t len,
+                     char project[KEYD_PROJECT_MAX + 1], char id[KEYD_INGEST_ID_LEN + 1]);
 
 /* --- subscriptions (vault_users) --------------------------------------- */
 

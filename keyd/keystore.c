@@ -22,7 +22,11 @@
 #include "lib/frame.h"
 #include "lib/util.h"
 
-#define KS_MAGIC "TVKS\x02"          /* sealed under the sealing key (sealkey.h) */
+#define KS_MAGIC "TVKS\x03"          /* sealed under the sealing key (sealkey.h) */
+/* v2: the same sealing, without ingest keys.  It is read as it is; v3 is
+ * written so that a keyd from before ingest keys refuses the file instead of
+ * loading it and dropping the keys at its next save. */
+#define KS_MAGIC_V2 "TVKS\x02"
 #define KS_MAGIC_V1 "TVKS\x01"       /* sealed under the master key: read, then upgraded */
 #define KS_MAGIC_LEN 5
 #define KS_FILE_MAX (64u * 1024u * 1024u)
@@ -31,6 +35,13 @@ struct ks_version {
     uint32_t version;
     enum keyd_version_state state;
     unsigned char *kek;           /* sodium_malloc'd 32 bytes; NULL unless ACTIVE */
+};
+
+/* One ingest key: its ID and what verifies the token, never the token. */
+struct ks_ingest {
+    unsigned char id[KS_INGEST_ID_BYTES];
+    uint64_t created, revoked;    /* unix seconds; revoked 0 = live */
+    unsigned char verifier[KS_VERIFIER_LEN];  /* keyed BLAKE2b of the token; zero once revoked */
 };
 
 struct ks_project {
@@ -42,6 +53,8 @@ struct ks_project {
     unsigned char *pseudonym;     /* sodium_malloc'd 32 bytes; NULL once shredded */
     char *apikey;                 /* sodium_malloc'd, NUL-terminated; NULL if unset */
     size_t apikey_len;
+    struct ks_ingest *ing;        /* in creation order */
+    size_t ning;
 };
 
 struct keystore {
@@ -62,6 +75,8 @@ struct keystore {
     int stale;                    /* the other slot still holds an older key */
     int legacy;                   /* loaded from a v1 keystore (keys from the master) */
     int reseal;                   /* keys were destroyed: save under a fresh sealing key */
+    unsigned char *ingest_vkey;   /* sodium_malloc'd: keys the ingest-key verifiers */
+    unsigned char dummy_verifier[KS_VERIFIER_LEN];  /* compared when no key has the ID */
 };
 
 static unsigned char *key_new(void)
@@ -87,6 +102,11 @@ static void project_release(struct ks_project *p)
     if (p->apikey)
         sodium_free(p->apikey);
     p->apikey = NULL;
+    if (p->ing)
+        sodium_memzero(p->ing, p->ning * sizeof(*p->ing));
+    free(p->ing);
+    p->ing = NULL;
+    p->ning = 0;
 }
 
 void ks_free(struct keystore *ks)
@@ -103,6 +123,7 @@ void ks_free(struct keystore *ks)
     key_free(&ks->file_key);
     key_free(&ks->kek_key);
     key_free(&ks->wrap_key);
+    key_free(&ks->ingest_vkey);
     free(ks);
 }
 
@@ -127,8 +148,13 @@ static int ks_alloc(const char *path, const unsigned char *master, struct keysto
     ks->slot = -1;
     if (!(ks->path = strdup(path)) || !(ks->seal_path = malloc(n + sizeof(".seal"))) ||
         !(ks->seal_key = key_new()) || !(ks->file_key = key_new()) ||
-        !(ks->kek_key = key_new()) || !(ks->wrap_key = key_new()))
+        !(ks->kek_key = key_new()) || !(ks->wrap_key = key_new()) ||
+        !(ks->ingest_vkey = key_new()))
         goto fail;
+    /* A keystore without ingest keys yet gets its verifier key now; one
+     * that has some replaces it with the stored one when it loads. */
+    randombytes_buf(ks->ingest_vkey, SEAL_KEY_LEN);
+    randombytes_buf(ks->dummy_verifier, sizeof(ks->dummy_verifier));
     memcpy(ks->seal_path, path, n);
     memcpy(ks->seal_path + n, ".seal", sizeof(".seal"));
     if ((r = seal_derive(master, SEAL_SUB_SEALKEY, ks->wrap_key)) != 0)
@@ -394,6 +420,11 @@ int ks_shred(struct keystore *ks, struct ks_project *p)
         sodium_free(p->apikey);
     p->apikey = NULL;
     p->apikey_len = 0;
+    if (p->ing)
+        sodium_memzero(p->ing, p->ning * sizeof(*p->ing));
+    free(p->ing);
+    p->ing = NULL;
+    p->ning = 0;
     p->current = 0;
     p->shredded = 1;
     ks->gen++;
@@ -427,6 +458,184 @@ int ks_apikey_set(struct keystore *ks, struct ks_project *p, const char *key, si
     return 0;
 }
 
+/* --- ingest keys -------------------------------------------------------- */
+
+static void hex_id(const unsigned char id[KS_INGEST_ID_BYTES], char out[KEYD_INGEST_ID_LEN + 1])
+{
+    sodium_bin2hex(out, KEYD_INGEST_ID_LEN + 1, id, KS_INGEST_ID_BYTES);
+}
+
+/* The verifier of the LEN bytes at TOKEN: BLAKE2b-256 keyed with the
+ * keystore's verifier key. */
+static void verifier(const struct keystore *ks, const void *token, size_t len,
+                     unsigned char out[KS_VERIFIER_LEN])
+{
+    crypto_generichash(out, KS_VERIFIER_LEN, token, len, ks->ingest_vkey, SEAL_KEY_LEN);
+}
+
+size_t ks_ingest_count(const struct ks_project *p)
+{
+    return p->ning;
+}
+
+int ks_ingest_at(const struct ks_project *p, size_t i, struct ks_ingest_info *out)
+{
+    if (i >= p->ning)
+        return -ENOENT;
+    hex_id(p->ing[i].id, out->id);
+    out->created = p->ing[i].created;
+    out->revoked = p->ing[i].revoked;
+    return 0;
+}
+
+/* Does any project hold an ingest key with ID? */
+static int id_taken(const struct keystore *ks, const unsigned char *id)
+{
+    for (size_t i = 0; i < ks->np; i++)
+        for (size_t j = 0; j < ks->p[i].ning; j++)
+            if (memcmp(ks->p[i].ing[j].id, id, KS_INGEST_ID_BYTES) == 0)
+                return 1;
+    return 0;
+}
+
+int ks_ingest_create(struct keystore *ks, struct ks_project *p, uint64_t now,
+                     char token[KEYD_INGEST_TOKEN_LEN + 1], char id[KEYD_INGEST_ID_LEN + 1])
+{
+    unsigned char secret[KS_INGEST_SECRET_BYTES];
+    size_t live = 0, prefix = sizeof(KEYD_INGEST_PREFIX) - 1;
+    struct ks_ingest k;
+
+    if (p->shredded)
+        return -EKEYREVOKED;
+    for (size_t i = 0; i < p->ning; i++)
+        live += p->ing[i].revoked == 0;
+    if (live >= KS_INGEST_LIVE_MAX)
+        return -ENOSPC;
+    /* Full of revoked entries: forget the oldest revoked one. */
+    if (p->ning >= KS_INGEST_MAX) {
+        size_t i = 0;
+        while (i < p->ning && p->ing[i].revoked == 0)
+            i++;
+        memmove(&p->ing[i], &p->ing[i + 1], (p->ning - i - 1) * sizeof(*p->ing));
+        p->ning--;
+    } else {
+        struct ks_ingest *n = realloc(p->ing, (p->ning + 1) * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        p->ing = n;
+    }
+    memset(&k, 0, sizeof(k));
+    do
+        randombytes_buf(k.id, sizeof(k.id));
+    while (id_taken(ks, k.id));
+    randombytes_buf(secret, sizeof(secret));
+    memcpy(token, KEYD_INGEST_PREFIX, prefix);
+    hex_id(k.id, token + prefix);
+    token[prefix + KEYD_INGEST_ID_LEN] = '_';
+    sodium_bin2base64(token + prefix + KEYD_INGEST_ID_LEN + 1,
+                      KEYD_INGEST_TOKEN_LEN - prefix - KEYD_INGEST_ID_LEN, secret,
+                      sizeof(secret), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(secret, sizeof(secret));
+    verifier(ks, token, KEYD_INGEST_TOKEN_LEN, k.verifier);
+    k.created = now;
+    p->ing[p->ning++] = k;
+    sodium_memzero(&k, sizeof(k));
+    hex_id(p->ing[p->ning - 1].id, id);
+    ks->gen++;
+    return 0;
+}
+
+/* Parse the hex ID of ingest key ID (KEYD_INGEST_ID_LEN lowercase hex). */
+static int parse_id(const char *id, size_t len, unsigned char out[KS_INGEST_ID_BYTES])
+{
+    size_t got = 0;
+    if (len != KEYD_INGEST_ID_LEN)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return -EINVAL;
+    if (sodium_hex2bin(out, KS_INGEST_ID_BYTES, id, len, NULL, &got, NULL) != 0 ||
+        got != KS_INGEST_ID_BYTES)
+        return -EINVAL;
+    return 0;
+}
+
+int ks_ingest_revoke(struct keystore *ks, struct ks_project *p, const char *id, uint64_t now,
+                     unsigned *changed)
+{
+    unsigned char bin[KS_INGEST_ID_BYTES];
+    *changed = 0;
+    if (p->shredded)
+        return -EKEYREVOKED;
+    if (parse_id(id, strlen(id), bin) != 0)
+        return -EINVAL;
+    for (size_t i = 0; i < p->ning; i++) {
+        struct ks_ingest *k = &p->ing[i];
+        if (memcmp(k->id, bin, sizeof(bin)) != 0)
+            continue;
+        if (k->revoked)
+            return 0;               /* already revoked: nothing changes */
+        k->revoked = now ? now : 1;
+        sodium_memzero(k->verifier, sizeof(k->verifier));
+        *changed = 1;
+        ks->gen++;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/* Is the LEN bytes at T shaped like a token: "tvi_", 16 lowercase hex, "_",
+ * 43 base64url?  Its ID into ID.  The shape is public: no need to hide
+ * where it fails. */
+static int token_shape(const unsigned char *t, size_t len, unsigned char id[KS_INGEST_ID_BYTES])
+{
+    size_t prefix = sizeof(KEYD_INGEST_PREFIX) - 1;
+    if (len != KEYD_INGEST_TOKEN_LEN || memcmp(t, KEYD_INGEST_PREFIX, prefix) != 0 ||
+        t[prefix + KEYD_INGEST_ID_LEN] != '_' ||
+        parse_id((const char *)t + prefix, KEYD_INGEST_ID_LEN, id) != 0)
+        return 0;
+    for (size_t i = prefix + KEYD_INGEST_ID_LEN + 1; i < len; i++) {
+        unsigned char c = t[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+int ks_ingest_verify(struct keystore *ks, const void *token, size_t len,
+                     struct ks_project **who, char id[KEYD_INGEST_ID_LEN + 1])
+{
+    unsigned char want[KS_INGEST_ID_BYTES] = { 0 }, mac[KS_VERIFIER_LEN];
+    struct ks_project *mp = NULL;
+    struct ks_ingest *mk = NULL;
+    int shaped = token_shape(token, len, want);
+
+    /* One path for every input: the hash is computed, every key's ID is
+     * compared (no early exit), and the hash is compared in constant time
+     * against the match's verifier or a dummy one.  So an unknown ID, a
+     * wrong secret and a revoked key cost the same; only the length of the
+     * input (public) changes the time. */
+    verifier(ks, token, len, mac);
+    for (size_t i = 0; i < ks->np; i++)
+        for (size_t j = 0; j < ks->p[i].ning; j++) {
+            int eq = sodium_memcmp(ks->p[i].ing[j].id, want, sizeof(want)) == 0;
+            if (eq && !mk) {
+                mk = &ks->p[i].ing[j];
+                mp = &ks->p[i];
+            }
+        }
+    int good = sodium_memcmp(mac, mk ? mk->verifier : ks->dummy_verifier, sizeof(mac)) == 0;
+    sodium_memzero(mac, sizeof(mac));
+    *who = NULL;
+    id[0] = '\0';
+    if (shaped && mk) {
+        *who = mp;                  /* for the audit record, also on failure */
+        hex_id(mk->id, id);
+    }
+    return shaped && mk && good && !mk->revoked && !mp->shredded ? 0 : -EACCES;
+}
+
 /* --- save ---------------------------------------------------------------- */
 
 static void pk_str(msgpack_packer *pk, const char *s)
@@ -454,7 +663,7 @@ static int pack_body(const struct keystore *ks, msgpack_packer *pk)
 {
     int r = 0;
 
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, 7);
     pk_str(pk, "anchored");
     msgpack_pack_true(pk);
     pk_str(pk, "gen");
@@ -469,11 +678,13 @@ static int pack_body(const struct keystore *ks, msgpack_packer *pk)
         pk_str(pk, ks->pending);
     else
         msgpack_pack_nil(pk);
+    pk_str(pk, "ingest_vkey");
+    r = pk_sealed(pk, ks, SEAL_KIND_INGEST_VKEY, "", 0, 0, ks->ingest_vkey, SEAL_KEY_LEN);
     pk_str(pk, "projects");
     msgpack_pack_array(pk, ks->np);
     for (size_t i = 0; r == 0 && i < ks->np; i++) {
         const struct ks_project *p = &ks->p[i];
-        msgpack_pack_map(pk, 6);
+        msgpack_pack_map(pk, 7);
         pk_str(pk, "name");
         pk_str(pk, p->name);
         pk_str(pk, "current");
@@ -507,6 +718,28 @@ static int pack_body(const struct keystore *ks, msgpack_packer *pk)
             r = pk_sealed(pk, ks, SEAL_KIND_APIKEY, p->name, 0, 0, p->apikey, p->apikey_len);
         else
             msgpack_pack_nil(pk);
+        /* Verifiers are not secrets (the tokens have 256 random bits) but
+         * they stay inside the file key's sealing like everything else. */
+        pk_str(pk, "ingest");
+        msgpack_pack_array(pk, p->ning);
+        for (size_t j = 0; j < p->ning; j++) {
+            const struct ks_ingest *k = &p->ing[j];
+            msgpack_pack_map(pk, 4);
+            pk_str(pk, "id");
+            msgpack_pack_bin(pk, sizeof(k->id));
+            msgpack_pack_bin_body(pk, k->id, sizeof(k->id));
+            pk_str(pk, "created");
+            msgpack_pack_uint64(pk, k->created);
+            pk_str(pk, "revoked");
+            msgpack_pack_uint64(pk, k->revoked);
+            pk_str(pk, "verifier");
+            if (k->revoked) {
+                msgpack_pack_nil(pk);
+            } else {
+                msgpack_pack_bin(pk, sizeof(k->verifier));
+                msgpack_pack_bin_body(pk, k->verifier, sizeof(k->verifier));
+            }
+        }
     }
     return r;
 }
@@ -656,6 +889,46 @@ static int parse_state(const msgpack_object *o, enum keyd_version_state *st)
     return 0;
 }
 
+/* A project's "ingest" array (absent before keystore v3). */
+static int parse_ingest(const msgpack_object *a, struct ks_project *p)
+{
+    if (!a)
+        return 0;
+    if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size > KS_INGEST_MAX ||
+        (p->shredded && a->via.array.size))
+        return -EBADMSG;
+    if (a->via.array.size == 0)
+        return 0;
+    if (!(p->ing = calloc(a->via.array.size, sizeof(*p->ing))))
+        return -ENOMEM;
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        const msgpack_object *e = &a->via.array.ptr[i], *vo;
+        struct ks_ingest *k = &p->ing[i];
+        const void *b;
+        size_t bl;
+        p->ning = i + 1;
+        if (mp_get_bin(e, "id", &b, &bl) != 0 || bl != sizeof(k->id) ||
+            mp_get_uint(e, "created", &k->created) != 0 ||
+            mp_get_uint(e, "revoked", &k->revoked) != 0)
+            return -EBADMSG;
+        memcpy(k->id, b, bl);
+        vo = mp_map_get(e, "verifier");
+        /* Exactly the live keys carry a verifier. */
+        if (k->revoked) {
+            if (!vo || vo->type != MSGPACK_OBJECT_NIL)
+                return -EBADMSG;
+        } else {
+            if (!vo || vo->type != MSGPACK_OBJECT_BIN || vo->via.bin.size != KS_VERIFIER_LEN)
+                return -EBADMSG;
+            memcpy(k->verifier, vo->via.bin.ptr, KS_VERIFIER_LEN);
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (memcmp(p->ing[j].id, k->id, sizeof(k->id)) == 0)
+                return -EBADMSG;
+    }
+    return 0;
+}
+
 static int parse_project(struct keystore *ks, const msgpack_object *m, struct ks_project *p)
 {
     const char *s;
@@ -708,7 +981,7 @@ static int parse_project(struct keystore *ks, const msgpack_object *m, struct ks
                          &p->apikey_len)) != 0)
         return r;
     p->apikey = (char *)ak;
-    return 0;
+    return parse_ingest(mp_map_get(m, "ingest"), p);
 }
 
 static int parse_body(struct keystore *ks, const msgpack_object *m)
@@ -731,6 +1004,16 @@ static int parse_body(struct keystore *ks, const msgpack_object *m)
             return r;
     } else if (pend && pend->type != MSGPACK_OBJECT_NIL) {
         return -EBADMSG;
+    }
+    if (mp_map_get(m, "ingest_vkey")) {
+        unsigned char *vk = NULL;
+        if ((r = open_sealed(ks, mp_map_get(m, "ingest_vkey"), SEAL_KIND_INGEST_VKEY, "", 0, 0,
+                             SEAL_KEY_LEN, &vk, NULL)) != 0)
+            return r;
+        if (vk) {
+            key_free(&ks->ingest_vkey);
+            ks->ingest_vkey = vk;
+        }
     }
     ps = mp_map_get(m, "projects");
     if (!ps || ps->type != MSGPACK_OBJECT_ARRAY)
@@ -828,6 +1111,7 @@ int ks_load(const char *path, const unsigned char *master, struct keystore **out
     r = -EBADMSG;
     if (flen < KS_MAGIC_LEN + SEAL_OVERHEAD + 1 ||
         (memcmp(file, KS_MAGIC, KS_MAGIC_LEN) != 0 &&
+         memcmp(file, KS_MAGIC_V2, KS_MAGIC_LEN) != 0 &&
          memcmp(file, KS_MAGIC_V1, KS_MAGIC_LEN) != 0)) {
         snprintf(err, errlen, "keystore %s: not a TraceVault keystore", path);
         goto out;
@@ -838,7 +1122,8 @@ int ks_load(const char *path, const unsigned char *master, struct keystore **out
         snprintf(err, errlen, "keystore %s: out of memory", path);
         goto out;
     }
-    if (memcmp(file, KS_MAGIC, KS_MAGIC_LEN) == 0) {
+    if (memcmp(file, KS_MAGIC_V1, KS_MAGIC_LEN) != 0) {
+        /* v2 and v3 are sealed alike; the magic is the AAD. */
         if ((r = open_v2(ks, file, flen, body, err, errlen)) != 0)
             goto out;
     } else {

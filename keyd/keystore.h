@@ -2,13 +2,15 @@
  * keystore.h - project keys, held unsealed in guarded memory while keyd
  * runs and sealed in one file on disk (docs/KEYD.md "Keystore").
  *
- * File: "TVKS" 0x02 || nonce(24) || XChaCha20-Poly1305(body, AAD = the first
+ * File: "TVKS" 0x03 || nonce(24) || XChaCha20-Poly1305(body, AAD = the first
  * five bytes) under the keystore subkey of the sealing key.  The body is a
  * msgpack map with the generation counter, the audit chain head, the pending
  * audit record and the projects; inside it every KEK version, API key and
  * pseudonym key is sealed again under the KEK subkey of the sealing key with
  * an AAD binding project, version and state, so the two layers fail
- * independently.
+ * independently.  Version 3 added ingest keys (per project: ID, times and a
+ * verifier, never the token) and the verifier key, sealed like a KEK; a
+ * version 2 file reads as one without ingest keys and is written back as 3.
  *
  * The sealing key is random and lives in PATH.seal, sealed under the master
  * key (sealkey.h).  Saving after keys were destroyed (retire, shred) or
@@ -38,6 +40,12 @@
 #include "keyd/proto.h"
 
 #define KS_MAX_VERSIONS 100000
+#define KS_INGEST_ID_BYTES 8         /* an ingest key's ID: 16 hex chars */
+#define KS_INGEST_SECRET_BYTES 32    /* its secret: 43 base64url chars */
+#define KS_VERIFIER_LEN 32           /* BLAKE2b-256 of the whole token */
+#define KS_INGEST_LIVE_MAX 256       /* live (unrevoked) ingest keys per project */
+#define KS_INGEST_MAX 1024           /* entries per project; beyond, the oldest revoked
+                                        entry is forgotten */
 
 struct keystore;
 struct ks_project;
@@ -141,5 +149,40 @@ int ks_shred(struct keystore *ks, struct ks_project *p);
  * (tracevault-keyctl rekey-master). */
 int ks_rekey(struct keystore *ks);
 int ks_apikey_set(struct keystore *ks, struct ks_project *p, const char *key, size_t len);
+
+/* --- ingest keys ----------------------------------------------------------
+ *
+ * A token "tvi_<ID>_<SECRET>" is made by keyd, handed out once and kept
+ * only as its verifier: BLAKE2b-256 of the whole token keyed with the
+ * keystore's verifier key (random, sealed in the keystore, never leaves
+ * keyd).  Revoking wipes the verifier; SHRED removes the project's keys. */
+
+struct ks_ingest_info {
+    char id[KEYD_INGEST_ID_LEN + 1];
+    uint64_t created, revoked;    /* unix seconds; revoked 0 = live */
+};
+
+/* P's ingest keys (live and revoked), in creation order. */
+size_t ks_ingest_count(const struct ks_project *p);
+/* The I-th one into OUT: 0 or -ENOENT. */
+int ks_ingest_at(const struct ks_project *p, size_t i, struct ks_ingest_info *out);
+
+/* A new ingest key for P created at NOW: the token into TOKEN (the caller's
+ * buffer, guarded memory; wipe it after use: this is its only copy), its ID
+ * into ID.  -EKEYREVOKED (shredded), -ENOSPC (KS_INGEST_LIVE_MAX live keys)
+ * or -ENOMEM.  A mutation: the caller saves. */
+int ks_ingest_create(struct keystore *ks, struct ks_project *p, uint64_t now,
+                     char token[KEYD_INGEST_TOKEN_LEN + 1], char id[KEYD_INGEST_ID_LEN + 1]);
+/* Revoke P's key ID (hex) at NOW; *CHANGED = 0 if it was revoked already.
+ * -ENOENT (no such key in P), -EINVAL (not an ID), -EKEYREVOKED. */
+int ks_ingest_revoke(struct keystore *ks, struct ks_project *p, const char *id, uint64_t now,
+                     unsigned *changed);
+/* Verify the LEN bytes at TOKEN (untrusted, any length).  0 if it is a live
+ * key of a live project: *WHO its project, ID its ID.  Otherwise -EACCES,
+ * with *WHO and ID still set when the token names an existing key (for the
+ * audit record) and NULL / "" when not.  The same work is done whether the
+ * ID is unknown or the secret wrong (see keystore.c). */
+int ks_ingest_verify(struct keystore *ks, const void *token, size_t len,
+                     struct ks_project **who, char id[KEYD_INGEST_ID_LEN + 1]);
 
 #endif

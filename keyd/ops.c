@@ -4,7 +4,9 @@
  * checks its arguments, acts and packs its own reply), the key-change
  * commit, the dispatch table (op -> allowed classes, handler) and
  * ops_handle, which decodes, authorizes, dispatches and audits.  Every path
- * through ops_handle stages or writes exactly one audit record.
+ * through ops_handle stages or writes exactly one audit record, except
+ * INGEST_AUTH verifications, which are counted and whose failures are
+ * aggregated (op_ingest_auth, ops_tick): the gateway asks once per request.
  *
  * The keystore is reached only through keystore.h; KEK bytes never pass
  * through this file.
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keyd/proto.h"
@@ -32,6 +35,7 @@
 #include "lib/config.h"
 #include "lib/frame.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 /* One request in flight: what was asked, what the audit record will say
  * about it, and where its reply goes. */
@@ -49,7 +53,9 @@ struct op_ctx {
     msgpack_packer pk;            /* the reply */
     struct keyd_event_out *ev;
     int subscribe;
-    int audited;                  /* the op wrote its own record (key changes) */
+    int audited;                  /* the op wrote its own record (key changes), or
+                                     none is due (INGEST_AUTH) */
+    char key_id[KEYD_INGEST_ID_LEN + 1];  /* audited when set: an ingest key's ID */
 };
 
 static void pk_str(msgpack_packer *pk, const char *s)
@@ -144,7 +150,7 @@ static int req_body(struct keyd_state *st, const struct keyd_peer *peer, const s
     struct keyd_rec rec = {
         .gen = ks_gen(st->ks), .uid = peer->uid, .pid = peer->pid,
         .op = keyd_op_name(x->op), .project = x->project[0] ? x->project : NULL,
-        .version = x->version, .n = x->n,
+        .version = x->version, .n = x->n, .key_id = x->key_id,
         .result = x->err ? keyd_errno_name(x->err) : "ok",
     };
     return keyd_rec_body(body, AUDIT_LINE_MAX, &rec) < 0 ? -EINVAL : 0;
@@ -561,6 +567,169 @@ static int op_apikey_set(struct op_ctx *x)
     return 0;
 }
 
+/* --- ingest keys ------------------------------------------------------- */
+
+/* INGEST_KEY_CREATE {project} -> {id, key}: the token is made here and
+ * leaves keyd once, in this reply; the keystore keeps its verifier. */
+static int op_ingest_key_create(struct op_ctx *x)
+{
+    char *token = (char *)x->st->dek_scratch;   /* guarded, wiped below */
+    int r;
+    if ((r = change_begin(x)) != 0 || (r = need_project(x, 1)) != 0)
+        return r;
+    r = ks_ingest_create(x->st->ks, x->p, (uint64_t)time(NULL), token, x->key_id);
+    if (r == -ENOSPC)
+        return fail(x, ENOSPC, "keyd: project \"%s\": %d live ingest keys already; revoke "
+                    "one first", x->project, KS_INGEST_LIVE_MAX);
+    if (r != 0)
+        return change_failed(x, r);
+    if ((r = change_commit(x, 0)) == 0) {
+        reply_ok(x, 2);
+        pk_str(&x->pk, "id");
+        pk_str(&x->pk, x->key_id);
+        pk_str(&x->pk, "key");
+        msgpack_pack_str(&x->pk, KEYD_INGEST_TOKEN_LEN);
+        msgpack_pack_str_body(&x->pk, token, KEYD_INGEST_TOKEN_LEN);
+    }
+    sodium_memzero(token, KEYD_INGEST_TOKEN_LEN + 1);
+    return r;
+}
+
+/* INGEST_KEY_LIST {project} -> {keys: [{id, created, revoked}]}. */
+static int op_ingest_key_list(struct op_ctx *x)
+{
+    struct ks_ingest_info k;
+    int r;
+    if ((r = need_project(x, 1)) != 0)
+        return r;
+    reply_ok(x, 1);
+    pk_str(&x->pk, "keys");
+    msgpack_pack_array(&x->pk, ks_ingest_count(x->p));
+    for (size_t i = 0; ks_ingest_at(x->p, i, &k) == 0; i++) {
+        msgpack_pack_map(&x->pk, 3);
+        pk_str(&x->pk, "id");
+        pk_str(&x->pk, k.id);
+        pk_str(&x->pk, "created");
+        msgpack_pack_uint64(&x->pk, k.created);
+        pk_str(&x->pk, "revoked");
+        msgpack_pack_uint64(&x->pk, k.revoked);
+    }
+    return 0;
+}
+
+/* Is the LEN bytes at S an ingest key ID (16 lowercase hex)? */
+static int valid_key_id(const char *s, size_t len)
+{
+    if (len != KEYD_INGEST_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* INGEST_KEY_REVOKE {project, id} -> {}: the key stops verifying with the
+ * next request (there is no cache in keyd to expire). */
+static int op_ingest_key_revoke(struct op_ctx *x)
+{
+    const char *id;
+    size_t il;
+    unsigned changed = 0;
+    int r;
+    if ((r = change_begin(x)) != 0 || (r = need_project(x, 1)) != 0)
+        return r;
+    if (mp_get_str(x->map, "id", &id, &il) != 0 || !valid_key_id(id, il))
+        return fail(x, EINVAL, "keyd: INGEST_KEY_REVOKE: \"id\" must be %d lowercase hex "
+                    "characters", KEYD_INGEST_ID_LEN);
+    memcpy(x->key_id, id, il);
+    x->key_id[il] = '\0';
+    r = ks_ingest_revoke(x->st->ks, x->p, x->key_id, (uint64_t)time(NULL), &changed);
+    if (r == -ENOENT)
+        return fail(x, ENOENT, "keyd: project \"%s\": no ingest key %s", x->project, x->key_id);
+    if (r != 0)
+        return change_failed(x, r);
+    /* Already revoked: nothing changes, a plain record. */
+    if (changed && (r = change_commit(x, 0)) != 0)
+        return r;
+    reply_ok(x, 0);
+    return 0;
+}
+
+/* A failed INGEST_AUTH: the first of an interval is recorded now (by
+ * ops_handle), later ones are held and summed by ops_tick. */
+static void ingest_denied(struct op_ctx *x)
+{
+    struct keyd_state *st = x->st;
+    uint64_t now = tv_now_ms();
+    int interval = st->cfg->keyd.ingest_denied_interval;
+
+    x->n = 1;
+    if (interval <= 0 || now >= st->ingest_denied.until_ms) {
+        st->ingest_denied.until_ms = interval > 0 ? now + (uint64_t)interval * 1000u : 0;
+        return;
+    }
+    st->ingest_denied.held++;
+    st->ingest_denied.uid = x->peer->uid;
+    st->ingest_denied.pid = x->peer->pid;
+    st->ingest_unrecorded++;
+    x->audited = 1;
+}
+
+/* INGEST_AUTH {key} -> {project, id}, or EACCES for anything that is not a
+ * live key of a live project.  The key alone names the project. */
+static int op_ingest_auth(struct op_ctx *x)
+{
+    struct ks_project *p = NULL;
+    const void *k;
+    size_t kl;
+
+    x->project[0] = '\0';          /* the request's "project", if any, means nothing */
+    if (mp_get_bin(x->map, "key", &k, &kl) != 0 &&
+        mp_get_str(x->map, "key", (const char **)&k, &kl) != 0)
+        return fail(x, EINVAL, "keyd: INGEST_AUTH: missing \"key\" (bin or str)");
+    int r = ks_ingest_verify(x->st->ks, k, kl, &p, x->key_id);
+    if (p)
+        snprintf(x->project, sizeof(x->project), "%s", ks_name(p));
+    if (r != 0) {
+        x->st->ingest_failed++;
+        ingest_denied(x);
+        /* Not EACCES: that one says the peer may not ask at all (a
+         * gateway missing from ingest_users), which must not look like a
+         * wrong key to the gateway's clients. */
+        return fail(x, EKEYREJECTED, "keyd: INGEST_AUTH: the key does not verify (unknown, "
+                    "wrong, revoked, or its project shredded)");
+    }
+    x->st->ingest_ok++;
+    x->st->ingest_unrecorded++;
+    x->audited = 1;                 /* counted, not recorded: one per ingest request */
+    reply_ok(x, 2);
+    pk_str(&x->pk, "project");
+    pk_str(&x->pk, x->project);
+    pk_str(&x->pk, "id");
+    pk_str(&x->pk, x->key_id);
+    return 0;
+}
+
+int ops_tick(struct keyd_state *st, uint64_t now_ms)
+{
+    char body[AUDIT_LINE_MAX];
+    if (!st->ingest_denied.held)
+        return -1;
+    if (now_ms < st->ingest_denied.until_ms) {
+        uint64_t left = st->ingest_denied.until_ms - now_ms;
+        return left > 60000 ? 60000 : (int)left;
+    }
+    struct keyd_rec rec = { .gen = ks_gen(st->ks), .uid = st->ingest_denied.uid,
+                            .pid = st->ingest_denied.pid, .op = keyd_op_name(KEYD_OP_INGEST_AUTH),
+                            .n = st->ingest_denied.held,
+                            .result = keyd_errno_name(EKEYREJECTED) };
+    if (keyd_rec_body(body, sizeof(body), &rec) < 0 || audit_add(st->audit, body, NULL) != 0)
+        log_warn("audit log %s: cannot record %" PRIu32 " failed INGEST_AUTH requests",
+                 st->audit_path, st->ingest_denied.held);
+    st->ingest_denied.held = 0;
+    return -1;
+}
+
 /* --- admin: read-only ------------------------------------------------- */
 
 static int op_list(struct op_ctx *x)
@@ -639,7 +808,7 @@ static int op_vault_audit_key(struct op_ctx *x)
 /* --- dispatch ----------------------------------------------------------- */
 
 /* Classes of callers, each a [keyd] user list. */
-enum { CL_VAULT = 1u << 0, CL_AGENT = 1u << 1, CL_ADMIN = 1u << 2 };
+enum { CL_VAULT = 1u << 0, CL_AGENT = 1u << 1, CL_ADMIN = 1u << 2, CL_INGEST = 1u << 3 };
 
 static const struct {
     unsigned bit;
@@ -649,6 +818,7 @@ static const struct {
     { CL_VAULT, "vault_users", offsetof(struct tv_config, keyd.vault_users) },
     { CL_AGENT, "agent_users", offsetof(struct tv_config, keyd.agent_users) },
     { CL_ADMIN, "admin_users", offsetof(struct tv_config, keyd.admin_users) },
+    { CL_INGEST, "ingest_users", offsetof(struct tv_config, keyd.ingest_users) },
 };
 
 /* Who may call each operation, and what it does.  Ops without a row
@@ -674,6 +844,11 @@ static const struct {
     [KEYD_OP_AUDIT_VERIFY] = { CL_ADMIN, op_audit_verify },
     /* The vault writes its log; an admin verifies it (tracevault audit-verify). */
     [KEYD_OP_VAULT_AUDIT_KEY] = { CL_VAULT | CL_ADMIN, op_vault_audit_key },
+    [KEYD_OP_INGEST_KEY_CREATE] = { CL_ADMIN, op_ingest_key_create },
+    [KEYD_OP_INGEST_KEY_LIST] = { CL_ADMIN, op_ingest_key_list },
+    [KEYD_OP_INGEST_KEY_REVOKE] = { CL_ADMIN, op_ingest_key_revoke },
+    /* The gateway: verify a bearer key, learn its project; nothing else. */
+    [KEYD_OP_INGEST_AUTH] = { CL_INGEST, op_ingest_auth },
 };
 
 /* Is the peer on one of the lists X's op allows?  If not, fail with the

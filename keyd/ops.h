@@ -49,6 +49,18 @@ struct keyd_state {
     unsigned char *audit_key;     /* sodium_malloc'd audit MAC subkey */
     unsigned char *dek_scratch;   /* sodium_malloc'd, KEYD_GEN_MAX DEKs */
     uint64_t requests, denied;    /* counters for the log */
+    /* INGEST_AUTH is asked once per ingest request, so its outcomes are not
+     * audited one by one: successes are counted, failures are recorded at
+     * most twice per [keyd] ingest_denied_interval (the first at once, the
+     * rest summed into one record when the interval ends: ops_tick). */
+    uint64_t ingest_ok, ingest_failed;
+    uint64_t ingest_unrecorded;   /* INGEST_AUTH requests that staged no record */
+    struct {
+        uint64_t until_ms;        /* end of the current interval (tv_now_ms) */
+        uint32_t held;            /* failures in it not yet recorded */
+        uid_t uid;                /* the last of them */
+        pid_t pid;
+    } ingest_denied;
 };
 
 /* Prepare ST's scratch and audit key from MASTER (the rest is set by the
@@ -65,6 +77,12 @@ void ops_release(struct keyd_state *st);
  */
 int ops_handle(struct keyd_state *st, const struct keyd_peer *peer, const void *body,
                size_t len, struct gbuf *out, int *subscribe, struct keyd_event_out *ev);
+
+/* Time-driven work at NOW_MS (tv_now_ms): stage the summary record of
+ * INGEST_AUTH failures held back once their interval is over; with NOW_MS
+ * UINT64_MAX (at exit), whatever is held.  Returns the milliseconds until it
+ * has work again, or -1 for none.  The caller flushes the log. */
+int ops_tick(struct keyd_state *st, uint64_t now_ms);
 
 /* Record (audit) and answer a frame that could not be taken as a request at
  * all (e.g. oversized, -EMSGSIZE): an error reply for ERR is appended to OUT. */

@@ -27,6 +27,10 @@ static const char *const op_names[KEYD_OP_COUNT] = {
     [KEYD_OP_AUDIT_VERIFY] = "AUDIT_VERIFY",
     [KEYD_OP_VAULT_AUDIT_KEY] = "VAULT_AUDIT_KEY",
     [KEYD_OP_REKEY_MASTER] = "REKEY_MASTER",
+    [KEYD_OP_INGEST_KEY_CREATE] = "INGEST_KEY_CREATE",
+    [KEYD_OP_INGEST_KEY_LIST] = "INGEST_KEY_LIST",
+    [KEYD_OP_INGEST_KEY_REVOKE] = "INGEST_KEY_REVOKE",
+    [KEYD_OP_INGEST_AUTH] = "INGEST_AUTH",
 };
 
 static const char *const state_names[] = {
@@ -52,6 +56,7 @@ static const struct {
     { EPROTO, "EPROTO" },         { ENOMEM, "ENOMEM" },
     { EMSGSIZE, "EMSGSIZE" },     { EOPNOTSUPP, "EOPNOTSUPP" },
     { ETIMEDOUT, "ETIMEDOUT" },   { EBUSY, "EBUSY" },
+    { ENOSPC, "ENOSPC" },         { EKEYREJECTED, "EKEYREJECTED" },
 };
 
 /* The index in NAMES[FIRST..N) of the LEN bytes at S, or -1. */

@@ -33,6 +33,15 @@
 #define KEYD_PROJECT_MAX 63      /* bytes in a project name */
 #define KEYD_AUDIT_KEY_LEN 32    /* the vault's audit MAC key */
 
+/* Ingest keys (docs/KEYD.md "Ingest keys"): the token a client sends is
+ * "tvi_" ID "_" SECRET, ID 16 lowercase hex chars (8 random bytes, not
+ * secret: it names the key), SECRET 43 chars of unpadded base64url (32
+ * random bytes).  keyd keeps only a keyed hash of the whole token. */
+#define KEYD_INGEST_ID_LEN 16        /* hex chars of an ingest key's ID */
+#define KEYD_INGEST_TOKEN_LEN 64     /* chars of a well-formed token */
+#define KEYD_INGEST_KEY_MAX 128      /* longest bearer value worth sending keyd */
+#define KEYD_INGEST_PREFIX "tvi_"
+
 enum keyd_op {
     KEYD_OP_UNKNOWN = 0,
     KEYD_OP_GEN_DEK,
@@ -50,6 +59,10 @@ enum keyd_op {
     KEYD_OP_AUDIT_VERIFY,
     KEYD_OP_VAULT_AUDIT_KEY,
     KEYD_OP_REKEY_MASTER,
+    KEYD_OP_INGEST_KEY_CREATE,
+    KEYD_OP_INGEST_KEY_LIST,
+    KEYD_OP_INGEST_KEY_REVOKE,
+    KEYD_OP_INGEST_AUTH,
     KEYD_OP_COUNT
 };
 

@@ -19,10 +19,11 @@ int keyd_rec_body(char *buf, size_t cap, const struct keyd_rec *r)
     tv_rfc3339(tv_wall_ns(), ts);
     int n = snprintf(buf, cap,
                      "gen=%" PRIu64 " time=%s uid=%u pid=%d op=%s project=%s version=%" PRIu32
-                     " n=%" PRIu32 " result=%s%s%s",
+                     " n=%" PRIu32 "%s%s result=%s%s%s",
                      r->gen, ts, (unsigned)r->uid, (int)r->pid, r->op ? r->op : "?",
                      r->project && *r->project ? r->project : "-", r->version, r->n,
-                     r->result ? r->result : "?", r->prev_hex ? " prev=" : "",
+                     r->key_id && *r->key_id ? " key=" : "",
+                     r->key_id && *r->key_id ? r->key_id : "", r->result ? r->result : "?", r->prev_hex ? " prev=" : "",
                      r->prev_hex ? r->prev_hex : "");
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }

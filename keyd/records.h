@@ -2,13 +2,13 @@
  * records.h - keyd's audit records, written through lib/audit.h
  * (docs/KEYD.md "Audit log").  One line per request:
  *
- *   seq=N gen=G time=RFC3339 uid=U pid=P op=OP project=NAME version=V n=K result=R mac=HEX
+ *   seq=N gen=G time=RFC3339 uid=U pid=P op=OP project=NAME version=V n=K [key=ID ]result=R mac=HEX
  *
  * lib/audit owns seq and mac (the chain); this module owns the body: the
  * keystore generation the record was made under (how a restored older
  * keystore is spotted), who asked, what, and the outcome.  Every field
  * comes from a fixed alphabet (op and errno names, validated project
- * names, numbers): no key bytes, no free text.
+ * names, numbers, an ingest key's hex ID): no key bytes, no free text.
  */
 #ifndef TV_KEYD_RECORDS_H
 #define TV_KEYD_RECORDS_H
@@ -29,7 +29,8 @@ struct keyd_rec {
     const char *op;         /* "GEN_DEK", ... ; "?" if unknown */
     const char *project;    /* a valid project name or NULL ("-") */
     uint32_t version;
-    uint32_t n;             /* DEKs in a batch, else 0 */
+    uint32_t n;             /* DEKs in a batch; failed INGEST_AUTHs summed; else 0 */
+    const char *key_id;     /* an ingest key's ID (hex), or NULL: no "key=" field */
     const char *result;     /* "ok" or an errno name */
     const char *prev_hex;   /* continuation records only: the head continued */
 };

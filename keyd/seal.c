@@ -142,7 +142,7 @@ size_t seal_aad(unsigned char *aad, enum seal_kind kind, const char *project,
                 uint32_t version, uint8_t state)
 {
     static const char *const label[] = { "", "tv-kek", "tv-dek", "tv-apikey", "tv-pseudonym",
-                                         "tv-file-dek" };
+                                         "tv-file-dek", "tv-ingest-vkey" };
     const char *l = label[kind];
     size_t ll = strlen(l), pl = strlen(project), n = 0;
 

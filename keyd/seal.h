@@ -34,7 +34,8 @@ enum seal_subkey {
 
 /* What a blob is: selects the AAD prefix. */
 enum seal_kind { SEAL_KIND_KEK = 1, SEAL_KIND_DEK, SEAL_KIND_APIKEY, SEAL_KIND_PSEUDONYM,
-                 SEAL_KIND_FILE_DEK };     /* a DEK bound to one file ID */
+                 SEAL_KIND_FILE_DEK,      /* a DEK bound to one file ID */
+                 SEAL_KIND_INGEST_VKEY }; /* the key of ingest-key verifiers */
 
 /*
  * Load the master key: $CREDENTIALS_DIRECTORY/master.key when that variable

@@ -447,8 +447,13 @@ int server_run(struct keyd_server *s)
     struct epoll_event evs[64];
     int fatal = 0;
 
+    int tick = -1;                /* ms until ops_tick has work, -1: none */
+
     while (!s->stop && !fatal) {
-        int n = epoll_wait(s->ep, evs, 64, next_timeout(s, tv_now_ms()));
+        int t = next_timeout(s, tv_now_ms());
+        if (tick >= 0 && (t < 0 || tick < t))
+            t = tick;
+        int n = epoll_wait(s->ep, evs, 64, t);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -477,6 +482,8 @@ int server_run(struct keyd_server *s)
                     fatal = 1;
             }
         }
+        /* Staged before the group commit, so it is flushed with it. */
+        tick = ops_tick(s->st, tv_now_ms());
         release_held(s);
         broadcast(s);
         expire(s, tv_now_ms());

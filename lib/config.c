@@ -46,6 +46,8 @@ static const struct key_def keyd_keys[] = {
     { "vault_users", K_USERS, KD(keyd, vault_users), 0, 0, NULL },
     { "agent_users", K_USERS, KD(keyd, agent_users), 0, 0, NULL },
     { "admin_users", K_USERS, KD(keyd, admin_users), 0, 0, NULL },
+    { "ingest_users", K_USERS, KD(keyd, ingest_users), 0, 0, NULL },
+    { "ingest_denied_interval", K_INT, KD(keyd, ingest_denied_interval), 0, 3600, NULL },
     { "client_timeout_ms", K_INT, KD(keyd, client_timeout_ms), 10, 600000, NULL },
     { "max_clients", K_INT, KD(keyd, max_clients), 1, 65536, NULL },
     { NULL, 0, 0, 0, 0, NULL }
@@ -580,6 +582,8 @@ static void apply_defaults(struct tv_config *cfg)
     }
     if (cfg->vault.audit_denied_interval < 0)
         cfg->vault.audit_denied_interval = 60;
+    if (cfg->keyd.ingest_denied_interval < 0)
+        cfg->keyd.ingest_denied_interval = 60;
     set_default(&cfg->agent.state_dir, "/var/lib/tracevault/agent");
     set_default(&cfg->agent.upstream, "file:///var/lib/tracevault/outbox");
     set_default(&cfg->agent.ca_file, "");
@@ -604,7 +608,31 @@ static void apply_defaults(struct tv_config *cfg)
         cfg->agent.queue_max_mb = 1024;
     if (cfg->agent.max_document_bytes == 0)
         cfg->agent.max_document_bytes = 16 << 20;
-    set_default(&cfg->retention.lock_file, "/run/tracevault/retention.lock");
+    /* The lock guards the backing store, so by default it sits beside it:
+     * it then exists wherever a configuration puts the vault's state (a
+     * fixed /run/tracevault did not for a configuration of its own), and
+     * two vaults on one host never share it. */
+    if (!cfg->retention.lock_file || !cfg->retention.lock_file[0]) {
+        const char *b = cfg->vault.backing, *slash = NULL;
+        size_t bl = strlen(b);
+        while (bl > 1 && b[bl - 1] == '/')     /* "/x/data/" is "/x/data" */
+            bl--;
+        for (size_t i = 0; i < bl; i++)
+            if (b[i] == '/')
+                slash = b + i;
+        size_t dl = slash ? (size_t)(slash - b) : 1;
+        size_t n = dl + sizeof("/retention.lock");
+        free(cfg->retention.lock_file);
+        cfg->retention.lock_file = malloc(n);
+        if (!cfg->retention.lock_file)
+            abort();
+        if (!slash)                   /* a relative "data": its directory is "." */
+            snprintf(cfg->retention.lock_file, n, "./retention.lock");
+        else if (dl == 0)             /* "/data": the root directory */
+            snprintf(cfg->retention.lock_file, n, "/retention.lock");
+        else
+            snprintf(cfg->retention.lock_file, n, "%.*s/retention.lock", (int)dl, b);
+    }
     set_default(&cfg->ingest.listen, "127.0.0.1:4318");
     set_default(&cfg->ingest.tls_cert, "");
     set_default(&cfg->ingest.tls_key, "");
@@ -645,6 +673,7 @@ int tv_config_load(const char *path, struct tv_config **out, char *err, size_t e
     cfg->vault.dek_cache_seconds = -1;
     cfg->vault.reserve_bytes = -1;
     cfg->vault.audit_denied_interval = -1;
+    cfg->keyd.ingest_denied_interval = -1;
     cfg->agent.batch_linger_ms = -1;
     /* admin_users defaults to root; the other lists default to nobody (deny). */
     cfg->keyd.admin_users.e = calloc(1, sizeof(struct tv_principal));
@@ -707,6 +736,7 @@ void tv_config_free(struct tv_config *cfg)
     tv_userlist_release(&cfg->keyd.vault_users);
     tv_userlist_release(&cfg->keyd.agent_users);
     tv_userlist_release(&cfg->keyd.admin_users);
+    tv_userlist_release(&cfg->keyd.ingest_users);
     free(cfg->vault.backing);
     free(cfg->vault.mountpoint);
     free(cfg->vault.audit_log);

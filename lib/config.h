@@ -78,6 +78,10 @@ struct tv_config {
         char *keyd_user;           /* who keyd runs as: clients refuse any other peer
                                       (root excepted); default tracevault-keyd */
         struct tv_userlist vault_users, agent_users, admin_users;
+        struct tv_userlist ingest_users;  /* may verify ingest keys (INGEST_AUTH) */
+        int ingest_denied_interval;  /* seconds over which failed INGEST_AUTH calls are
+                                        summed into one audit record; 0 = one record
+                                        each; default 60 */
         int client_timeout_ms;     /* per-request I/O timeout; default 5000 */
         int max_clients;           /* concurrent connections; default 256 */
     } keyd;

@@ -22,8 +22,10 @@
  * another filesystem are skipped.  Directories that become empty because
  * files were removed from them are removed (never the project directory).
  *
- * One run at a time: an flock on [retention] lock_file, taken without
- * waiting.  Exit codes (for cron mailers; also in tracevault-retention(8)):
+ * One run at a time: an flock on [retention] lock_file (by default
+ * "retention.lock" in the directory holding [vault] backing), taken without
+ * waiting; when that directory does not exist either, nothing was ever
+ * stored and there is nothing to guard.  Exit codes (for cron mailers; also in tracevault-retention(8)):
  *   0  success (including "nothing to expire")
  *   1  failure: configuration, lock file, vault not reachable, or at least one
  *      entry could not be examined or removed (the others were still handled)
@@ -611,6 +613,17 @@ int main(int argc, char **argv)
 
     /* One run at a time: a cron run that overlaps a slow one does nothing. */
     lockfd = open(cfg->retention.lock_file, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (lockfd < 0 && errno == ENOENT && access(cfg->vault.backing, F_OK) != 0 &&
+        errno == ENOENT &&
+        find_mount(cfg->vault.mountpoint, fstype, sizeof(fstype), source, sizeof(source)) == 0) {
+        /* No lock directory and no backing store, nor a mount: nothing was
+         * ever stored.  Report every project as empty, as below. */
+        r->mode = MODE_BACKING;
+        for (size_t i = 0; i < cfg->n_projects; i++)
+            if (!only || strcmp(only, cfg->projects[i].name) == 0)
+                (void)expire_project(r, -1, &cfg->projects[i]);
+        goto out;
+    }
     if (lockfd < 0) {
         report(r, "lock file %s: %s", cfg->retention.lock_file, strerror(errno));
         rc = EXIT_FAIL;

@@ -150,8 +150,57 @@ static int rewrap_file(struct walk *w, int fd, const char *path)
     return 0;
 }
 
+/* fsck unwraps DEKs in batches: a second stream over the directory reads
+ * ahead of the check loop, collects the headers of the next regular files
+ * (up to a subdirectory, which would start batches of its own) and has
+ * keyd unwrap them in one request (keys_prefetch).  The check loop then
+ * opens each file as usual and finds its DEK held.  Both streams read the
+ * same directory in the same order; if it changes meanwhile (the vault is
+ * mounted), a file not in the batch costs one UNWRAP of its own, nothing
+ * worse. */
+#define AHEAD_BATCH 512u
+
+struct ahead {
+    DIR *dp;                    /* the read-ahead stream, NULL if it failed */
+    unsigned pending;           /* entries it has read that the check loop has not */
+    unsigned char file_ids[AHEAD_BATCH * BC_FILE_ID];
+    unsigned char wrapped[AHEAD_BATCH * BC_WRAPPED];
+};
+
+static void read_ahead(struct walk *w, struct ahead *a)
+{
+    struct dirent *de;
+    struct bc_header h;
+    unsigned n = 0;
+    uint32_t version = 0;
+
+    while (n < AHEAD_BATCH && (de = readdir(a->dp))) {
+        if (de->d_name[0] == '.')
+            continue;
+        a->pending++;
+        if (de->d_type == DT_DIR)
+            break;
+        int fd = openat(dirfd(a->dp), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        struct stat st;
+        bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                  fio_read_header(fd, &h) == 0 && h.version == BC_VERSION &&
+                  (n == 0 || h.kek_version == version);
+        if (fd >= 0)
+            close(fd);
+        if (!ok)
+            continue;
+        version = h.kek_version;
+        memcpy(a->file_ids + (size_t)n * BC_FILE_ID, h.file_id, BC_FILE_ID);
+        memcpy(a->wrapped + (size_t)n * BC_WRAPPED, h.wrapped, BC_WRAPPED);
+        n++;
+    }
+    if (n > 1)
+        keys_prefetch(w->keys, w->project, version, n, a->file_ids, a->wrapped);
+}
+
 static int walk_dir(struct walk *w, int dfd, const char *path)
 {
+    struct ahead *a = NULL;
     unsigned char iv[NAMES_IV];
     char enc[NAMES_ENC_MAX], plain[NAMES_PLAIN_MAX + 1], sub[PATH_MAX];
     int rc = meta_dir_iv(dfd, false, iv);
@@ -165,11 +214,22 @@ static int walk_dir(struct walk *w, int dfd, const char *path)
     DIR *dp = lfd >= 0 ? fdopendir(lfd) : NULL;
     if (!dp)
         return -errno;
+    if (!w->rewrap && (a = calloc(1, sizeof *a))) {
+        int afd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (afd >= 0 && !(a->dp = fdopendir(afd)))
+            close(afd);
+    }
     struct dirent *de;
     while ((de = readdir(dp))) {
         const char *e = de->d_name;
         if (e[0] == '.')
             continue;
+        if (a && a->dp) {
+            if (a->pending == 0)
+                read_ahead(w, a);
+            if (a->pending)
+                a->pending--;
+        }
         if (names_is_long(e) && meta_long_read(dfd, e, enc) < 0) {
             snprintf(sub, sizeof sub, "%s/<backing %s>", path, de->d_name);
             damaged(w, sub, "long name side file missing or damaged");
@@ -215,6 +275,9 @@ static int walk_dir(struct walk *w, int dfd, const char *path)
         }
     }
     closedir(dp);
+    if (a && a->dp)
+        closedir(a->dp);
+    free(a);
     return 0;
 }
 

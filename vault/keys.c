@@ -37,8 +37,24 @@ struct pool {
     unsigned char file_ids[POOL_BATCH * BC_FILE_ID];   /* what each DEK is wrapped for */
 };
 
+/* DEKs unwrapped ahead of the opens that will ask for them (fsck's walk):
+ * keys_prefetch fills it in one keyd round trip, keys_unwrap takes an entry
+ * (and wipes it) when project, version, file ID and wrapped key all match.
+ * An entry nobody asks for is wiped by the next prefetch or keys_free. */
+struct prefetch {
+    pthread_mutex_t lock;
+    char project[64];
+    uint32_t version;
+    unsigned n, left;           /* entries, entries not yet taken */
+    unsigned char *deks;        /* sodium_malloc: KEYD_GEN_MAX * 32 */
+    unsigned char taken[KEYD_GEN_MAX];
+    unsigned char file_ids[KEYD_GEN_MAX * BC_FILE_ID];
+    unsigned char wrapped[KEYD_GEN_MAX * BC_WRAPPED];
+};
+
 struct keys {
     char *socket;
+    struct prefetch *pre;       /* NULL until the first keys_prefetch */
     struct keyd_client *gen, *unwrap[UNWRAP_CLIENTS];
     atomic_uint next_unwrap;
     pthread_mutex_t tlock;      /* protects pools[] growth */
@@ -83,6 +99,11 @@ void keys_free(struct keys *k)
     if (k->ev_started) {
         pthread_cancel(k->ev_thread);
         pthread_join(k->ev_thread, NULL);
+    }
+    if (k->pre) {
+        sodium_free(k->pre->deks);
+        pthread_mutex_destroy(&k->pre->lock);
+        free(k->pre);
     }
     for (int i = 0; i < k->npools; i++) {
         sodium_free(k->pools[i]->deks);
@@ -198,10 +219,71 @@ int keys_new_key(struct keys *k, const char *project, unsigned char *key,
     return rc;
 }
 
+int keys_prefetch(struct keys *k, const char *project, uint32_t version, unsigned n,
+                  const unsigned char *file_ids, const unsigned char *wrapped)
+{
+    if (n == 0 || n > KEYD_GEN_MAX || strlen(project) >= sizeof k->pre->project)
+        return -EINVAL;
+    if (!k->pre) {
+        struct prefetch *p = calloc(1, sizeof *p);
+        if (!p || !(p->deks = sodium_malloc((size_t)KEYD_GEN_MAX * BC_DEK))) {
+            free(p);
+            return -ENOMEM;
+        }
+        pthread_mutex_init(&p->lock, NULL);
+        k->pre = p;
+    }
+    struct prefetch *p = k->pre;
+    pthread_mutex_lock(&p->lock);
+    sodium_memzero(p->deks, (size_t)KEYD_GEN_MAX * BC_DEK);
+    p->n = p->left = 0;
+    struct keyd_client *c = k->unwrap[0];
+    int rc = keyd_unwrap_many(c, project, version, n, file_ids, wrapped, p->deks);
+    note(k, c, project, rc == -EBADMSG ? 0 : rc);   /* one bad file: the opens will say which */
+    if (rc == 0) {
+        snprintf(p->project, sizeof p->project, "%s", project);
+        p->version = version;
+        p->n = p->left = n;
+        memset(p->taken, 0, n);
+        memcpy(p->file_ids, file_ids, (size_t)n * BC_FILE_ID);
+        memcpy(p->wrapped, wrapped, (size_t)n * BC_WRAPPED);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+/* Take the prefetched DEK for exactly this wrap, if there is one. */
+static bool take_prefetched(struct keys *k, const char *project, uint32_t version,
+                            const unsigned char *file_id, const unsigned char *wrapped,
+                            unsigned char *dek)
+{
+    struct prefetch *p = k->pre;
+    bool found = false;
+    if (!p || !file_id)
+        return false;
+    pthread_mutex_lock(&p->lock);
+    if (p->left && p->version == version && strcmp(p->project, project) == 0)
+        for (unsigned i = 0; i < p->n; i++) {
+            if (p->taken[i] || memcmp(p->file_ids + (size_t)i * BC_FILE_ID, file_id, BC_FILE_ID) ||
+                memcmp(p->wrapped + (size_t)i * BC_WRAPPED, wrapped, BC_WRAPPED))
+                continue;
+            memcpy(dek, p->deks + (size_t)i * BC_DEK, BC_DEK);
+            sodium_memzero(p->deks + (size_t)i * BC_DEK, BC_DEK);
+            p->taken[i] = 1;
+            p->left--;
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
 int keys_unwrap(struct keys *k, const char *project, uint32_t version,
                 const unsigned char *file_id, const unsigned char wrapped[BC_WRAPPED],
                 unsigned char *dek)
 {
+    if (take_prefetched(k, project, version, file_id, wrapped, dek))
+        return 0;
     struct keyd_client *c = k->unwrap[atomic_fetch_add(&k->next_unwrap, 1) % UNWRAP_CLIENTS];
     int rc = keyd_unwrap(c, project, version, file_id, wrapped, dek);
     note(k, c, project, rc);

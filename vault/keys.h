@@ -52,6 +52,17 @@ int keys_unwrap(struct keys *k, const char *project, uint32_t version,
                 const unsigned char *file_id, const unsigned char wrapped[BC_WRAPPED],
                 unsigned char *dek);
 
+/* Unwrap N (1..KEYD_GEN_MAX) DEKs of PROJECT, all under KEK VERSION, each
+ * wrapped for its file ID (FILE_IDS: N*16 bytes, WRAPPED: N*72), in one keyd
+ * round trip, and hold them for the keys_unwrap calls that will ask for
+ * exactly those wraps (each served once, then wiped).  Replaces (and wipes)
+ * the previous batch.  For a walk over many files (fsck): one request, and
+ * one keyd audit record, per batch instead of per file.  All or nothing: on
+ * -EBADMSG (one wrap is bad) nothing is held and each open asks keyd alone,
+ * which names the bad file. */
+int keys_prefetch(struct keys *k, const char *project, uint32_t version, unsigned n,
+                  const unsigned char *file_ids, const unsigned char *wrapped);
+
 /* Re-wrap under PROJECT's newest KEK version (no plaintext leaves keyd),
  * for the same FILE_ID (or NULL); LEGACY: the DEK was wrapped for no file,
  * the new wrap is for FILE_ID. */

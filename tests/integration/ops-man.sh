@@ -54,7 +54,8 @@ documents() {
 tv_ok "tracevault-retention(8) documents every option" documents "$M/tracevault-retention.8" "$RETENTION" --dry-run --project
 tv_ok "tracevault-keyd(8) documents every option and init" documents "$M/tracevault-keyd.8" "$KEYD" init
 tv_ok "tracevault-keyctl(8) documents every command" documents "$M/tracevault-keyctl.8" "$KEYCTL" \
-    create rotate retire list shred apikey-set audit-verify --yes
+    create rotate retire list shred apikey-set audit-verify --yes \
+    ingest-key-create ingest-key-list ingest-key-revoke
 tv_ok "tracevault(8) documents every option, fsck and rewrap" documents "$M/tracevault.8" "$VAULT" fsck rewrap --foreground
 tv_ok "tracevault-agent(8) documents every option, --once and dump" documents "$M/tracevault-agent.8" "$AGENT" --once dump
 tv_ok "tracevault.conf(5) documents every key of docs/CONFIG.md" sh -c '

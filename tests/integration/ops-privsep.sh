@@ -30,7 +30,7 @@ for b in "$KEYD" "$KEYCTL" "$VAULT" "$AGENT"; do
 done
 command -v setpriv >/dev/null || tv_skip_all "no setpriv"
 setpriv --help 2>&1 | grep -q -- --ambient-caps || tv_skip_all "setpriv without --ambient-caps"
-tv_plan 20
+tv_plan 21
 
 K=$(tv_add_user kd) && V=$(tv_add_user vt) && A=$(tv_add_user ag) && W=$(tv_add_user wr) ||
     tv_skip_all "cannot add test users"
@@ -119,9 +119,9 @@ tv_ok "keyd has no capabilities and no_new_privs ($(capeff $KPID), $(nnp $KPID))
 tv_ok "root (admin_users) creates the project through the socket" test ! -s "$T/create.err"
 
 # vault: User=, AmbientCapabilities= and CapabilityBoundingSet= SYS_ADMIN CHOWN
-# DAC_OVERRIDE FOWNER, NoNewPrivileges=yes, as the unit says; -f with
+# DAC_OVERRIDE FOWNER DAC_READ_SEARCH, NoNewPrivileges=yes, as the unit says; -f with
 # Type=notify when the binary calls sd_notify, else forking (Type=forking).
-VCAPS=+sys_admin,+chown,+dac_override,+fowner
+VCAPS=+sys_admin,+chown,+dac_override,+fowner,+dac_read_search
 vault_as_unit() {  # vault_as_unit [-f]; in the background as (vault_as_unit -f) & so $! is its pid
     exec setpriv --reuid="$V" --regid="$G" --init-groups --no-new-privs \
         --inh-caps=-all,$VCAPS --ambient-caps=-all,$VCAPS --bounding-set=-all,$VCAPS \
@@ -143,9 +143,11 @@ else
 fi
 tv_defer "fusermount3 -u -z '$M'; [ -n '$VPID' ] && kill $VPID"
 mountpoint -q "$M" || sed 's/^/# /' "$T/vault.log"
-tv_ok "the vault runs as its own user with exactly its four capabilities and no_new_privs" \
-    sh -c 'test -n "$1" && test "$(stat -c %U /proc/$1)" = "$2" && test "$3" = 000000000020000b && test "$4" = 1' \
+tv_ok "the vault runs as its own user with exactly its five capabilities and no_new_privs" \
+    sh -c 'test -n "$1" && test "$(stat -c %U /proc/$1)" = "$2" && test "$3" = 000000000020000f && test "$4" = 1' \
     _ "$VPID" "$V" "$(capeff "${VPID:-0}" 2>/dev/null)" "$(nnp "${VPID:-0}" 2>/dev/null)"
+tv_ok "with them it can bound its descriptors (reopens backing files by handle)" \
+    sh -c '! grep -q "descriptors are not bounded" "$1"' _ "$T/vault.log"
 tv_ok "the mount is fuse.tracevault with allow_other, owned by the vault user" \
     grep -q " $M .* - fuse.tracevault tracevault .*user_id=$(id -u "$V"),.*allow_other" /proc/self/mountinfo
 tv_fails "the vault user cannot read the keystore" setpriv --reuid="$V" --regid="$G" --init-groups cat "$T/lib/keys"

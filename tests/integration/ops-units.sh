@@ -68,8 +68,8 @@ keyd_basics() {
 }
 vault_basics() {
     has tracevault.service "DeviceAllow=/dev/fuse rw" \
-        "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER" \
-        "AmbientCapabilities=CAP_SYS_ADMIN CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER" NoNewPrivileges=yes &&
+        "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_DAC_READ_SEARCH" \
+        "AmbientCapabilities=CAP_SYS_ADMIN CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_DAC_READ_SEARCH" NoNewPrivileges=yes &&
         grep -q '^ExecStopPost=.*fusermount3 -u' "$unitdir/tracevault.service"
 }
 # Every option that makes systemd give the service its own mount namespace

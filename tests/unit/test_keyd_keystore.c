@@ -3,7 +3,10 @@
  * projects, versions, states, API keys and the chain head; retired and
  * shredded versions come back without key bytes; another master key, a
  * flipped byte, a loose file mode each refuse to load; no KEK, API key or
- * pseudonym key appears in the file in clear.
+ * pseudonym key appears in the file in clear.  Ingest keys: tokens of the
+ * documented shape verify to their project; wrong secrets, unknown IDs,
+ * other shapes, revoked keys and shredded projects do not; they survive a
+ * save and load; the file holds no token; the limits hold.
  */
 #include "config.h"
 
@@ -42,6 +45,107 @@ static int unwraps(const struct ks_project *p, uint32_t v, const unsigned char *
     return ks_unwrap(p, v, NULL, w, out) == 0 && memcmp(out, d, KEYD_DEK_LEN) == 0;
 }
 
+/* Verify TOKEN; 0 and *WHO's name in NAME, or the error. */
+static int verify(struct keystore *ks, const char *token, size_t len, const char **name,
+                  char id[KEYD_INGEST_ID_LEN + 1])
+{
+    struct ks_project *who = NULL;
+    int r = ks_ingest_verify(ks, token, len, &who, id);
+    *name = who ? ks_name(who) : NULL;
+    return r;
+}
+
+static void test_ingest(const char *dir, const unsigned char *master)
+{
+    char path[256], err[256], ta[KEYD_INGEST_TOKEN_LEN + 1], tb[KEYD_INGEST_TOKEN_LEN + 1],
+        tc[KEYD_INGEST_TOKEN_LEN + 1], ida[KEYD_INGEST_ID_LEN + 1], idb[KEYD_INGEST_ID_LEN + 1],
+        idc[KEYD_INGEST_ID_LEN + 1], id[KEYD_INGEST_ID_LEN + 1], bad[4096];
+    struct keystore *ks = NULL, *ks2 = NULL;
+    struct ks_project *a, *b;
+    struct ks_ingest_info info;
+    const char *name;
+    unsigned changed;
+    uint32_t v;
+
+    snprintf(path, sizeof(path), "%s/ingest-keys", dir);
+    ks_new(path, master, &ks);
+    ks_create(ks, "a", &v);
+    ks_create(ks, "b", &v);
+    a = ks_find(ks, "a");
+    b = ks_find(ks, "b");
+    ok(ks_ingest_create(ks, a, 1000, ta, ida) == 0 && ks_ingest_create(ks, a, 1001, tb, idb) == 0 &&
+       ks_ingest_create(ks, b, 1002, tc, idc) == 0, "ingest keys created");
+    ok(strlen(ta) == KEYD_INGEST_TOKEN_LEN && !strncmp(ta, "tvi_", 4) &&
+       !strncmp(ta + 4, ida, KEYD_INGEST_ID_LEN) && ta[20] == '_' &&
+       strspn(ta + 21, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == 43,
+       "token is tvi_<ID>_<43 base64url>");
+    ok(verify(ks, ta, strlen(ta), &name, id) == 0 && !strcmp(name, "a") && !strcmp(id, ida),
+       "key verifies to its project and ID");
+    ok(verify(ks, tc, strlen(tc), &name, id) == 0 && !strcmp(name, "b") && !strcmp(id, idc),
+       "another project's key verifies to that project");
+    memcpy(bad, ta, KEYD_INGEST_TOKEN_LEN);
+    bad[40] = bad[40] == 'A' ? 'B' : 'A';
+    ok(verify(ks, bad, KEYD_INGEST_TOKEN_LEN, &name, id) == -EACCES && name && !strcmp(name, "a") &&
+       !strcmp(id, ida), "wrong secret: EACCES, the known ID reported for the audit");
+    memcpy(bad, tb, KEYD_INGEST_TOKEN_LEN);
+    memcpy(bad + 4, ida, KEYD_INGEST_ID_LEN);
+    ok(verify(ks, bad, KEYD_INGEST_TOKEN_LEN, &name, id) == -EACCES,
+       "one key's ID with another's secret: EACCES");
+    memcpy(bad, ta, KEYD_INGEST_TOKEN_LEN);
+    memcpy(bad + 4, ida[0] == '0' ? "1" : "0", 1);
+    ok(verify(ks, bad, KEYD_INGEST_TOKEN_LEN, &name, id) == -EACCES && !name && !id[0],
+       "unknown ID: EACCES, nothing reported");
+    int all = 1;
+    static const size_t lens[] = { 0, 1, 4, 21, 63, 65, 128, 4096 };
+    randombytes_buf(bad, sizeof(bad));
+    memcpy(bad, ta, KEYD_INGEST_TOKEN_LEN);
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        all &= verify(ks, bad, lens[i], &name, id) == -EACCES;
+    ok(all, "prefixes, extensions and garbage of 0..4096 bytes: EACCES");
+    ok(ks_ingest_revoke(ks, a, ida, 2000, &changed) == 0 && changed == 1 &&
+       verify(ks, ta, strlen(ta), &name, id) == -EACCES &&
+       verify(ks, tb, strlen(tb), &name, id) == 0, "revoked key refused at once, the other not");
+    ok(ks_ingest_revoke(ks, a, ida, 2001, &changed) == 0 && changed == 0 &&
+       ks_ingest_revoke(ks, a, idc, 2001, &changed) == -ENOENT &&
+       ks_ingest_revoke(ks, a, "XYZ", 2001, &changed) == -EINVAL,
+       "revoke twice: no change; another project's ID: ENOENT; not an ID: EINVAL");
+    ok(ks_ingest_at(a, 0, &info) == 0 && !strcmp(info.id, ida) && info.created == 1000 &&
+       info.revoked == 2000 && ks_ingest_count(a) == 2, "list entry: ID, created, revoked");
+
+    ok(ks_save(ks) == 0 && ks_load(path, master, &ks2, err, sizeof(err)) == 0, "save and load");
+    ok(ks2 && verify(ks2, tb, strlen(tb), &name, id) == 0 && !strcmp(name, "a") &&
+       verify(ks2, tc, strlen(tc), &name, id) == 0 && verify(ks2, ta, strlen(ta), &name, id) ==
+       -EACCES, "after load: live keys verify, the revoked one does not");
+    ok(file_has(path, ta, KEYD_INGEST_TOKEN_LEN) == 0 && file_has(path, tb + 21, 43) == 0 &&
+       file_has(path, tc + 21, 43) == 0, "no token or secret in the file");
+    ok(ks_shred(ks2, ks_find(ks2, "b")) == 0 && ks_ingest_count(ks_find(ks2, "b")) == 0 &&
+       verify(ks2, tc, strlen(tc), &name, id) == -EACCES &&
+       ks_ingest_create(ks2, ks_find(ks2, "b"), 1, tc, idc) == -EKEYREVOKED,
+       "SHRED removes the project's keys and refuses new ones");
+    ks_free(ks2);
+
+    int r = 0, n = 0;
+    a = ks_find(ks, "a");
+    while ((r = ks_ingest_create(ks, a, 3000, tc, idc)) == 0)
+        n++;
+    ok(r == -ENOSPC && n == KS_INGEST_LIVE_MAX - 1, "live keys capped at %d (ENOSPC)",
+       KS_INGEST_LIVE_MAX);
+    for (size_t i = 0; ks_ingest_at(a, i, &info) == 0; i++)
+        ks_ingest_revoke(ks, a, info.id, 4000, &changed);
+    r = 0;
+    for (int i = 0; i < KS_INGEST_MAX + 100 && r == 0; i++)
+        if ((r = ks_ingest_create(ks, a, 5000, tc, idc)) == 0)
+            r = ks_ingest_revoke(ks, a, idc, 5001, &changed);
+    ok(r == 0 && ks_ingest_count(a) == KS_INGEST_MAX && ks_ingest_at(a, 0, &info) == 0 &&
+       strcmp(info.id, ida) != 0 && info.created == 5000,
+       "entries capped at %d: the oldest revoked are forgotten", KS_INGEST_MAX);
+    ks_free(ks);
+    unlink(path);
+    char seal[300];
+    snprintf(seal, sizeof(seal), "%s.seal", path);
+    unlink(seal);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/tv-ks.XXXXXX", path[256], err[256];
@@ -55,7 +159,7 @@ int main(void)
     const char *apikey = "sk-CANARY-apikey-0123456789", *k;
     size_t kl;
 
-    plan(32);
+    plan(32 + 17);
     ok(sodium_init() >= 0 && mkdtemp(dir) != NULL, "set-up");
     snprintf(path, sizeof(path), "%s/keys", dir);
     randombytes_buf(master, 32);
@@ -147,6 +251,9 @@ int main(void)
     is_int(ks_load(path, master, &ks2, err, sizeof(err)), 0, "restored bytes load again");
     ks_free(ks2);
     ks_free(ks);
+    unlink(path);
+    test_ingest(dir, master);
+    snprintf(path, sizeof(path), "%s/keys.seal", dir);
     unlink(path);
     rmdir(dir);
     return done();

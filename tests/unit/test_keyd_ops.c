@@ -22,6 +22,7 @@
 #include "keyd/seal.h"
 #include "lib/config.h"
 #include "lib/frame.h"
+#include "lib/util.h"
 #include "tests/unit/tap.h"
 
 static struct keyd_state st;
@@ -116,14 +117,15 @@ int main(void)
     msgpack_sbuffer sb;
     FILE *f;
 
-    plan(44);
+    plan(44 + 12);
     ok(sodium_init() >= 0 && mkdtemp(dir) != NULL, "set-up");
     snprintf(conf, sizeof(conf), "%s/tv.conf", dir);
     snprintf(ksp, sizeof(ksp), "%s/keys", dir);
     snprintf(logp, sizeof(logp), "%s/audit.log", dir);
     f = fopen(conf, "w");
     fprintf(f, "[keyd]\nsocket = %s/s\nkeystore = %s\nmaster_key = %s/mk\naudit_log = %s\n"
-               "vault_users = 0, 5001\nagent_users = 5002\nadmin_users = 0\n",
+               "vault_users = 0, 5001\nagent_users = 5002\nadmin_users = 0\n"
+               "ingest_users = 5004\ningest_denied_interval = 3600\n",
             dir, ksp, dir, logp);
     fclose(f);
     is_int(tv_config_load(conf, &cfg, err, sizeof(err)), 0, "config loads");
@@ -281,6 +283,45 @@ int main(void)
                "REWRAP: {ok, version, wrapped} with a fresh wrap");
         }
     }
+
+    /* Ingest keys: admins manage, ingest_users verify, nobody else. */
+    char token[KEYD_INGEST_TOKEN_LEN + 1] = "";
+    req(&sb, 2, "op", "INGEST_KEY_CREATE", "project", "p");
+    CALL_IS(5001, sb.data, sb.size, "EACCES", "INGEST_KEY_CREATE as a vault user");
+    CALL_IS(5004, sb.data, sb.size, "EACCES", "INGEST_KEY_CREATE as the ingest user");
+    CALL_IS(0, sb.data, sb.size, "ok", "INGEST_KEY_CREATE as admin");
+    const char *ks_;
+    size_t kl_ = 0;
+    if (mp_get_str(&last.data, "key", &ks_, &kl_) == 0 && kl_ == KEYD_INGEST_TOKEN_LEN)
+        memcpy(token, ks_, kl_);
+    ok(kl_ == KEYD_INGEST_TOKEN_LEN && last_audit_has("op=INGEST_KEY_CREATE project=p ") &&
+       strstr(token, "tvi_") == token, "the token is in the reply; the record names the key");
+    req(&sb, 2, "op", "INGEST_AUTH", "key", token);
+    CALL_IS(0, sb.data, sb.size, "EACCES", "INGEST_AUTH as admin (not in ingest_users)");
+    size_t before = audit_staged(st.audit);
+    call(5004, sb.data, sb.size);
+    const char *pj;
+    size_t pl = 0;
+    mp_get_str(&last.data, "project", &pj, &pl);
+    ok(!strcmp(last_err, "ok") && pl == 1 && *pj == 'p' && audit_staged(st.audit) == before &&
+       st.ingest_ok == 1, "INGEST_AUTH as the ingest user: {project: p}, counted, no record");
+    token[30] = token[30] == 'A' ? 'B' : 'A';
+    req(&sb, 2, "op", "INGEST_AUTH", "key", token);
+    CALL_IS(5004, sb.data, sb.size, "EKEYREJECTED", "INGEST_AUTH with a wrong secret (first)");
+    ok(last_audit_has("op=INGEST_AUTH project=p version=0 n=1 key="), "...recorded with the ID");
+    before = audit_staged(st.audit);
+    call(5004, sb.data, sb.size);
+    call(5004, sb.data, sb.size);
+    ok(!strcmp(last_err, "EKEYREJECTED") && audit_staged(st.audit) == before &&
+       st.ingest_denied.held == 2, "later failures in the interval: held, no record");
+    ok(ops_tick(&st, tv_now_ms()) > 0 && audit_staged(st.audit) == before,
+       "ops_tick before the interval ends: nothing, a timeout");
+    ok(ops_tick(&st, UINT64_MAX) == -1 && audit_staged(st.audit) == before + 1 &&
+       audit_flush(st.audit) == 0 && last_audit_has("op=INGEST_AUTH project=- version=0 n=2 "
+                                                    "result=EKEYREJECTED"),
+       "ops_tick at exit: one summary record with n=2");
+    req(&sb, 1, "op", "INGEST_AUTH");
+    CALL_IS(5004, sb.data, sb.size, "EINVAL", "INGEST_AUTH without a key");
 
     msgpack_unpacked_destroy(&last);
     gbuf_free(&out);
