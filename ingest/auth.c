@@ -13,18 +13,6 @@
 #include <strings.h>
 #include <time.h>
 
-#ifdef TV_INGEST_AUTH_BRIDGE
-/* Until keyd knows ingest keys, nothing verifies: every request is
- * answered 503 (keyd cannot be asked), never accepted. */
-__attribute__((weak)) int keyd_ingest_auth(struct keyd_client *c, const char *key, size_t len,
-                                           char project[KEYD_PROJECT_MAX + 1],
-                                           char id[KEYD_INGEST_ID_LEN + 1])
-{
-    (void)c; (void)key; (void)len; (void)project; (void)id;
-    return -ENOSYS;
-}
-#endif
-
 struct auth {
     int n;
     atomic_uint next;

@@ -15,17 +15,6 @@
 
 #include "keyd/keyd_client.h"
 
-#ifndef KEYD_INGEST_ID_LEN
-/* keyd's side of ingest keys (branch ingkeyd) declares these in
- * keyd/proto.h and keyd/keyd_client.h; until it is merged, the same
- * declarations here (docs: /work/briefs/ingest-interface.md). */
-#define KEYD_INGEST_ID_LEN 16
-#define KEYD_INGEST_KEY_MAX 128
-#define TV_INGEST_AUTH_BRIDGE 1
-int keyd_ingest_auth(struct keyd_client *c, const char *key, size_t len,
-                     char project[KEYD_PROJECT_MAX + 1], char id[KEYD_INGEST_ID_LEN + 1]);
-#endif
-
 struct auth;
 
 /* N clients of keyd's SOCKET (requests through one client are serialised,

@@ -14,7 +14,7 @@
 tv_init ingest-clients
 ingest_need
 ingest_clients
-tv_plan 20
+tv_plan 22
 ingest_setup checkout billing </dev/null
 KC=$(cat "$T/key.checkout")
 KB=$(cat "$T/key.billing")
@@ -55,7 +55,8 @@ tv_ok "one file per request: 3 + 2 in checkout, 2 in billing" \
            test \$(find '$M/billing/ingest' -name '*.pb.json' | wc -l) -eq 2"
 tv_ok "no temp file is left behind" test -z "$(find "$M" -name '.*.tmp')"
 
-tv_ok "the agent ships everything (--once exits 0)" "$AGENT" -c "$T/tv.conf" --once >>"$T/agent.log" 2>&1
+tv_ok "the agent ships everything (--once exits 0)" \
+    sh -c "'$AGENT' -c '$T/tv.conf' --once >>'$T/agent.log' 2>&1"
 ingest_shipped_spans > "$T/shipped"
 tv_ok "every acknowledged span (620) is shipped exactly once" \
     sh -c "test \$(wc -l < '$T/acks') -eq 620 &&
@@ -100,4 +101,6 @@ SECRET=$(printf '%s' "$KC" | cut -c22-)
 tv_ok "no token appears in any log (gateway, keyd, audit)" \
     sh -c "! grep -rqaF -e '$SECRET' -e \"\$(printf '%s' '$WRONG' | cut -c22-)\" '$T/log' '$T'/*.log"
 tv_ok "the gateway logged the refusals with the key ID only" grep -q "key ID $ID" "$T/ingest.log"
+tv_ok "keyd audited the failed verifications, naming the key ID" \
+    grep -q "op=INGEST_AUTH project=checkout .*key=$ID result=EKEYREJECTED" "$T/log/keyd-audit.log"
 tv_done
