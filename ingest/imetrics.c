@@ -31,6 +31,7 @@ static atomic_ullong req_by_code[N_CODES + 1];
 static atomic_ullong rejects[IM_REASON_COUNT];
 static atomic_ullong hist[N_BOUNDS + 1];
 static atomic_ullong hist_sum_us;
+static atomic_ullong duplicates;
 static atomic_ullong spans_ok, spans_rej, events_ok, bytes_in, bytes_stored, files_stored;
 static atomic_llong inflight_req, inflight_bytes;
 
@@ -61,6 +62,11 @@ void im_stored(size_t spans, size_t events, size_t rejected_spans, size_t bytes)
         atomic_fetch_add(&bytes_stored, bytes);
         atomic_fetch_add(&files_stored, 1);
     }
+}
+
+void im_duplicate(void)
+{
+    atomic_fetch_add(&duplicates, 1);
 }
 
 void im_received(size_t bytes)
@@ -131,6 +137,8 @@ int im_write(const char *path)
            (double)events_ok);
     metric(o, "files_stored_total", "counter", "Files written durably into the vault.",
            (double)files_stored);
+    metric(o, "duplicates_total", "counter",
+           "Requests already stored (retries): answered 200, not stored again.", (double)duplicates);
     metric(o, "bytes_received_total", "counter", "Request body bytes received (as sent).",
            (double)bytes_in);
     metric(o, "bytes_stored_total", "counter", "Bytes written into the vault.",

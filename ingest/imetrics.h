@@ -28,6 +28,8 @@ void im_request(int status, double seconds);
 void im_reject(enum im_reason r);
 void im_stored(size_t spans, size_t events, size_t rejected_spans, size_t bytes);
 void im_received(size_t bytes);
+/* A request whose content was already stored (a retry): answered 200. */
+void im_duplicate(void);
 void im_inflight(long requests_delta, long bytes_delta);
 
 /* Write every counter to PATH atomically (temp file, rename).  0 or -errno. */

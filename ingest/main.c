@@ -14,6 +14,7 @@
 #include "ingest/imetrics.h"
 #include "ingest/listen.h"
 #include "ingest/server.h"
+#include "ingest/store.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -22,6 +23,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,18 @@ static void usage(FILE *f)
             "  -v, --verbose      debug logging\n"
             "  -h, --help         this text\n"
             "  -V, --version      print the version\n");
+}
+
+/* Temp files of stores cut short (a gateway killed mid-request): none can
+ * belong to a live request once it is older than the request deadline. */
+static void sweep(const struct tv_config *cfg)
+{
+    int n = 0;
+    for (size_t i = 0; i < cfg->n_projects; i++)
+        n += store_sweep(cfg->ingest.mount, cfg->projects[i].name,
+                         2 * cfg->ingest.request_timeout_s);
+    if (n)
+        log_info("removed %d temp file(s) left by interrupted stores", n);
 }
 
 static void write_metrics(const char *path)
@@ -87,6 +101,10 @@ int main(int argc, char **argv)
     log_init("tracevault-ingest", 0, verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
     /* Request bodies (trace content) pass through this process's memory. */
     tv_harden_process();
+    if (sodium_init() < 0) {
+        fprintf(stderr, "tracevault-ingest: libsodium did not initialise\n");
+        return 1;
+    }
     if (tv_config_load(conf, &cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "tracevault-ingest: %s\n", err);
         return 1;
@@ -158,6 +176,8 @@ int main(int argc, char **argv)
         log_info("listening on %s%s", ls[i].name, !ls[i].is_unix && cert ? " (TLS)" : "");
     sd_notify(0, "READY=1");
     write_metrics(cfg->ingest.metrics_file);
+    sweep(cfg);
+    uint64_t last_sweep = tv_now_ms();
     for (;;) {
         struct timespec ts = { METRICS_PERIOD_S, 0 };
         int sig = sigtimedwait(&set, NULL, &ts);
@@ -166,6 +186,10 @@ int main(int argc, char **argv)
         if (sig == SIGHUP)
             log_info("SIGHUP: the configuration is not reloaded; restart to apply changes");
         write_metrics(cfg->ingest.metrics_file);
+        if (tv_now_ms() - last_sweep >= (uint64_t)cfg->ingest.request_timeout_s * 1000) {
+            sweep(cfg);
+            last_sweep = tv_now_ms();
+        }
     }
     log_info("stopping");
     sd_notify(0, "STOPPING=1");

@@ -304,7 +304,7 @@ static enum MHD_Result on_body(struct server *s, struct MHD_Connection *c, struc
     size_t store_len;
     const char *suffix = ".json";
     enum MHD_Result ret;
-    int r;
+    int r, dup = 0;
 
     memset(&res, 0, sizeof(res));
     if (q->discarded)
@@ -354,11 +354,14 @@ static enum MHD_Result on_body(struct server *s, struct MHD_Connection *c, struc
     else if (r != 0)
         ret = fail(c, q, MHD_HTTP_BAD_REQUEST, IM_MALFORMED, 0, "%s", res.why);
     else if (store_data && (r = store_put(s->conf.mount, q->project, suffix, store_data,
-                                          store_len, rel)) != 0)
+                                          store_len, rel, &dup)) != 0)
         ret = store_failed(c, q, r);
     else {
-        im_stored(spans, events, rejected, store_data ? store_len : 0);
-        log_debug("ingest: stored %s (%zu spans, %zu events, key %s)",
+        if (dup)
+            im_duplicate();
+        else
+            im_stored(spans, events, rejected, store_data ? store_len : 0);
+        log_debug("ingest: %s %s (%zu spans, %zu events, key %s)", dup ? "already stored" : "stored",
                   store_data ? rel : "nothing", spans, events, q->key_id);
         if (q->route == R_EVENTS) {
             char *buf;

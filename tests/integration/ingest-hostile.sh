@@ -96,16 +96,17 @@ tv_ok "the gateway is still up and healthy" \
     sh -c "kill -0 $GW_PID && test \"\$(curl -s '$URL/healthz')\" = ok"
 hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$GW_PID/status")
 tv_ok "its peak memory stayed bounded (VmHWM ${hwm} kB < 200 MB)" test "$hwm" -lt 204800
-tv_ok "exactly the good requests were stored (3 files), no temp file left" \
-    sh -c "test $(ingest_files checkout) -eq 3 && test -z \"\$(find '$M' -name '.*.tmp')\""
+tv_ok "exactly the good requests were stored once (2 files: the repeated one is not stored twice), no temp file left" \
+    sh -c "test $(ingest_files checkout) -eq 2 && test -z \"\$(find '$M' -name '.*.tmp')\""
 "$AGENT" -c "$T/tv.conf" --once >>"$T/agent.log" 2>&1
-tv_ok "the agent ships them: 3 + 3 + 1 spans (the rejected span is not there)" \
-    test "$(ingest_shipped_spans | wc -l)" -eq 7
+tv_ok "the agent ships them: 3 + 1 spans (the rejected span is not there)" \
+    test "$(ingest_shipped_spans | wc -l)" -eq 4
 tv_ok "the canary is nowhere at rest, in logs or upstream" \
     sh -c "! grep -rlaF '$CAN' '$T/data' '$T/log' '$T/outbox' '$T/agent' '$T/ingest' '$T'/*.log"
 sleep 5
 tv_ok "the rejections are counted by reason" \
     sh -c "grep -q 'rejections_total{reason=\"too_large\"} 3' '$T/ingest/metrics.prom' &&
            grep -q 'rejections_total{reason=\"too_deep\"} 3' '$T/ingest/metrics.prom' &&
-           grep -Eq 'rejections_total\\{reason=\"timeout\"\\} [1-9]' '$T/ingest/metrics.prom'"
+           grep -Eq 'rejections_total\\{reason=\"timeout\"\\} [1-9]' '$T/ingest/metrics.prom' &&
+           grep -q '^tracevault_ingest_duplicates_total 1$' '$T/ingest/metrics.prom'"
 tv_done
