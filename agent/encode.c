@@ -63,6 +63,7 @@ static void encode_one(const struct parse_limits *lim, struct enc_doc *d, int ti
     d->first = o->n;
     d->count = 0;
     d->err = 0;
+    memset(&d->drops, 0, sizeof(d->drops));
     if ((r = parse_document(d->buf, d->len, lim, &pr)) != 0) {
         d->err = r;
         return;
@@ -80,7 +81,8 @@ static void encode_one(const struct parse_limits *lim, struct enc_doc *d, int ti
             struct eval_result res;
             evaluator_run(d->ev[tid], &pr.ev[i], &res);
             off = o->sb.size;
-            if ((r = record_encode_event(&d->ctx, (uint32_t)i, &pr.ev[i], &res, &o->sb, id)) != 0 ||
+            if ((r = record_encode_event(&d->ctx, (uint32_t)i, &pr.ev[i], &res, &o->sb, id,
+                                         &d->drops)) != 0 ||
                 (r = add_rec(o, id, off, o->sb.size - off)) != 0) {
                 d->err = r;
                 break;

@@ -34,6 +34,7 @@ struct enc_doc {
     enum skip_reason skip;
     int tid;                           /* which thread's output holds the records */
     size_t first, count;               /* records [first, first + count) of that output */
+    struct record_drops drops;         /* fields that failed record_check */
 };
 
 struct enc_rec {

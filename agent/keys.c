@@ -1,5 +1,10 @@
 /*
  * keys.c - pseudonym and API keys from keyd (keys.h).
+ *
+ * Each project's entry is allocated once and never moved (the table holds
+ * pointers to entries, so growing it moves only the pointers): prepared
+ * documents keep pointers to the key and version for as long as the agent
+ * runs (the lifetime rule in keys.h).
  */
 #include "config.h"
 #include "agent/keys.h"
@@ -11,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,15 +26,20 @@
 
 struct pkey {
     char project[64];
-    unsigned char *key;            /* sodium_malloc'd KEYD_PSEUDONYM_KEY_LEN */
+    unsigned char *key;            /* sodium_malloc'd KEYD_PSEUDONYM_KEY_LEN; NULL until loaded */
     char version[24];
+    int shredded;                  /* key wiped; nothing of this project ships again */
 };
 
 struct keys {
     const struct tv_config *cfg;
     struct keyd_client *kc;
-    struct pkey *p;
-    size_t n;
+    struct pkey **p;               /* entries never move: see keys.h */
+    size_t n, cap;
+    struct keyd_sub *sub;          /* SHRED events; NULL while not subscribed */
+    uint64_t sub_next_ms;          /* next subscription attempt */
+    unsigned sub_delay_ms;
+    int sub_warned;
     char err[256];
 };
 
@@ -54,9 +65,12 @@ void keys_free(struct keys *k)
 {
     if (!k)
         return;
-    for (size_t i = 0; i < k->n; i++)
-        sodium_free(k->p[i].key);
+    for (size_t i = 0; i < k->n; i++) {
+        sodium_free(k->p[i]->key);
+        free(k->p[i]);
+    }
     free(k->p);
+    keyd_sub_free(k->sub);
     keyd_client_free(k->kc);
     free(k);
 }
@@ -108,18 +122,55 @@ static int local_key(struct keys *k, const char *project, unsigned char *key)
     return r;
 }
 
+static struct pkey *find(const struct keys *k, const char *project)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (!strcmp(k->p[i]->project, project))
+            return k->p[i];
+    return NULL;
+}
+
+/* PROJECT's entry, made (without a key) if new; NULL on ENOMEM. */
+static struct pkey *entry(struct keys *k, const char *project)
+{
+    struct pkey *e = find(k, project);
+
+    if (e)
+        return e;
+    if (k->n == k->cap) {
+        size_t nc = k->cap ? k->cap * 2 : 16;
+        struct pkey **np = realloc(k->p, nc * sizeof(*np));
+        if (!np)
+            return NULL;
+        k->p = np;
+        k->cap = nc;
+    }
+    if (!(e = calloc(1, sizeof(*e))))
+        return NULL;
+    snprintf(e->project, sizeof(e->project), "%s", project);
+    k->p[k->n++] = e;
+    return e;
+}
+
 int keys_pseudonym(struct keys *k, const char *project, const unsigned char **key,
                    const char **version)
 {
     unsigned char *buf;
+    struct pkey *e;
     int r, local = strcmp(k->cfg->agent.pseudonym_keys, "local") == 0;
 
-    for (size_t i = 0; i < k->n; i++)
-        if (!strcmp(k->p[i].project, project)) {
-            *key = k->p[i].key;
-            *version = k->p[i].version;
-            return 0;
-        }
+    if (!(e = entry(k, project)))
+        return -ENOMEM;
+    if (e->shredded) {
+        snprintf(k->err, sizeof(k->err), "project \"%s\" was shredded: not shipped until restart",
+                 project);
+        return -EKEYREVOKED;
+    }
+    if (e->key) {
+        *key = e->key;
+        *version = e->version;
+        return 0;
+    }
     if (!(buf = sodium_malloc(KEYD_PSEUDONYM_KEY_LEN)))
         return -ENOMEM;
     if (local) {
@@ -134,28 +185,135 @@ int keys_pseudonym(struct keys *k, const char *project, const unsigned char **ke
         sodium_free(buf);
         return r;
     }
-    struct pkey *np = realloc(k->p, (k->n + 1) * sizeof(*np));
-    if (!np) {
-        sodium_free(buf);
-        return -ENOMEM;
-    }
-    k->p = np;
-    memset(&np[k->n], 0, sizeof(*np));
-    snprintf(np[k->n].project, sizeof(np[k->n].project), "%s", project);
-    np[k->n].key = buf;
+    fingerprint(buf, local ? "local-" : "", e->version, sizeof(e->version));
     sodium_mprotect_readonly(buf);
-    fingerprint(buf, local ? "local-" : "", np[k->n].version, sizeof(np[k->n].version));
+    e->key = buf;
     *key = buf;
-    *version = np[k->n].version;
-    k->n++;
+    *version = e->version;
     return 0;
+}
+
+int keys_shred(struct keys *k, const char *project)
+{
+    struct pkey *e = entry(k, project);
+    int wiped = 0;
+
+    if (!e)
+        return 0;                      /* ENOMEM: keyd refuses the key anyway */
+    e->shredded = 1;
+    if (e->key) {
+        /* Wiped in place, not freed: pointers handed out stay valid. */
+        sodium_mprotect_readwrite(e->key);
+        sodium_memzero(e->key, KEYD_PSEUDONYM_KEY_LEN);
+        sodium_mprotect_readonly(e->key);
+        wiped = 1;
+    }
+    return wiped;
+}
+
+int keys_shredded(const struct keys *k, const char *project)
+{
+    const struct pkey *e = find(k, project);
+    return e && e->shredded;
 }
 
 int keys_apikey(struct keys *k, const char *project, char **key)
 {
-    int r = keyd_apikey_get(k->kc, project, key);
+    int r;
+
+    *key = NULL;
+    if (keys_shredded(k, project)) {
+        snprintf(k->err, sizeof(k->err), "project \"%s\" was shredded: not shipped", project);
+        return -EKEYREVOKED;
+    }
+    r = keyd_apikey_get(k->kc, project, key);
     if (r != 0)
         snprintf(k->err, sizeof(k->err), "keyd: project \"%s\": API key: %s", project,
                  keyd_client_error(k->kc));
     return r;
+}
+
+/* ---- keyd events ------------------------------------------------------------ */
+
+static void shredded(struct keys *k, const char *project, keys_shred_fn fn, void *arg)
+{
+    if (keys_shredded(k, project))
+        return;                        /* told twice (event and re-check) */
+    keys_shred(k, project);
+    fn(arg, project);
+}
+
+/* After (re)subscribing: a SHRED sent while no one listened must still wipe. */
+static void recheck(struct keys *k, keys_shred_fn fn, void *arg)
+{
+    unsigned char *tmp = sodium_malloc(KEYD_PSEUDONYM_KEY_LEN);
+
+    if (!tmp)
+        return;
+    for (size_t i = 0; i < k->n; i++) {
+        struct pkey *e = k->p[i];
+        if (!e->key || e->shredded)
+            continue;
+        int r = keyd_pseudonym_key(k->kc, e->project, tmp);
+        if (r == -EKEYREVOKED || r == -ENOENT ||
+            (r == 0 && sodium_memcmp(tmp, e->key, KEYD_PSEUDONYM_KEY_LEN) != 0)) {
+            log_warn("project \"%s\": shredded while the agent was not subscribed to keyd",
+                     e->project);
+            shredded(k, e->project, fn, arg);
+        }
+    }
+    sodium_free(tmp);
+}
+
+void keys_events(struct keys *k, keys_shred_fn fn, void *arg)
+{
+    uint64_t now = tv_now_ms();
+    int r;
+
+    if (strcmp(k->cfg->agent.pseudonym_keys, "keyd") != 0)
+        return;
+    if (!k->sub) {
+        if (now < k->sub_next_ms)
+            return;
+        if ((r = keyd_subscribe(k->cfg->keyd.socket, &k->sub)) != 0) {
+            k->sub = NULL;
+            if (!k->sub_warned++)
+                log_warn("keyd %s: event subscription failed (%s): a SHRED reaches the agent "
+                         "once it succeeds (retrying)", k->cfg->keyd.socket, strerror(-r));
+            k->sub_delay_ms = k->sub_delay_ms ? k->sub_delay_ms * 2 : 250;
+            if (k->sub_delay_ms > 5000)
+                k->sub_delay_ms = 5000;
+            k->sub_next_ms = now + k->sub_delay_ms;
+            return;
+        }
+        if (k->sub_warned)
+            log_info("keyd %s: event subscription re-established", k->cfg->keyd.socket);
+        k->sub_warned = 0;
+        k->sub_delay_ms = 0;
+        recheck(k, fn, arg);
+    }
+    for (;;) {
+        struct pollfd pfd = { .fd = keyd_sub_fd(k->sub), .events = POLLIN };
+        struct keyd_event ev;
+        if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+            return;
+        if ((r = keyd_sub_read(k->sub, &ev)) != 0) {
+            log_warn("keyd %s: event subscription lost (%s): reconnecting", k->cfg->keyd.socket,
+                     strerror(-r));
+            keyd_sub_free(k->sub);
+            k->sub = NULL;
+            k->sub_warned = 1;
+            k->sub_next_ms = now + 250;
+            return;
+        }
+        if (ev.type == KEYD_EV_SHRED) {
+            ev.project[sizeof(ev.project) - 1] = '\0';
+            shredded(k, ev.project, fn, arg);
+        }
+    }
+}
+
+int keys_events_fd(const struct keys *k)
+{
+    return k->sub ? keyd_sub_fd(k->sub) : -1;
 }

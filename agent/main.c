@@ -4,6 +4,8 @@
  *   tracevault-agent -c CONF            follow the mount (default)
  *   tracevault-agent -c CONF --once     ship everything pending, then exit
  *   tracevault-agent dump FILE          print a file:// batch as JSON lines
+ *   tracevault-agent -c CONF hash PROJECT event|session|user ID...
+ *                                       the keyed hashes the agent ships for IDs
  *
  * One loop: poll the inotify descriptor with a timeout that is the next due
  * time (batch linger, retry, deferred file, metrics), read events, do a
@@ -17,9 +19,11 @@
 #include "agent/metrics.h"
 #include "agent/price.h"
 #include "agent/queue.h"
+#include "agent/record.h"
 #include "agent/ship.h"
 #include "agent/upstream.h"
 #include "agent/watch.h"
+#include "keyd/keyd_client.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -71,6 +75,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: tracevault-agent [-c CONF] [--once] [-v]\n"
             "       tracevault-agent dump FILE\n"
+            "       tracevault-agent [-c CONF] hash PROJECT event|session|user ID...\n"
             "  -c, --config CONF  configuration file (default " TV_DEFAULT_CONFIG ")\n"
             "      --once         process everything not yet shipped, deliver it, exit 0\n"
             "                     only when all of it is acknowledged\n"
@@ -99,7 +104,7 @@ static uint64_t metrics_sig(const struct metrics *m)
 {
     uint64_t sig = m->traces_seen + m->records_queued * 3 + m->records_shipped * 5 +
                    m->records_dead_lettered * 7 + m->retries * 11 + m->rescans * 13 +
-                   (uint64_t)m->reading_paused * 17;
+                   (uint64_t)m->reading_paused * 17 + m->shredded_projects * 23;
     for (int i = 0; i < SKIP_REASON_COUNT; i++)
         sig += m->skipped[i] * (uint64_t)(19 + i);
     return sig;
@@ -122,6 +127,69 @@ static void write_metrics(struct agent *a, int force)
         log_warn("metrics file %s: %s", a->cfg->agent.metrics_file, strerror(-r));
 }
 
+/* `hash`: what the agent ships for identifiers IDS of PROJECT (event and
+ * parent ids share the "event" domain), one hash a line, so an operator can
+ * find a user's records upstream (an erasure request) without the agent ever
+ * shipping the id itself.  Needs the project's pseudonym key, like the agent. */
+static int cmd_hash(const char *conf, char **args, int n)
+{
+    struct tv_config *cfg = NULL;
+    struct keys *keys = NULL;
+    const unsigned char *key;
+    const char *version, *domain;
+    char err[512], h[33];
+    int rc = 1, r;
+
+    if (n < 3 || (strcmp(args[1], "event") && strcmp(args[1], "session") && strcmp(args[1], "user"))) {
+        usage(stderr);
+        return 2;
+    }
+    domain = !strcmp(args[1], "event") ? RECORD_HASH_EVENT : args[1];
+    tv_harden_process();
+    if (tv_config_load(conf, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tracevault-agent: %s\n", err);
+        return 1;
+    }
+    keyd_client_expect_user(cfg->keyd.keyd_user);
+    if (keys_new(cfg, &keys) != 0) {
+        fprintf(stderr, "tracevault-agent: out of memory\n");
+        goto out;
+    }
+    if ((r = keys_pseudonym(keys, args[0], &key, &version)) != 0) {
+        fprintf(stderr, "tracevault-agent: hash: %s\n", keys_error(keys));
+        goto out;
+    }
+    for (int i = 2; i < n; i++) {
+        record_keyed_hash(key, domain, args[i], h);
+        printf("%s\n", h);
+    }
+    rc = 0;
+out:
+    keys_free(keys);
+    tv_config_free(cfg);
+    return rc;
+}
+
+/* keyd said PROJECT was shredded (keys.c has wiped its pseudonym key): its
+ * queued records go unsent, and nothing of it is read or shipped again
+ * until a restart (keys_pseudonym and keys_apikey refuse it). */
+static void on_shred(void *arg, const char *project)
+{
+    struct agent *a = arg;
+    uint64_t n = 0;
+    int r = queue_drop_project(a->q, project, &n);
+
+    a->m.shredded_projects++;
+    a->m.records_shredded += n;
+    if (r != 0)
+        log_error("project \"%s\" was shredded: its pseudonym key is wiped, but its queued "
+                  "records could not be deleted: %s", project, strerror(-r));
+    else
+        log_warn("project \"%s\" was shredded: its pseudonym key is wiped, %llu queued records "
+                 "deleted unsent, nothing of it is shipped again", project, (unsigned long long)n);
+    write_metrics(a, 1);
+}
+
 static void agent_release(struct agent *a)
 {
     watch_free(a->w);
@@ -142,6 +210,7 @@ static int run_once(struct agent *a, const char *root)
     watch_scan(root, a->in, 0);
     while (!stop_requested) {
         note_hup();
+        keys_events(a->keys, on_shred, a);
         r = ingest_work(a->in, WORK_BUDGET, &next);
         if (r < 0)
             return 1;
@@ -161,6 +230,7 @@ static int run_once(struct agent *a, const char *root)
         write_metrics(a, 0);
     }
     while (!stop_requested && queue_depth(a->q) > 0) {
+        keys_events(a->keys, on_shred, a);
         if ((r = shipper_run(a->ship, 1, &next)) < 0)
             return 1;
         if (r == 0 && next) {
@@ -209,13 +279,17 @@ static int run_follow(struct agent *a, const char *root)
         if (metrics_sig(&a->m) != a->metrics_sig && a->last_metrics + METRICS_MIN_GAP_MS < due)
             due = a->last_metrics + METRICS_MIN_GAP_MS;
         timeout = due > now ? (int)(due - now) : 0;
-        struct pollfd pfd = { .fd = watch_fd(a->w), .events = POLLIN };
-        if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
+        keys_events(a->keys, on_shred, a);
+        /* keyd's events wake the loop: a SHRED is acted on at once. */
+        struct pollfd pfd[2] = { { .fd = watch_fd(a->w), .events = POLLIN },
+                                 { .fd = keys_events_fd(a->keys), .events = POLLIN } };
+        if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             return 1;
         }
         if (stop_requested)
             break;
+        keys_events(a->keys, on_shred, a);
         watch_drain(a->w);
         next_scan = watch_maintain(a->w);
         if ((r = ingest_work(a->in, WORK_BUDGET, &next_in)) < 0)
@@ -263,6 +337,8 @@ int main(int argc, char **argv)
             }
             return 0;
         }
+        if (!strcmp(argv[optind], "hash") && !once)
+            return cmd_hash(conf, argv + optind + 1, argc - optind - 1);
         usage(stderr);
         return 2;
     }
@@ -272,6 +348,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracevault-agent: %s\n", err);
         return 1;
     }
+    /* Every keyd connection of this process (pseudonym keys, API keys, the
+     * SHRED subscription) checks first that the peer is keyd: an impostor on
+     * the socket must not learn which projects exist, nor be believed. */
+    keyd_client_expect_user(a.cfg->keyd.keyd_user);
     const char *root = a.cfg->vault.mountpoint;
     struct stat st;
     if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {

@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct out {
-    char buf[8192];
+    char buf[16384];
     size_t len;
 };
 
@@ -69,6 +69,20 @@ int metrics_write(const struct metrics *m, const char *path)
     for (int i = 1; i < SKIP_REASON_COUNT; i++)
         add(o, "tracevault_agent_skipped_total{reason=\"%s\"} %llu\n", skip_reason_name(i),
             (unsigned long long)m->skipped[i]);
+    add(o, "# HELP tracevault_agent_fields_dropped_total Strings from traces not shipped: "
+        "they failed their field's shape or a PII detector.\n"
+        "# TYPE tracevault_agent_fields_dropped_total counter\n");
+    for (int f = 0; f < CF_COUNT; f++)
+        for (int w = 0; w < DROP_REASONS; w++)
+            add(o, "tracevault_agent_fields_dropped_total{field=\"%s\",reason=\"%s\"} %llu\n",
+                record_checked_field_name(f), record_drop_reason_name(w),
+                (unsigned long long)m->fields_dropped[f][w]);
+    metric(o, "shredded_projects_total", "counter",
+           "Projects shredded while the agent ran: keys wiped, nothing of them shipped since.",
+           (double)m->shredded_projects);
+    metric(o, "records_shredded_total", "counter",
+           "Queued records of shredded projects deleted without being shipped.",
+           (double)m->records_shredded);
     metric(o, "queue_depth", "gauge", "Records waiting in the durable queue.", (double)m->queue_depth);
     metric(o, "queue_bytes", "gauge", "Bytes of records waiting in the durable queue.",
            (double)m->queue_bytes);

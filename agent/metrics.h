@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "agent/parse.h"
+#include "agent/record.h"
 
 struct metrics {
     uint64_t traces_seen;            /* documents and JSONL lines read */
@@ -21,6 +22,9 @@ struct metrics {
     uint64_t read_retries;           /* files that could not be read now, retried later */
     uint64_t bytes_read;
     uint64_t skipped[SKIP_REASON_COUNT];
+    uint64_t fields_dropped[CF_COUNT][DROP_REASONS];   /* strings that failed record_check */
+    uint64_t shredded_projects;      /* SHRED events acted on (keys wiped, records dropped) */
+    uint64_t records_shredded;       /* queued records of shredded projects, deleted unsent */
     uint64_t queue_depth;            /* gauge */
     uint64_t queue_bytes;            /* gauge */
     double lag_seconds;              /* gauge: age of the oldest queued record */

@@ -182,46 +182,25 @@ static int gather(struct tbuf *b, json_t *v)
     }
 }
 
-/* Copy S into DST (CAP+1 bytes) if it is short and made of CHARSET-safe bytes;
- * otherwise leave DST empty.  Metadata either passes whole or is dropped. */
-static void copy_checked(char *dst, size_t cap, const char *s, const char *extra)
+/* Metadata as written, for record_check() to judge whole: a string longer
+ * than the field becomes EV_OVERLONG (never cut, so never shipped cut). */
+static void copy_raw(char *dst, size_t cap, const char *s)
 {
     size_t n;
 
     dst[0] = '\0';
-    if (!s)
+    if (!s || !(n = strlen(s)))
         return;
-    n = strlen(s);
-    if (n == 0 || n > cap)
+    if (n > cap) {
+        strcpy(dst, EV_OVERLONG);
         return;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && !strchr(extra, c))
-            return;
     }
     memcpy(dst, s, n + 1);
 }
 
-#define WORD_CHARS "._:/@+-"
-#define ID_CHARS "._:-"
-
 static void copy_word(char *dst, size_t cap, json_t *v)
 {
-    copy_checked(dst, cap, json_is_string(v) ? json_string_value(v) : NULL, WORD_CHARS);
-}
-
-static void copy_id(char *dst, json_t *v)
-{
-    char tmp[32];
-    const char *s = NULL;
-
-    if (json_is_string(v))
-        s = json_string_value(v);
-    else if (json_is_integer(v)) {
-        snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v));
-        s = tmp;
-    }
-    copy_checked(dst, EV_ID_MAX, s, ID_CHARS);
+    copy_raw(dst, cap, json_is_string(v) ? json_string_value(v) : NULL);
 }
 
 /* Lowercase hex id of exactly NHEX digits (OTLP/JSON ids are hex). */
@@ -328,33 +307,27 @@ static int class_like(const char *w, size_t n)
     return 0;
 }
 
-/* An error type from an error string: the class name before ':' (or the
- * whole string) when it looks like one ("RateLimitError: ..."), else
- * "error".  The message is content and is never kept. */
+/* An error type from an error string: the class name before ':' when it
+ * looks like one ("RateLimitError: ..."), else "error".  The message is
+ * content and is never kept. */
 static void error_type_from_string(char *dst, const char *s)
 {
-    char word[EV_WORD_MAX + 1];
     const char *colon = strchr(s, ':');
     size_t n = colon ? (size_t)(colon - s) : strlen(s);
 
-    dst[0] = '\0';
-    if (n > 0 && n <= EV_WORD_MAX && (isalpha((unsigned char)s[0]) || s[0] == '_') &&
-        class_like(s, n)) {
-        memcpy(word, s, n);
-        word[n] = '\0';
-        copy_checked(dst, EV_WORD_MAX, word, "._");
-    }
-    if (!dst[0])
+    if (n > 0 && n <= EV_WORD_MAX && class_like(s, n)) {
+        memcpy(dst, s, n);
+        dst[n] = '\0';
+    } else {
         strcpy(dst, "error");
+    }
 }
 
 /* An error type given as a field (error.type, exception.type, {"type": ..}):
- * a short class-like identifier, else "error". */
+ * as written (record_check judges it), "error" when absent. */
 static void error_type_field(char *dst, const char *s)
 {
-    dst[0] = '\0';
-    if (s)
-        copy_checked(dst, EV_WORD_MAX, s, "._");
+    copy_raw(dst, EV_WORD_MAX, s);
     if (!dst[0])
         strcpy(dst, "error");
 }
@@ -433,8 +406,8 @@ static int honeyhive_event(json_t *o, struct agent_event *e)
     int r;
 
     event_init(e, EV_HONEYHIVE);
-    copy_id(e->event_id, json_object_get(o, "event_id"));
-    copy_id(e->parent_id, json_object_get(o, "parent_id"));
+    copy_person(e->event_id, json_object_get(o, "event_id"));
+    copy_person(e->parent_id, json_object_get(o, "parent_id"));
     copy_word(e->operation, EV_WORD_MAX, json_object_get(o, "event_type"));
     copy_word(e->model, EV_WORD_MAX, json_object_get(cfg, "model"));
     if (!e->model[0])
@@ -447,7 +420,7 @@ static int honeyhive_event(json_t *o, struct agent_event *e)
         v = json_object_get(md, "finish_reason");
     if (!v)
         v = json_object_get(out, "finish_reason");
-    copy_checked(e->finish_reason, 32, json_string_value(v), "_");
+    copy_word(e->finish_reason, EV_WORD_MAX, v);
 
     e->has_start = ms_to_ns(json_object_get(o, "start_time"), &e->start_ns);
     e->has_end = ms_to_ns(json_object_get(o, "end_time"), &e->end_ns);
@@ -534,39 +507,150 @@ static int starts(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Strings inside a JSON-encoded message list (gen_ai.*.messages): the text
- * parts; falls back to the raw string when it is not JSON. */
-static int add_messages(struct tbuf *b, const char *s, size_t n)
+/* ---- message lists ------------------------------------------------------- */
+
+/* The text a message list holds, and nothing else: the "content" (or
+ * "text") of text parts and of messages, whatever the shape -
+ *   OTel GenAI now:  [{"role":..,"parts":[{"type":"text","content":..},
+ *                     {"type":"tool_call",..}],"finish_reason":..}]
+ *   system instructions: [{"type":"text","content":..}]
+ *   older events:    [{"role":..,"content":..}], {"message":{"content":..}}
+ * Roles, types, names, ids, finish reasons and tool calls are not text the
+ * model wrote or was given: counting them made output_chars, length_ok and
+ * json_valid wrong.  The first finish_reason met goes to *FINISH (if empty). */
+static int message_text(struct tbuf *b, json_t *v, char *finish, int depth)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+    int r;
+
+    if (depth > 16)
+        return 0;
+    if (json_is_string(v))
+        return tbuf_add(b, json_string_value(v), json_string_length(v));
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+            if ((r = message_text(b, x, finish, depth + 1)) != 0)
+                return r;
+        return 0;
+    }
+    if (!json_is_object(v))
+        return 0;
+    x = json_object_get(v, "type");
+    if (json_is_string(x) && strcmp(json_string_value(x), "text") != 0)
+        return 0;                           /* tool_call, tool_call_response, blob, ... */
+    if (finish && !finish[0] && json_is_string(json_object_get(v, "finish_reason")))
+        copy_raw(finish, EV_WORD_MAX, json_string_value(json_object_get(v, "finish_reason")));
+    json_object_foreach(v, k, x) {
+        if (strcmp(k, "content") && strcmp(k, "text") && strcmp(k, "parts") && strcmp(k, "message"))
+            continue;
+        if ((r = message_text(b, x, finish, depth + 1)) != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* A JSON-encoded message list (gen_ai.input/output.messages, the older
+ * gen_ai.prompt / gen_ai.completion event attributes): its text; the raw
+ * string when it is not JSON. */
+static int add_messages(struct tbuf *b, const char *s, size_t n, char *finish)
 {
     json_error_t jerr;
     json_t *doc = json_loadb(s, n, 0, &jerr);
     int r;
 
-    if (!doc)
+    if (!doc || !(json_is_array(doc) || json_is_object(doc))) {
+        json_decref(doc);
         return tbuf_add(b, s, n);
-    r = gather(b, doc);
+    }
+    r = message_text(b, doc, finish, 0);
     json_decref(doc);
     return r;
 }
 
-static int otlp_attribute(struct agent_event *e, const char *key, json_t *val, int *oi)
+/* ---- OTLP spans ------------------------------------------------------------ */
+
+/* What a span says that is decided only once all its attributes are read. */
+struct span_acc {
+    int oi;                         /* OpenInference markers seen */
+    char op_request[EV_WORD_MAX + 1];   /* OpenLLMetry llm.request.type */
+    char op_traceloop[EV_WORD_MAX + 1]; /* traceloop.span.kind */
+    /* Whole bodies, used only when no message text was found (each text is
+     * counted once: an email in the prompt is one PII occurrence). */
+    struct tbuf in_value, out_value;    /* OpenInference input.value / output.value */
+    struct tbuf ent_in, ent_out;        /* traceloop.entity.input / .output */
+};
+
+/* Keys that only OpenInference writes (OpenLLMetry writes other llm.* keys:
+ * llm.request.type, llm.usage.*, llm.is_streaming, ...). */
+static int openinference_key(const char *key)
+{
+    static const char *const prefixes[] = {
+        "openinference.", "llm.model_name", "llm.input_messages.", "llm.output_messages.",
+        "llm.token_count.", "llm.invocation_parameters", "llm.cost.", "llm.provider",
+        "llm.system", "llm.finish_reason", "llm.prompt_template.", "embedding.",
+        "input.value", "output.value", "input.mime_type", "output.mime_type",
+    };
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (starts(key, prefixes[i]))
+            return 1;
+    return 0;
+}
+
+/* "gen_ai.completion.3.content" -> 1 for SUFFIX ".content" (N any number). */
+static int indexed(const char *key, const char *prefix, const char *suffix)
+{
+    size_t n = strlen(prefix);
+    const char *p;
+
+    if (strncmp(key, prefix, n) != 0 || key[n] < '0' || key[n] > '9')
+        return 0;
+    for (p = key + n; *p >= '0' && *p <= '9'; p++)
+        ;
+    return !strcmp(p, suffix);
+}
+
+/* OpenInference message text: llm.{input,output}_messages.N.message.content
+ * and .message.contents.M.message_content.text. */
+static int oi_message_text(const char *key, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    const char *rest;
+
+    if (strncmp(key, prefix, n) != 0)
+        return 0;
+    rest = strchr(key + n, '.');
+    return rest && (!strcmp(rest, ".message.content") ||
+                    (starts(rest, ".message.contents.") && strstr(rest, ".message_content.text")));
+}
+
+static int otlp_attribute(struct agent_event *e, const char *key, json_t *val, struct span_acc *acc)
 {
     json_t *v = any_value(val);
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     size_t n = s ? json_string_length(v) : 0;
+    double d;
 
-    if (starts(key, "openinference.") || starts(key, "llm."))
-        *oi = 1;
+    if (openinference_key(key))
+        acc->oi = 1;
     if (!strcmp(key, "gen_ai.operation.name"))
         copy_word(e->operation, EV_WORD_MAX, v);
     else if (!strcmp(key, "openinference.span.kind")) {
         copy_word(e->operation, EV_WORD_MAX, v);
         for (char *p = e->operation; *p; p++)
             *p = (char)tolower((unsigned char)*p);
-    } else if (!strcmp(key, "gen_ai.provider.name") || !strcmp(key, "gen_ai.system") ||
-               !strcmp(key, "llm.provider") || (!strcmp(key, "llm.system") && !e->provider[0])) {
-        copy_word(e->provider, EV_WORD_MAX, v);
-    } else if (!strcmp(key, "gen_ai.response.model") || !strcmp(key, "llm.model_name")) {
+    } else if (!strcmp(key, "llm.request.type")) {
+        copy_word(acc->op_request, EV_WORD_MAX, v);
+    } else if (!strcmp(key, "traceloop.span.kind")) {
+        copy_word(acc->op_traceloop, EV_WORD_MAX, v);
+    } else if (!strcmp(key, "gen_ai.provider.name") || !strcmp(key, "llm.provider")) {
+        copy_word(e->provider, EV_WORD_MAX, v);     /* the current names win */
+    } else if (!strcmp(key, "gen_ai.system") || !strcmp(key, "llm.system")) {
+        if (!e->provider[0])
+            copy_word(e->provider, EV_WORD_MAX, v);
+    } else if (!strcmp(key, "gen_ai.response.model") || !strcmp(key, "llm.model_name") ||
+               !strcmp(key, "embedding.model_name")) {
         copy_word(e->model, EV_WORD_MAX, v);
     } else if (!strcmp(key, "gen_ai.request.model")) {
         if (!e->model[0])
@@ -578,33 +662,85 @@ static int otlp_attribute(struct agent_event *e, const char *key, json_t *val, i
                !strcmp(key, "gen_ai.usage.completion_tokens") ||
                !strcmp(key, "llm.token_count.completion")) {
         set_tokens(&e->output_tokens, v);
-    } else if (!strcmp(key, "gen_ai.usage.total_tokens") || !strcmp(key, "llm.token_count.total")) {
+    } else if (!strcmp(key, "gen_ai.usage.total_tokens") || !strcmp(key, "llm.token_count.total") ||
+               !strcmp(key, "llm.usage.total_tokens")) {
         set_tokens(&e->total_tokens, v);
+    } else if (!strcmp(key, "llm.cost.total")) {
+        /* The producer's own cost wins over the price table (cost_source). */
+        if (json_num(v, &d) == 0 && d >= 0)
+            e->reported_cost = d;
     } else if (!strcmp(key, "gen_ai.response.finish_reasons") ||
-               !strcmp(key, "gen_ai.response.finish_reason")) {
-        copy_checked(e->finish_reason, 32, s, "_");
+               !strcmp(key, "gen_ai.response.finish_reason") || !strcmp(key, "llm.finish_reason") ||
+               indexed(key, "gen_ai.completion.", ".finish_reason")) {
+        if (!e->finish_reason[0])
+            copy_raw(e->finish_reason, EV_WORD_MAX, s);
     } else if (!strcmp(key, "error.type") || !strcmp(key, "exception.type")) {
         if (s)
             error_type_field(e->error_type, s);
-    } else if (!strcmp(key, "gen_ai.conversation.id") || !strcmp(key, "session.id")) {
+    } else if (!strcmp(key, "gen_ai.conversation.id") || !strcmp(key, "session.id") ||
+               !strcmp(key, "traceloop.association.properties.session_id")) {
         copy_person(e->session_id, v);
-    } else if (!strcmp(key, "user.id") || !strcmp(key, "enduser.id")) {
+    } else if (!strcmp(key, "user.id") || !strcmp(key, "enduser.id") ||
+               !strcmp(key, "traceloop.association.properties.user_id")) {
         copy_person(e->user_id, v);
+    } else if (indexed(key, "gen_ai.completion.", ".role") || indexed(key, "gen_ai.prompt.", ".role") ||
+               (starts(key, "llm.") && (strstr(key, ".message.role") || strstr(key, ".message_content.type")))) {
+        return 0;                           /* roles and part types: neither text nor metadata */
     } else if (s) {
         /* Content: input, output or other text. */
-        if (!strcmp(key, "gen_ai.output.messages") || starts(key, "gen_ai.completion"))
-            return add_messages(&e->output, s, n);
-        if (!strcmp(key, "gen_ai.input.messages") || starts(key, "gen_ai.prompt") ||
-            !strcmp(key, "gen_ai.system_instructions"))
-            return add_messages(&e->input, s, n);
-        if (!strcmp(key, "output.value") || (starts(key, "llm.output_messages.") &&
-                                             strstr(key, ".content")))
-            return tbuf_add(&e->output, s, n);
-        if (!strcmp(key, "input.value") || starts(key, "llm.input_messages."))
+        if (indexed(key, "gen_ai.completion.", ".content"))
+            return tbuf_add(&e->output, s, n);       /* the text itself, JSON or not */
+        if (indexed(key, "gen_ai.prompt.", ".content"))
             return tbuf_add(&e->input, s, n);
+        if (!strcmp(key, "gen_ai.output.messages") || !strcmp(key, "gen_ai.completion"))
+            return add_messages(&e->output, s, n, e->finish_reason);
+        if (!strcmp(key, "gen_ai.input.messages") || !strcmp(key, "gen_ai.prompt") ||
+            !strcmp(key, "gen_ai.system_instructions"))
+            return add_messages(&e->input, s, n, NULL);
+        if (oi_message_text(key, "llm.output_messages."))
+            return tbuf_add(&e->output, s, n);
+        if (oi_message_text(key, "llm.input_messages."))
+            return tbuf_add(&e->input, s, n);
+        if (!strcmp(key, "output.value"))
+            return tbuf_add(&acc->out_value, s, n);
+        if (!strcmp(key, "input.value"))
+            return tbuf_add(&acc->in_value, s, n);
+        if (!strcmp(key, "traceloop.entity.output"))
+            return tbuf_add(&acc->ent_out, s, n);
+        if (!strcmp(key, "traceloop.entity.input"))
+            return tbuf_add(&acc->ent_in, s, n);
         return tbuf_add(&e->other, s, n);
     }
     return 0;
+}
+
+/* Move A's text into an empty DST (else forget it). */
+static void take_if_empty(struct tbuf *dst, struct tbuf *a)
+{
+    if (dst->len == 0 && a->len > 0) {
+        free(dst->p);
+        *dst = *a;
+    } else {
+        free(a->p);
+    }
+    memset(a, 0, sizeof(*a));
+}
+
+/* Decide what only the whole span tells. */
+static void span_finish(struct agent_event *e, struct span_acc *acc)
+{
+    /* A body is the text only where no message text was found: the real
+     * OpenInference instrumentation puts the whole response body in
+     * output.value next to llm.output_messages. */
+    take_if_empty(&e->output, &acc->out_value);
+    take_if_empty(&e->input, &acc->in_value);
+    take_if_empty(&e->output, &acc->ent_out);
+    take_if_empty(&e->input, &acc->ent_in);
+    if (!e->operation[0])
+        memcpy(e->operation, acc->op_request[0] ? acc->op_request : acc->op_traceloop,
+               EV_WORD_MAX + 1);
+    if (acc->oi)
+        e->format = EV_OPENINFERENCE;
 }
 
 static int otlp_span(json_t *sp, struct agent_event *e)
@@ -613,10 +749,12 @@ static int otlp_span(json_t *sp, struct agent_event *e)
     json_t *st = json_object_get(sp, "status");
     json_t *a, *evs, *x;
     size_t i, j;
-    int oi = 0, r;
+    struct span_acc acc;
+    int r = 0;
     int64_t t;
 
     event_init(e, EV_OTLP);
+    memset(&acc, 0, sizeof(acc));
     copy_hex(e->trace_id, 32, json_object_get(sp, "traceId"));
     copy_hex(e->span_id, 16, json_object_get(sp, "spanId"));
     copy_hex(e->parent_span_id, 16, json_object_get(sp, "parentSpanId"));
@@ -634,16 +772,16 @@ static int otlp_span(json_t *sp, struct agent_event *e)
     }
     json_array_foreach(attrs, i, a) {
         const char *key = json_string_value(json_object_get(a, "key"));
-        if (key && (r = otlp_attribute(e, key, json_object_get(a, "value"), &oi)) != 0)
-            return r;
+        if (key && (r = otlp_attribute(e, key, json_object_get(a, "value"), &acc)) != 0)
+            goto out;
     }
     /* Span events: exception.type names the error; messages are content. */
     evs = json_object_get(sp, "events");
     json_array_foreach(evs, i, x) {
         json_array_foreach(json_object_get(x, "attributes"), j, a) {
             const char *key = json_string_value(json_object_get(a, "key"));
-            if (key && (r = otlp_attribute(e, key, json_object_get(a, "value"), &oi)) != 0)
-                return r;
+            if (key && (r = otlp_attribute(e, key, json_object_get(a, "value"), &acc)) != 0)
+                goto out;
         }
     }
     json_int_t code = json_integer_value(json_object_get(st, "code"));
@@ -655,11 +793,11 @@ static int otlp_span(json_t *sp, struct agent_event *e)
     if (e->status == EV_STATUS_ERROR && !e->error_type[0])
         strcpy(e->error_type, "error");
     x = json_object_get(st, "message");
-    if (json_is_string(x) && (r = tbuf_add(&e->other, json_string_value(x), json_string_length(x))) != 0)
-        return r;
-    if (oi)
-        e->format = EV_OPENINFERENCE;
-    return 0;
+    if (json_is_string(x))
+        r = tbuf_add(&e->other, json_string_value(x), json_string_length(x));
+out:
+    span_finish(e, &acc);
+    return r;
 }
 
 static int parse_otlp(json_t *doc, const struct parse_limits *lim, struct parse_result *res)

@@ -11,10 +11,11 @@
  *     and the number of events are bounded before or while parsing; anything
  *     outside the limits, not JSON, not UTF-8, binary or empty becomes a
  *     skip reason, never a crash.
- *   - An event holds two kinds of data, kept apart by type: short metadata
- *     fields (ids, model, ...) that record.c may ship after capping them, and
- *     content (input/output/other text, session and user ids) that only the
- *     evaluators and the keyed hash may read.  Content lives in malloc'd
+ *   - An event holds three kinds of data, kept apart by type: short metadata
+ *     fields (model, ...) that record.c ships only if they pass its checks
+ *     (record_check: never cut to fit), identifiers that record.c ships only
+ *     as keyed hashes, and content (input/output/other text) that only the
+ *     evaluators read.  Content lives in malloc'd
  *     buffers owned by the parse_result and freed with it.
  */
 #ifndef TV_AGENT_PARSE_H
@@ -50,25 +51,28 @@ struct tbuf {
     size_t len, cap;
 };
 
-#define EV_ID_MAX 64       /* longest id kept (longer ids are dropped) */
-#define EV_WORD_MAX 64     /* model, provider, operation, error type */
+#define EV_WORD_MAX 128    /* metadata strings kept raw up to this; longer ones
+                              become EV_OVERLONG, which no shape accepts */
+#define EV_OVERLONG "\x7f"
 #define EV_PERSON_ID_MAX 256
 
 struct agent_event {
     enum ev_format format;
-    /* metadata (copied, capped; "" when absent) */
-    char event_id[EV_ID_MAX + 1], parent_id[EV_ID_MAX + 1];
-    char trace_id[33], span_id[17], parent_span_id[17];   /* lowercase hex */
+    /* Identifiers that may carry user data: only ever hashed (record.c). */
+    char event_id[EV_PERSON_ID_MAX + 1], parent_id[EV_PERSON_ID_MAX + 1];
+    char session_id[EV_PERSON_ID_MAX + 1], user_id[EV_PERSON_ID_MAX + 1];
+    /* OTLP ids: random by the OTel spec, shipped as they are (lowercase hex) */
+    char trace_id[33], span_id[17], parent_span_id[17];
+    /* Metadata as the trace wrote it ("" when absent): record_check() decides
+     * what ships. */
     char operation[EV_WORD_MAX + 1], model[EV_WORD_MAX + 1], provider[EV_WORD_MAX + 1];
-    char finish_reason[33], error_type[EV_WORD_MAX + 1];
+    char finish_reason[EV_WORD_MAX + 1], error_type[EV_WORD_MAX + 1];
     enum ev_status status;
     int has_start, has_end, has_duration;
     int64_t start_ns, end_ns;
     double duration_ms;
     int64_t input_tokens, output_tokens, total_tokens;   /* -1 = not reported */
     double reported_cost;                                 /* -1 = not reported */
-    /* identifiers of people: only ever hashed (record.c), never shipped */
-    char session_id[EV_PERSON_ID_MAX + 1], user_id[EV_PERSON_ID_MAX + 1];
     /* content: evaluator input only */
     struct tbuf input, output, other;
 };

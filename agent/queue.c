@@ -400,6 +400,40 @@ int queue_dead(struct queue *q, const struct qbatch *b, int status, const char *
     return remove_rows(q, b);
 }
 
+int queue_drop_project(struct queue *q, const char *project, uint64_t *n)
+{
+    static const char *const sql[] = { "DELETE FROM queue WHERE project = ?",
+                                       "DELETE FROM dead WHERE project = ?" };
+    struct qproject *p;
+    int r;
+
+    *n = 0;
+    if ((r = begin(q)) != 0)
+        return r;
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && r == 0; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(q->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+            return fail(q, "drop a shredded project's records");
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = fail(q, "drop a shredded project's records");
+        else if (i == 0)
+            *n = (uint64_t)sqlite3_changes(q->db);
+        sqlite3_finalize(st);
+    }
+    if (r == 0)
+        r = queue_commit(q);
+    if (r != 0)
+        return r;
+    if ((p = proj_get(q, project, 0)) != NULL) {
+        q->depth = q->depth > p->count ? q->depth - p->count : 0;
+        q->bytes = q->bytes > p->bytes ? q->bytes - p->bytes : 0;
+        p->count = p->bytes = 0;
+        p->oldest_ms = 0;
+    }
+    return 0;
+}
+
 size_t queue_projects(struct queue *q, const struct qproject **out)
 {
     *out = q->proj;

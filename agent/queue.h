@@ -75,6 +75,11 @@ int queue_ack(struct queue *q, const struct qbatch *b);
 /* Move a rejected batch to the dead-letter table with STATUS and REASON. */
 int queue_dead(struct queue *q, const struct qbatch *b, int status, const char *reason);
 
+/* PROJECT was shredded: delete its queued and dead-lettered records (its
+ * hashes were made with a key that no longer exists; nothing of it ships
+ * again) and commit.  *N: how many queued rows went.  0 or a negative errno. */
+int queue_drop_project(struct queue *q, const char *project, uint64_t *n);
+
 /* Pending work, kept in memory. */
 struct qproject {
     char name[64];

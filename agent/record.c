@@ -9,6 +9,7 @@
 #include "config.h"
 #include "agent/record.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@ enum rtype { RT_STR, RT_U64, RT_I64, RT_F64, RT_BOOL, RT_STRS, RT_BOOLS };
 enum rf {
     RF_RECORD_ID, RF_FILE_ID, RF_PROJECT, RF_FORMAT, RF_POSITION, RF_INDEX, RF_BYTES,
     RF_SKIP_REASON, RF_OBSERVED_MS,
-    RF_EVENT_ID, RF_PARENT_ID, RF_TRACE_ID, RF_SPAN_ID, RF_PARENT_SPAN_ID,
+    RF_EVENT_HASH, RF_PARENT_HASH, RF_TRACE_ID, RF_SPAN_ID, RF_PARENT_SPAN_ID,
     RF_SESSION_HASH, RF_USER_HASH, RF_KEY_VERSION,
     RF_START_NS, RF_END_NS, RF_DURATION_MS,
     RF_OPERATION, RF_MODEL, RF_PROVIDER, RF_STATUS, RF_ERROR_TYPE, RF_FINISH_REASON,
@@ -49,8 +50,8 @@ static const struct rfield {
     [RF_BYTES] = { "bytes", RT_U64, 0, "UInt64" },
     [RF_SKIP_REASON] = { "skip_reason", RT_STR, 24, "String" },
     [RF_OBSERVED_MS] = { "observed_ms", RT_U64, 0, "UInt64" },
-    [RF_EVENT_ID] = { "event_id", RT_STR, EV_ID_MAX, "String" },
-    [RF_PARENT_ID] = { "parent_id", RT_STR, EV_ID_MAX, "String" },
+    [RF_EVENT_HASH] = { "event_hash", RT_STR, 32, "String" },
+    [RF_PARENT_HASH] = { "parent_hash", RT_STR, 32, "String" },
     [RF_TRACE_ID] = { "trace_id", RT_STR, 32, "String" },
     [RF_SPAN_ID] = { "span_id", RT_STR, 16, "String" },
     [RF_PARENT_SPAN_ID] = { "parent_span_id", RT_STR, 16, "String" },
@@ -60,11 +61,11 @@ static const struct rfield {
     [RF_START_NS] = { "start_time_ns", RT_I64, 0, "Int64" },
     [RF_END_NS] = { "end_time_ns", RT_I64, 0, "Int64" },
     [RF_DURATION_MS] = { "duration_ms", RT_F64, 0, "Float64" },
-    [RF_OPERATION] = { "operation", RT_STR, EV_WORD_MAX, "String" },
-    [RF_MODEL] = { "model", RT_STR, EV_WORD_MAX, "String" },
-    [RF_PROVIDER] = { "provider", RT_STR, EV_WORD_MAX, "String" },
+    [RF_OPERATION] = { "operation", RT_STR, 32, "String" },
+    [RF_MODEL] = { "model", RT_STR, 64, "String" },
+    [RF_PROVIDER] = { "provider", RT_STR, 64, "String" },
     [RF_STATUS] = { "status", RT_STR, 8, "String" },
-    [RF_ERROR_TYPE] = { "error_type", RT_STR, EV_WORD_MAX, "String" },
+    [RF_ERROR_TYPE] = { "error_type", RT_STR, 64, "String" },
     [RF_FINISH_REASON] = { "finish_reason", RT_STR, 32, "String" },
     [RF_INPUT_TOKENS] = { "input_tokens", RT_I64, 0, "Int64" },
     [RF_OUTPUT_TOKENS] = { "output_tokens", RT_I64, 0, "Int64" },
@@ -176,6 +177,124 @@ static int emit(const struct rvals *v, msgpack_sbuffer *sb)
     return 0;
 }
 
+/* ---- the checks every string from a trace passes ------------------------- */
+
+static const char *const checked_names[CF_COUNT] = {
+    [CF_OPERATION] = "operation", [CF_MODEL] = "model", [CF_PROVIDER] = "provider",
+    [CF_ERROR_TYPE] = "error_type", [CF_FINISH_REASON] = "finish_reason",
+};
+
+const char *record_checked_field_name(enum checked_field f)
+{
+    return (unsigned)f < CF_COUNT ? checked_names[f] : "unknown";
+}
+
+const char *record_drop_reason_name(enum drop_reason r)
+{
+    return r == DROP_SHAPE ? "shape" : r == DROP_PII ? "pii" : "unknown";
+}
+
+static int all_in(const char *s, size_t n, const char *extra)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(c < 0x80 && isalnum(c)) && !strchr(extra, c))
+            return 0;
+    }
+    return 1;
+}
+
+/* One segment of an error type: lower_snake, UPPER_SNAKE (optionally with a
+ * leading "_", as OTel's "_OTHER"), CamelCase without "_", or a 3-digit
+ * status.  Mixed forms ("Patient_HIV_positive_Error") are sentences written
+ * as identifiers and are refused. */
+static int code_segment(const char *s, size_t n, int last)
+{
+    int lower = 1, upper = 1, camel, digits = 1;
+
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(c < 0x80 && (isalnum(c) || c == '_')))
+            return 0;
+        if (!(islower(c) || isdigit(c) || c == '_') || (i == 0 && !islower(c)))
+            lower = 0;
+        if (!(isupper(c) || isdigit(c) || c == '_') || (i == 0 && isdigit(c)))
+            upper = 0;
+        if (!isdigit(c))
+            digits = 0;
+    }
+    camel = isupper((unsigned char)s[0]) && all_in(s, n, "");
+    if (!last)
+        return lower;                   /* module path: lowercase only */
+    return lower || upper || camel || (digits && n == 3);
+}
+
+static int error_type_shape(const char *s, size_t n)
+{
+    const char *seg = s, *dot;
+
+    while ((dot = memchr(seg, '.', n - (size_t)(seg - s)))) {
+        if (!code_segment(seg, (size_t)(dot - seg), 0))
+            return 0;
+        seg = dot + 1;
+    }
+    return code_segment(seg, n - (size_t)(seg - s), 1);
+}
+
+int record_check(enum checked_field f, const char *s, enum drop_reason *why)
+{
+    size_t n = strlen(s);
+    uint32_t pii[PII_KINDS] = { 0 };
+    int shape;
+
+    switch (f) {
+    case CF_OPERATION:
+        shape = n <= 32 && all_in(s, n, "_.-");
+        break;
+    case CF_MODEL:
+        shape = n <= 64 && isalnum((unsigned char)s[0]) && all_in(s, n, "._:/-");
+        break;
+    case CF_PROVIDER:
+        shape = n <= 64 && isalnum((unsigned char)s[0]) && all_in(s, n, "._-");
+        break;
+    case CF_FINISH_REASON:
+        shape = n <= 32 && all_in(s, n, "_");
+        break;
+    case CF_ERROR_TYPE:
+        shape = n <= 64 && error_type_shape(s, n);
+        break;
+    default:
+        shape = 0;
+    }
+    if (!shape || n == 0) {
+        *why = DROP_SHAPE;
+        return 0;
+    }
+    eval_pii_scan(s, n, pii);
+    for (int k = 0; k < PII_KINDS; k++)
+        if (pii[k]) {
+            *why = DROP_PII;
+            return 0;
+        }
+    return 1;
+}
+
+/* Put S as field RF if it passes record_check as CF; else count the drop. */
+static void put_checked(struct rvals *v, enum rf rf, enum checked_field cf, const char *s,
+                        struct record_drops *drops)
+{
+    enum drop_reason why;
+
+    if (!s[0])
+        return;
+    if (record_check(cf, s, &why))
+        put_s(v, rf, s);
+    else if (drops)
+        drops->n[cf][why]++;
+}
+
 void record_keyed_hash(const unsigned char key[RECORD_KEY_LEN], const char *domain, const char *s,
                        char out[33])
 {
@@ -237,24 +356,31 @@ int record_encode_skipped(const struct record_ctx *ctx, enum skip_reason reason,
 }
 
 int record_encode_event(const struct record_ctx *ctx, uint32_t index, const struct agent_event *e,
-                        const struct eval_result *res, msgpack_sbuffer *sb, char id[RECORD_ID_HEX])
+                        const struct eval_result *res, msgpack_sbuffer *sb, char id[RECORD_ID_HEX],
+                        struct record_drops *drops)
 {
     static const char *const formats[] = { "", "honeyhive", "otlp", "openinference" };
     static const char *const statuses[] = { "unset", "ok", "error" };
     static const char *const cost_sources[] = { "", "reported", "price_table" };
-    char sess[33], user[33];
+    char sess[33], user[33], evh[33], parh[33];
     struct rvals v;
     uint32_t total = 0;
 
     memset(&v, 0, sizeof(v));
     put_common(&v, ctx, index, id);
     put_s(&v, RF_FORMAT, formats[e->format <= EV_OPENINFERENCE ? e->format : 0]);
-    put_s(&v, RF_EVENT_ID, e->event_id);
-    put_s(&v, RF_PARENT_ID, e->parent_id);
     put_s(&v, RF_TRACE_ID, e->trace_id);
     put_s(&v, RF_SPAN_ID, e->span_id);
     put_s(&v, RF_PARENT_SPAN_ID, e->parent_span_id);
     if (ctx->pseudonym_key) {
+        if (e->event_id[0]) {
+            record_keyed_hash(ctx->pseudonym_key, RECORD_HASH_EVENT, e->event_id, evh);
+            put_s(&v, RF_EVENT_HASH, evh);
+        }
+        if (e->parent_id[0]) {
+            record_keyed_hash(ctx->pseudonym_key, RECORD_HASH_EVENT, e->parent_id, parh);
+            put_s(&v, RF_PARENT_HASH, parh);
+        }
         if (e->session_id[0]) {
             record_keyed_hash(ctx->pseudonym_key, "session", e->session_id, sess);
             put_s(&v, RF_SESSION_HASH, sess);
@@ -271,12 +397,12 @@ int record_encode_event(const struct record_ctx *ctx, uint32_t index, const stru
         put_i(&v, RF_END_NS, e->end_ns);
     if (e->has_duration)
         put_f(&v, RF_DURATION_MS, e->duration_ms);
-    put_s(&v, RF_OPERATION, e->operation);
-    put_s(&v, RF_MODEL, e->model);
-    put_s(&v, RF_PROVIDER, e->provider);
+    put_checked(&v, RF_OPERATION, CF_OPERATION, e->operation, drops);
+    put_checked(&v, RF_MODEL, CF_MODEL, e->model, drops);
+    put_checked(&v, RF_PROVIDER, CF_PROVIDER, e->provider, drops);
     put_s(&v, RF_STATUS, statuses[e->status <= EV_STATUS_ERROR ? e->status : 0]);
-    put_s(&v, RF_ERROR_TYPE, e->error_type);
-    put_s(&v, RF_FINISH_REASON, e->finish_reason);
+    put_checked(&v, RF_ERROR_TYPE, CF_ERROR_TYPE, e->error_type, drops);
+    put_checked(&v, RF_FINISH_REASON, CF_FINISH_REASON, e->finish_reason, drops);
     if (res->input_tokens >= 0)
         put_i(&v, RF_INPUT_TOKENS, res->input_tokens);
     if (res->output_tokens >= 0)

@@ -35,6 +35,30 @@ struct http_sink {
     int table_ready;
 };
 
+/* 1 if the authority at HOSTPORT ("host:port/..." after the scheme) names
+ * this host: localhost, 127.0.0.0/8 or [::1]. */
+static int loopback_host(const char *hostport)
+{
+    char host[64];
+    size_t n;
+
+    if (hostport[0] == '[') {
+        const char *end = strchr(hostport, ']');
+        return end && (size_t)(end - hostport) == 4 && !strncmp(hostport, "[::1]", 5);
+    }
+    n = strcspn(hostport, ":/?#@");
+    if (n == 0 || n >= sizeof(host) || hostport[n] == '@')
+        return 0;                          /* no user info: that would hide the host */
+    memcpy(host, hostport, n);
+    host[n] = '\0';
+    if (!strcmp(host, "localhost"))
+        return 1;
+    unsigned a, b, c, d;
+    char tail;
+    return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
+           c < 256 && d < 256;
+}
+
 int http_sink_new(const struct tv_config *cfg, struct keys *keys, const char *url,
                   struct http_sink **out, char *err, size_t errlen)
 {
@@ -66,6 +90,15 @@ int http_sink_new(const struct tv_config *cfg, struct keys *keys, const char *ur
         if (!ok) {
             snprintf(err, errlen, "upstream \"%s\": expected clickhouse+http(s)://HOST:PORT/DB.TABLE "
                      "(letters, digits and _ only)", url);
+            r = -EINVAL;
+            goto out;
+        }
+        /* Credentials and rows cross the network: in plaintext only to this
+         * host (a local ClickHouse); anywhere else clickhouse+https://, with
+         * the same TLS rules as https:// (verified chain, host name, pin). */
+        if (!strncmp(base, "http://", 7) && !loopback_host(base + 7)) {
+            snprintf(err, errlen, "upstream \"%s\": plaintext clickhouse+http:// is allowed only to "
+                     "loopback (127.0.0.1, ::1, localhost): use clickhouse+https://", url);
             r = -EINVAL;
             goto out;
         }
@@ -218,22 +251,75 @@ out:
         sodium_free(auth);
 }
 
+/* PROJECT's ClickHouse credentials as headers (X-ClickHouse-User/-Key: never
+ * in the URL, which servers and proxies log).  They are the project's API key
+ * in keyd, "USER:PASSWORD" (keyctl apikey-set), sealed like any API key and
+ * fetched per attempt; the header strings live in guarded memory and are
+ * wiped after the request.  No key set: no credentials (ClickHouse's own
+ * user rules decide).  *MEM: the two header lines (sodium_free), or NULL.
+ * Returns 0, or -1 with O filled (retry later). */
+static int ch_auth(struct http_sink *h, const char *project, char **mem, struct up_outcome *o)
+{
+    char *key = NULL, *colon;
+    size_t n;
+    int r;
+
+    *mem = NULL;
+    if ((r = keys_apikey(h->keys, project, &key)) != 0) {
+        if (r == -ENOENT || r == -ECONNREFUSED)
+            return 0;
+        o->result = UP_RETRY;
+        snprintf(o->reason, sizeof(o->reason), "%s", keys_error(h->keys));
+        return -1;
+    }
+    n = 2 * strlen(key) + 64;
+    if (!(*mem = sodium_malloc(n))) {
+        sodium_free(key);
+        o->result = UP_RETRY;
+        snprintf(o->reason, sizeof(o->reason), "clickhouse: out of memory");
+        return -1;
+    }
+    colon = strchr(key, ':');
+    if (colon)
+        *colon = '\0';
+    /* Two NUL-terminated header lines in one guarded buffer. */
+    int u = snprintf(*mem, n, "X-ClickHouse-User: %s", key);
+    snprintf(*mem + u + 1, n - (size_t)u - 1, "X-ClickHouse-Key: %s", colon ? colon + 1 : "");
+    sodium_free(key);
+    return 0;
+}
+
+/* post() consumes its header list: each request gets a fresh copy. */
+static struct curl_slist *ch_headers(const char *mem)
+{
+    struct curl_slist *l = NULL;
+
+    if (mem) {
+        l = curl_slist_append(l, mem);
+        l = curl_slist_append(l, mem + strlen(mem) + 1);
+    }
+    return l;
+}
+
 static void send_clickhouse(struct http_sink *h, const struct qbatch *b, struct up_outcome *o)
 {
-    char *rows = NULL;
+    char *rows = NULL, *auth = NULL;
     size_t len = 0, cap = 0;
+
+    if (ch_auth(h, b->project, &auth, o) != 0)
+        return;
 
     if (!h->table_ready) {
         char db[140];
         snprintf(db, sizeof(db), "CREATE DATABASE IF NOT EXISTS %.*s",
                  (int)(strchr(h->table, '.') - h->table), h->table);
-        post(h, h->url, "text/plain", db, strlen(db), NULL, o);
+        post(h, h->url, "text/plain", db, strlen(db), ch_headers(auth), o);
         if (o->result == UP_OK)
-            post(h, h->url, "text/plain", h->ddl, strlen(h->ddl), NULL, o);
+            post(h, h->url, "text/plain", h->ddl, strlen(h->ddl), ch_headers(auth), o);
         if (o->result != UP_OK) {
             if (o->result == UP_REJECT)
                 o->result = UP_RETRY;      /* no table yet: keep the records */
-            return;
+            goto out;
         }
         h->table_ready = 1;
         log_info("clickhouse: table %s ready", h->table);
@@ -243,10 +329,9 @@ static void send_clickhouse(struct http_sink *h, const struct qbatch *b, struct 
         char *line = row ? json_dumps(row, JSON_COMPACT) : NULL;
         json_decref(row);
         if (!line) {
-            free(rows);
             o->result = UP_RETRY;
             snprintf(o->reason, sizeof(o->reason), "clickhouse: cannot encode record %s", b->record_id[i]);
-            return;
+            goto out;
         }
         size_t n = strlen(line);
         if (len + n + 2 > cap) {
@@ -256,10 +341,9 @@ static void send_clickhouse(struct http_sink *h, const struct qbatch *b, struct 
             char *nr = realloc(rows, nc);
             if (!nr) {
                 free(line);
-                free(rows);
                 o->result = UP_RETRY;
                 snprintf(o->reason, sizeof(o->reason), "clickhouse: out of memory");
-                return;
+                goto out;
             }
             rows = nr;
             cap = nc;
@@ -269,10 +353,13 @@ static void send_clickhouse(struct http_sink *h, const struct qbatch *b, struct 
         rows[len++] = '\n';
         free(line);
     }
-    post(h, h->insert_url, "application/x-ndjson", rows ? rows : "", len, NULL, o);
+    post(h, h->insert_url, "application/x-ndjson", rows ? rows : "", len, ch_headers(auth), o);
     if (o->result != UP_OK)
         h->table_ready = 0;                /* it may have been dropped: check again */
+out:
     free(rows);
+    if (auth)
+        sodium_free(auth);                 /* wipes the whole guarded buffer */
 }
 
 void http_sink_send(struct http_sink *h, const struct qbatch *b, const char *batch_id,

@@ -94,7 +94,7 @@ static void wd_set(struct watch *w, int wd, const char *path)
     char *copy = strdup(path);
 
     if (!copy) {
-        log_error("%s: out of memory", path);
+        log_error("%s: out of memory: a directory under it is not followed", w->root);
         return;
     }
     if (d) {
@@ -104,7 +104,7 @@ static void wd_set(struct watch *w, int wd, const char *path)
     }
     if (!(d = calloc(1, sizeof(*d)))) {
         free(copy);
-        log_error("%s: out of memory", path);
+        log_error("%s: out of memory: a directory under it is not followed", w->root);
         return;
     }
     d->wd = wd;
@@ -151,10 +151,27 @@ static void wd_drop(struct watch *w, const char *prefix, int rm)
 
 /* ---- watching and walking -------------------------------------------------- */
 
+/* How the log names directory DIR: the mount root by its (configured) path,
+ * any other directory by its inode (find ROOT -inum N), never by name: names
+ * under the mount are trace content (docs/THREAT_MODEL.md). */
+static const char *dir_label(const struct watch *w, const char *dir, char *buf, size_t n)
+{
+    struct stat st;
+
+    if (!strcmp(dir, w->root))
+        snprintf(buf, n, "%s", w->root);
+    else if (lstat(dir, &st) == 0)
+        snprintf(buf, n, "%s: directory at inode %llu", w->root, (unsigned long long)st.st_ino);
+    else
+        snprintf(buf, n, "%s: a directory under it", w->root);
+    return buf;
+}
+
 /* Watch directory DIR.  Returns 0, or a negative errno (shortage logged). */
 static int watch_dir(struct watch *w, const char *dir)
 {
     int wd = inotify_add_watch(w->fd, dir, EVENTS);
+    char label[PATH_MAX + 64];
 
     if (wd >= 0) {
         wd_set(w, wd, dir);
@@ -166,16 +183,17 @@ static int watch_dir(struct watch *w, const char *dir)
     if (err == ENOSPC) {
         if (!w->warned)
             log_error("%s: out of inotify watches (raise fs.inotify.max_user_watches): "
-                      "rescanning every %d s until watches are available", dir,
+                      "rescanning every %d s until watches are available",
+                      dir_label(w, dir, label, sizeof(label)),
                       RESCAN_PERIOD_MS / 1000);
         w->warned = 1;
         if (!w->short_of_watches)
             w->next_periodic = tv_now_ms() + RESCAN_PERIOD_MS;
         w->short_of_watches = 1;
     } else if (err == EACCES) {
-        log_debug("%s: cannot watch: %s", dir, strerror(err));
+        log_debug("%s: cannot watch: %s", dir_label(w, dir, label, sizeof(label)), strerror(err));
     } else if (err != ENOENT && err != ENOTDIR) {
-        log_warn("%s: cannot watch: %s", dir, strerror(err));
+        log_warn("%s: cannot watch: %s", dir_label(w, dir, label, sizeof(label)), strerror(err));
     }
     return -err;
 }

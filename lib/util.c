@@ -9,6 +9,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +77,40 @@ int tv_write_full(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+/* Thread exit: free the buffers of the exiting thread.  The key's value is
+ * the head of that thread's list; the __thread storage they live in is still
+ * valid while key destructors run (glibc frees it afterwards). */
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static __thread struct tv_scratch *scratch_list;
+
+static void scratch_release(void *head)
+{
+    for (struct tv_scratch *s = head; s; s = s->next) {
+        free(s->buf);
+        s->buf = NULL;
+        s->cap = 0;
+        s->listed = 0;
+    }
+}
+
+static void scratch_key_init(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_release) == 0;
+}
+
 void *tv_scratch(struct tv_scratch *s, size_t need)
 {
+    if (!s->listed) {
+        pthread_once(&scratch_once, scratch_key_init);
+        if (scratch_key_ok) {
+            s->next = scratch_list;
+            scratch_list = s;
+            s->listed = 1;
+            pthread_setspecific(scratch_key, scratch_list);
+        }
+    }
     if (need > s->cap) {
         free(s->buf);
         s->buf = malloc(need);

@@ -29,10 +29,15 @@ int tv_write_full(int fd, const void *buf, size_t len, off_t off);
  * for the next use; typically one per thread (`static __thread struct
  * tv_scratch s;`).  tv_scratch returns a buffer of at least NEED bytes,
  * or NULL on ENOMEM (the old buffer is freed then).  Contents are not kept
- * across growth; callers that put secrets in it wipe what they used. */
+ * across growth; callers that put secrets in it wipe what they used.
+ * A thread's scratch buffers are freed when the thread exits (libfuse's
+ * worker threads come and go with the load), so S must be thread-local or
+ * outlive every thread that uses it. */
 struct tv_scratch {
     void *buf;
     size_t cap;
+    struct tv_scratch *next;        /* this thread's buffers, freed at its exit */
+    int listed;
 };
 void *tv_scratch(struct tv_scratch *s, size_t need);
 

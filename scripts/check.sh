@@ -2,6 +2,18 @@
 # The README's test command: install dependencies, build, run every test.
 # Ends with one line "N passed, N failed, N skipped" and exits non-zero on any
 # failure (a build failure counts as one failed test, so the line is always there).
+#
+# Two runs of the whole suite:
+#  1. the normal build, in the tree: make check;
+#  2. make distcheck with --enable-sanitizers: the release tarball, unpacked
+#     read-only, builds out of tree (VPATH) with AddressSanitizer, LeakSanitizer
+#     and UBSan, and runs the same make check there (docs/DEVELOPMENT.md).  Its
+#     tests count one by one in the final line, as "san:" (a sanitizer finding
+#     fails the test that met it), and the packaging steps around them
+#     (install, uninstall, distclean) as one more test.
+# Distcheck and the sanitizer run are one run because each is a whole make
+# check: doing both would add a third (CI's budget is 45 minutes of 90).
+# TV_NO_DISTCHECK=1 skips run 2; TV_NO_SANITIZERS=1 makes it a plain distcheck.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -22,33 +34,59 @@ if [ ! -f Makefile ]; then
 fi
 make -j"$jobs" >build.log 2>&1 || { grep -E 'error|Error' build.log | head -40; die "build failed"; }
 
-status=0
-make -j"$jobs" check >make-check.log 2>&1 || status=$?
-grep -E '^(FAIL|ERROR|XPASS):' make-check.log || true
-count() { grep -E "^# $1: " make-check.log | awk '{s += $3} END {print s + 0}'; }
-pass=$(count PASS); xfail=$(count XFAIL); fail=$(count FAIL); xpass=$(count XPASS)
-err=$(count ERROR); skip=$(count SKIP)
-if [ "$status" -ne 0 ]; then
-    # Print the logs of what failed, so that CI's output says why.
-    grep -lE '^(not ok|Bail out)' $(find tests -name '*.log') 2>/dev/null | head -10 |
-    while read -r log; do
+# count LOG KIND: the sum of automake's "# KIND: N" summary lines in LOG.
+count() { grep -E "^# $2: " "$1" | awk '{s += $3} END {print s + 0}'; }
+# show_failed DIR: the logs of what failed under DIR, so that CI's output says why.
+show_failed() {
+    grep -lE '^(not ok|Bail out)' $(find "$1" -name '*.log' -path '*tests/*' 2>/dev/null) 2>/dev/null |
+    head -10 | while read -r log; do
         echo "==== $log"
         tail -60 "$log"
     done
+}
+
+status=0
+t0=$(date +%s)
+make -j"$jobs" check >make-check.log 2>&1 || status=$?
+grep -E '^(FAIL|ERROR|XPASS):' make-check.log || true
+pass=$(count make-check.log PASS); xfail=$(count make-check.log XFAIL)
+fail=$(count make-check.log FAIL); xpass=$(count make-check.log XPASS)
+err=$(count make-check.log ERROR); skip=$(count make-check.log SKIP)
+if [ "$status" -ne 0 ]; then
+    show_failed tests
     [ $((fail + xpass + err)) -eq 0 ] && err=1   # make failed without a failed test
 fi
-# Packaging: the tarball builds out of tree from a read-only source and
-# passes the same tests (automake's distcheck).  One more test in the count.
-if [ "$status" -eq 0 ] && [ -z "${TV_NO_DISTCHECK:-}" ]; then
-    if make distcheck >distcheck.log 2>&1; then
-        pass=$((pass + 1))
-        echo "PASS: make distcheck"
+echo "check: make check took $(( $(date +%s) - t0 )) s"
+
+if [ -z "${TV_NO_DISTCHECK:-}" ]; then
+    flags=--enable-sanitizers what="make distcheck (sanitizers)"
+    [ -n "${TV_NO_SANITIZERS:-}" ] && flags= what="make distcheck"
+    t0=$(date +%s)
+    # -j reaches the make check inside distcheck: its tests run in parallel.
+    if make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="$flags" >distcheck.log 2>&1; then
+        dstatus=0
     else
-        err=$((err + 1))
+        dstatus=1
         status=1
-        echo "FAIL: make distcheck"
-        grep -E '^(FAIL|ERROR):|Error|error:' distcheck.log | head -20
     fi
+    grep -E '^(FAIL|ERROR|XPASS):' distcheck.log | sed 's/^/san: /' || true
+    dfail=$(( $(count distcheck.log FAIL) + $(count distcheck.log XPASS) + $(count distcheck.log ERROR) ))
+    pass=$((pass + $(count distcheck.log PASS) + $(count distcheck.log XFAIL)))
+    skip=$((skip + $(count distcheck.log SKIP)))
+    err=$((err + dfail))
+    if [ "$dstatus" -eq 0 ]; then
+        pass=$((pass + 1))
+        echo "PASS: $what"
+    else
+        [ "$dfail" -gt 0 ] && show_failed "$(ls -d tracevault-*/_build 2>/dev/null | head -1)"
+        # The tests passed (or never ran): the build or packaging failed.
+        if [ "$dfail" -eq 0 ]; then
+            err=$((err + 1))
+            grep -E 'Error|error:' distcheck.log | head -20
+        fi
+        echo "FAIL: $what"
+    fi
+    echo "check: $what took $(( $(date +%s) - t0 )) s"
 else
     skip=$((skip + 1))
 fi

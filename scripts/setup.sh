@@ -23,6 +23,13 @@ case "${1:-}" in
     *) echo "usage: $0 [--no-peers]" >&2; exit 2 ;;
 esac
 
+# Node and npm drive the real instrumentation libraries of the agent's
+# conformance test (tests/conformance): the machine's if it has them, else
+# Debian's.  The test installs its pinned packages itself (npm ci).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    want="$want nodejs npm"
+fi
+
 missing=""
 for p in $want; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

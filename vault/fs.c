@@ -212,6 +212,7 @@ struct vfs *vfs_new(struct tv_config *cfg, struct keys *keys, const char *backin
     if (!fs)
         return NULL;
     pthread_rwlock_init(&fs->cfg_lock, NULL);
+    pthread_mutex_init(&fs->hlock, NULL);
     fs->cfg = cfg;
     fs->keys = keys;
     fs->writeback = writeback;
@@ -240,6 +241,13 @@ void vfs_free(struct vfs *fs)
 {
     if (!fs)
         return;
+    /* Handles the kernel never released: the session is over, so are they
+     * (their vnodes go with the table). */
+    for (struct vhandle *h = fs->handles, *next; h; h = next) {
+        next = h->next;
+        free(h);
+    }
+    pthread_mutex_destroy(&fs->hlock);
     vt_free(fs->vt);
     projects_free(fs->pt);
     if (fs->root_fd >= 0)

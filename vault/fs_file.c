@@ -28,7 +28,7 @@
 
 static __thread struct tv_scratch read_buf;
 
-static struct vhandle *handle_new(struct vnode *n, const struct rq *r, int flags)
+static struct vhandle *handle_new(struct vfs *fs, struct vnode *n, const struct rq *r, int flags)
 {
     struct vhandle *h = calloc(1, sizeof *h);
     if (!h)
@@ -39,7 +39,28 @@ static struct vhandle *handle_new(struct vnode *n, const struct rq *r, int flags
     h->wr = acc == O_WRONLY || acc == O_RDWR;
     h->append = (flags & O_APPEND) != 0;
     h->who = *r;
+    pthread_mutex_lock(&fs->hlock);
+    h->next = fs->handles;
+    if (h->next)
+        h->next->prev = h;
+    fs->handles = h;
+    pthread_mutex_unlock(&fs->hlock);
     return h;
+}
+
+static void handle_free(struct vfs *fs, struct vhandle *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&fs->hlock);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        fs->handles = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    pthread_mutex_unlock(&fs->hlock);
+    free(h);
 }
 
 /* Policy for opening N with FLAGS; audited either way by the caller. */
@@ -56,9 +77,10 @@ static int open_check(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode
 }
 
 /* Hand the kernel a handle of R on N (whose open state is held). */
-static int attach_handle(struct vnode *n, const struct rq *r, struct fuse_file_info *fi)
+static int attach_handle(struct vfs *fs, struct vnode *n, const struct rq *r,
+                         struct fuse_file_info *fi)
 {
-    struct vhandle *h = handle_new(n, r, fi->flags);
+    struct vhandle *h = handle_new(fs, n, r, fi->flags);
     if (!h)
         return -ENOMEM;
     fi->fh = (uint64_t)(uintptr_t)h;
@@ -83,7 +105,7 @@ static int do_open(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode *n
         pthread_rwlock_unlock(&n->rw);
     }
     if (rc == 0)
-        rc = attach_handle(n, r, fi);
+        rc = attach_handle(fs, n, r, fi);
     if (rc < 0)
         vn_release(fs->vt, n);
     return rc;
@@ -92,7 +114,7 @@ static int do_open(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode *n
 /* Drop a handle attach_handle gave FI, and its reference on N. */
 static void detach_handle(struct vfs *fs, struct vnode *n, struct fuse_file_info *fi)
 {
-    free((struct vhandle *)(uintptr_t)fi->fh);
+    handle_free(fs, (struct vhandle *)(uintptr_t)fi->fh);
     fi->fh = 0;
     vn_release(fs->vt, n);
 }
@@ -209,7 +231,7 @@ static int do_create(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode 
         return rc;
     /* fail-closed: the file exists only with its audit record */
     if ((rc = fs_audit(r, *out, made ? "create" : "open", 0)) < 0 ||
-        (rc = attach_handle(*out, r, fi)) < 0) {
+        (rc = attach_handle(fs, *out, r, fi)) < 0) {
         vn_release(fs->vt, *out);
         vt_forget(fs->vt, *out, 1);
         if (made)
@@ -337,7 +359,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
     (void)ino;
     vn_release(fs->vt, h->n);
-    free(h);
+    handle_free(fs, h);
     fuse_reply_err(req, 0);
 }
 

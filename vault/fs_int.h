@@ -53,6 +53,10 @@ struct vfs {
                                        directories (the project entry itself is
                                        never cached); 0: nothing cached */
     bool dac_override;              /* may open backing objects whatever their mode */
+    pthread_mutex_t hlock;          /* a leaf: protects handles */
+    struct vhandle *handles;        /* every open handle: the kernel may never
+                                       release some (a lazy unmount with files
+                                       open), vfs_free frees what is left */
 };
 
 /* The requester of one FUSE request. */
@@ -69,6 +73,7 @@ struct vhandle {
     struct vnode *n;
     bool rd, wr, append;
     struct rq who;
+    struct vhandle *prev, *next;    /* on vfs.handles */
 };
 
 static inline struct vfs *vfs_of(fuse_req_t req)

@@ -12,6 +12,7 @@
 #include "vault/keys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -67,6 +68,7 @@ struct keys {
     void *fnarg;
     pthread_t ev_thread;
     int ev_started;
+    int ev_wake[2];             /* keys_free writes one byte: the subscriber stops */
     volatile int stopping;
 };
 
@@ -97,8 +99,14 @@ void keys_free(struct keys *k)
         return;
     k->stopping = 1;
     if (k->ev_started) {
-        pthread_cancel(k->ev_thread);
+        /* Wake the subscriber from its wait and let it return: it frees its
+         * subscription itself.  (pthread_cancel did not, and its unwinding
+         * leaves the thread's stack poisoned for AddressSanitizer.) */
+        while (write(k->ev_wake[1], "x", 1) < 0 && errno == EINTR)
+            ;
         pthread_join(k->ev_thread, NULL);
+        close(k->ev_wake[0]);
+        close(k->ev_wake[1]);
     }
     if (k->pre) {
         sodium_free(k->pre->deks);
@@ -313,22 +321,24 @@ void keys_purge(struct keys *k, const char *project)
 }
 
 /* Subscriber: (re)connect, deliver events, back off 0.2 s .. 2 s while keyd
- * is away.  Runs until the process exits. */
-/* Cancellation (keys_free) may only hit the thread while it waits: never
- * while it holds a lock inside the callback or a keyd client. */
-static void cancel_point_usleep(useconds_t us)
+ * is away.  Runs until keys_free wakes it.  It only ever stops while it
+ * waits (here): never while it holds a lock inside the callback or a keyd
+ * client.  Returns 1 when FD (-1: none) is readable, 0 on timeout, -1 when
+ * the thread must stop. */
+static int wait_or_stop(struct keys *k, int fd, int timeout_ms)
 {
-    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-    usleep(us);
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-}
-
-static int cancel_point_poll(struct pollfd *pfd)
-{
-    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-    int rc = poll(pfd, 1, -1);
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-    return rc;
+    struct pollfd pfd[2] = { { .fd = k->ev_wake[0], .events = POLLIN },
+                             { .fd = fd, .events = POLLIN } };
+    for (;;) {
+        int rc = poll(pfd, fd >= 0 ? 2 : 1, timeout_ms);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (k->stopping || pfd[0].revents)
+            return -1;
+        if (rc < 0)             /* let the read fail and the caller reconnect */
+            return fd >= 0 ? 1 : 0;
+        return rc > 0 ? 1 : 0;
+    }
 }
 
 static void *events_main(void *arg)
@@ -336,7 +346,6 @@ static void *events_main(void *arg)
     struct keys *k = arg;
     int delay_ms = 200, warned = 0;
 
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     while (!k->stopping) {
         struct keyd_sub *s = NULL;
         int rc = keyd_subscribe(k->socket, &s);
@@ -344,7 +353,8 @@ static void *events_main(void *arg)
             if (!warned)
                 log_warn("vault: keyd event subscription failed (%s); retrying", strerror(-rc));
             warned = 1;
-            cancel_point_usleep((useconds_t)delay_ms * 1000);
+            if (wait_or_stop(k, -1, delay_ms) < 0)
+                break;
             if (delay_ms < 2000)
                 delay_ms *= 2;
             continue;
@@ -365,11 +375,10 @@ static void *events_main(void *arg)
             keys_purge(k, k->pools[i]->project);
         if (k->fn)
             k->fn(k->fnarg, KEYS_EV_RESYNC, "", 0);
+        int stop = 0;
         for (;;) {
-            struct pollfd pfd = { .fd = keyd_sub_fd(s), .events = POLLIN };
-            if (cancel_point_poll(&pfd) < 0) {
-                if (errno == EINTR)
-                    continue;
+            if (wait_or_stop(k, keyd_sub_fd(s), -1) < 0) {
+                stop = 1;
                 break;
             }
             struct keyd_event ev;
@@ -385,6 +394,8 @@ static void *events_main(void *arg)
                 k->fn(k->fnarg, type, ev.project, ev.version);
         }
         keyd_sub_free(s);
+        if (stop)
+            break;
         log_warn("vault: keyd event subscription lost; reconnecting");
         warned = 1;
     }
@@ -395,9 +406,14 @@ int keys_start_events(struct keys *k, keys_event_fn fn, void *arg)
 {
     k->fn = fn;
     k->fnarg = arg;
+    if (pipe2(k->ev_wake, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -errno;
     int rc = pthread_create(&k->ev_thread, NULL, events_main, k);
-    if (rc != 0)
+    if (rc != 0) {
+        close(k->ev_wake[0]);
+        close(k->ev_wake[1]);
         return -rc;
+    }
     k->ev_started = 1;
     return 0;
 }

@@ -24,7 +24,12 @@
 #include "vault/fileio.h"
 #include "vault/project.h"
 
-#define HASH_BUCKETS 4096
+/* The vnode hash table starts at 4,096 buckets and doubles whenever it
+ * holds twice as many vnodes as buckets, so a lookup stays O(1) however many
+ * files the kernel remembers (a fixed 4,096 made chains of ~250 at a million
+ * files: creates and stats at 0.4x their small-vault rate). */
+#define HASH_BITS_MIN 12
+#define HASH_BITS_MAX 26
 
 struct vtable {
     struct keys *keys;
@@ -43,7 +48,8 @@ struct vtable {
     atomic_uint nclosed;                /* ... how many are now */
     atomic_uint nparked;                /* closed files keeping only their DEK */
     pthread_mutex_t table_lock;
-    struct vnode *table[HASH_BUCKETS];
+    struct vnode **table;               /* 1 << bits buckets */
+    unsigned bits;
     size_t count;
     pthread_mutex_t loaded_lock;
     struct vnode *loaded;
@@ -55,9 +61,36 @@ struct vtable {
     bool stopping;
 };
 
-static size_t hash_of(dev_t dev, ino_t ino)
+static size_t hash_bits(dev_t dev, ino_t ino, unsigned bits)
 {
-    return (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) % HASH_BUCKETS;
+    /* Fibonacci hashing: the product's high bits mix every bit of the key */
+    return (size_t)((((uint64_t)ino ^ ((uint64_t)dev << 40)) * 0x9E3779B97F4A7C15ull) >>
+                    (64 - bits));
+}
+
+#define hash_of(dev, ino) hash_bits((dev), (ino), vt->bits)
+
+/* Double the table when it is twice as full as it has buckets.  Called with
+ * table_lock held; if the bigger array cannot be had, the table stays as it
+ * is (slower, not wrong). */
+static void grow_locked(struct vtable *vt)
+{
+    if (vt->count <= (2ul << vt->bits) || vt->bits >= HASH_BITS_MAX)
+        return;
+    unsigned bits = vt->bits + 1;
+    struct vnode **t = calloc((size_t)1 << bits, sizeof *t);
+    if (!t)
+        return;
+    for (size_t h = 0; h < (size_t)1 << vt->bits; h++)
+        for (struct vnode *n = vt->table[h], *next; n; n = next) {
+            next = n->hnext;
+            size_t nh = hash_bits(n->dev, n->bino, bits);
+            n->hnext = t[nh];
+            t[nh] = n;
+        }
+    free(vt->table);
+    vt->table = t;
+    vt->bits = bits;
 }
 
 /* ---- descriptors ------------------------------------------------------------ */
@@ -226,7 +259,13 @@ struct vtable *vt_new(int rootfd, struct keys *keys, int dek_cache_ms, size_t fd
 {
     struct stat st;
     struct vtable *vt = calloc(1, sizeof *vt);
-    if (!vt || fstatat(rootfd, "", &st, AT_EMPTY_PATH) < 0) {
+    if (vt) {
+        vt->bits = HASH_BITS_MIN;
+        vt->table = calloc((size_t)1 << vt->bits, sizeof *vt->table);
+    }
+    if (!vt || !vt->table || fstatat(rootfd, "", &st, AT_EMPTY_PATH) < 0) {
+        if (vt)
+            free(vt->table);
         free(vt);
         close(rootfd);
         return NULL;
@@ -270,7 +309,7 @@ void vt_free(struct vtable *vt)
     if (!vt)
         return;
     vt_stop_reaper(vt);
-    for (size_t h = 0; h < HASH_BUCKETS; h++) {
+    for (size_t h = 0; vt->table && h < (size_t)1 << vt->bits; h++) {
         struct vnode *n = vt->table[h], *next;
         for (; n; n = next) {
             next = n->hnext;
@@ -283,6 +322,7 @@ void vt_free(struct vtable *vt)
     pthread_rwlock_destroy(&vt->root.rw);
     pthread_mutex_destroy(&vt->root.dlock);
     pthread_mutex_destroy(&vt->table_lock);
+    free(vt->table);
     pthread_mutex_destroy(&vt->loaded_lock);
     pthread_mutex_destroy(&vt->fd_lock);
     pthread_mutex_destroy(&vt->stop_lock);
@@ -311,11 +351,11 @@ size_t vt_count(struct vtable *vt)
 struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vproj *proj,
                      bool proj_root)
 {
-    size_t h = hash_of(st->st_dev, st->st_ino);
     struct vnode *n;
 
+    /* the table may grow whenever table_lock is free: hash under the lock */
     pthread_mutex_lock(&vt->table_lock);
-    for (n = vt->table[h]; n; n = n->hnext)
+    for (n = vt->table[hash_of(st->st_dev, st->st_ino)]; n; n = n->hnext)
         if (n->dev == st->st_dev && n->bino == st->st_ino) {
             n->nlookup++;
             pthread_mutex_unlock(&vt->table_lock);
@@ -349,6 +389,7 @@ struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vp
     n->is_dir = S_ISDIR(st->st_mode);
     n->is_proj_root = proj_root;
     pthread_mutex_lock(&vt->table_lock);
+    size_t h = hash_of(st->st_dev, st->st_ino);
     for (struct vnode *o = vt->table[h]; o; o = o->hnext)
         if (o->dev == st->st_dev && o->bino == st->st_ino) {
             /* another thread inserted it meanwhile */
@@ -364,6 +405,7 @@ struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vp
     n->hnext = vt->table[h];
     vt->table[h] = n;
     vt->count++;
+    grow_locked(vt);
     pthread_mutex_unlock(&vt->table_lock);
     pthread_mutex_lock(&vt->fd_lock);
     vt->nfds++;

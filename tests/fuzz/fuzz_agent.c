@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         evaluator_run(ev, &r.ev[i], &res);
-        if (record_encode_event(&ctx, (uint32_t)i, &r.ev[i], &res, &sb, id) != 0)
+        if (record_encode_event(&ctx, (uint32_t)i, &r.ev[i], &res, &sb, id, NULL) != 0)
             abort();
         json_t *j = record_to_json(sb.data, sb.size), *row = record_to_row(sb.data, sb.size);
         if (!j || !row)

@@ -61,15 +61,20 @@ for i in 1 2 3; do
 done
 tv_ok "a final --once delivers everything and exits 0" "$AGENT" -c "$T/tv.conf" --once
 agent_outbox > "$T/all.jsonl"
-tv_ok "every event exactly once by record_id" "$PY" - "$T/all.jsonl" $LINES $FILES <<'PYEOF'
+{ i=0; while [ $i -lt $LINES ]; do echo "L-$i"; i=$((i + 1)); done
+  f=0; while [ $f -lt $FILES ]; do echo "J-$f-a"; echo "J-$f-b"; f=$((f + 1)); done
+} | agent_hash_map "$T/hmap" checkout billing
+tv_ok "every event exactly once by record_id" "$PY" - "$T/all.jsonl" $LINES $FILES "$T/hmap" <<'PYEOF'
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
 n_lines, n_files = int(sys.argv[2]), int(sys.argv[3])
+# Ids leave only as keyed hashes, one key per project.
+hmap = {(p, h): i for p, i, h in (l.split() for l in open(sys.argv[4]))}
 want = {"L-%d" % i for i in range(n_lines)} | {"J-%d-%s" % (f, s) for f in range(n_files) for s in "ab"}
 ids = {}
 for r in recs:
-    if "event_id" in r:
-        ids.setdefault(r["event_id"], set()).add(r["record_id"])
+    if "event_hash" in r:
+        ids.setdefault(hmap.get((r["project"], r["event_hash"]), "?" + r["event_hash"]), set()).add(r["record_id"])
 missing = want - set(ids)
 multi = [e for e, s in ids.items() if len(s) != 1]
 extra = set(ids) - want

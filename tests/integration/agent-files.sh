@@ -42,7 +42,7 @@ tv_ok "a partial last line waits" test "$(ids)" -eq 11
 tail -n 1 "$D/stream.jsonl" | tail -c +101 >> "$T/mnt/checkout/live.jsonl"
 tv_ok "completed line shipped" agent_wait_count 12 ids 10
 tv_ok "the line's record carries its byte offset" \
-    sh -c "find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \\; | grep '\"event_id\":\"l-3\"' | grep -q '\"position\":494'"
+    sh -c "find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \\; | grep '\"event_hash\":\"$(agent_hash l-3)\"' | grep -q '\"position\":494'"
 
 # Deleted right after the writer closed it.
 "$PY" - "$T/mnt/checkout/gone.json" "$D/honeyhive-model-event.json" <<'PYEOF'
@@ -54,7 +54,7 @@ f.write(data[100:]); f.close()
 os.unlink(sys.argv[1])
 PYEOF
 tv_ok "a file deleted right after writing is still shipped" agent_wait_count 13 ids 10
-tv_ok "... the deleted file's own record" sh -c "find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \\; | grep -q deadbeef-"
+tv_ok "... the deleted file's own record" sh -c "find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \\; | grep -q '\"event_hash\":\"$(agent_hash deadbeef-3f4a-4c1d-9a51-2f0c6d1e8a77)\"'"
 
 # New nested directories are watched at once.
 mkdir -p "$T/mnt/billing/2026/11/22"
@@ -76,7 +76,11 @@ tv_ok "each skip reason recorded" sh -c "
 sleep 1.2
 tv_ok "skips counted by reason in the metrics" \
     sh -c "grep -q 'skipped_total{reason=\"binary\"} 1' '$T/agent/metrics.prom' && grep -q 'skipped_total{reason=\"truncated\"} 1' '$T/agent/metrics.prom'"
-tv_ok "the log names the skipped file and the reason" grep -q "trunc.json: offset 0: skipped .* truncated" "$T/agent.log"
+# Names are content: the log gives the file's ID (here the agent's fallback
+# id: a plain directory has no vault file ids), never its path.
+tv_ok "the log names the skipped file by its file ID, and the reason" \
+    sh -c "grep -q 'project \"checkout\": file [0-9a-f]\{32\}: offset 0: skipped [0-9]* bytes: truncated' '$T/agent.log' &&
+           ! grep -q 'trunc\.json' '$T/agent.log'"
 
 # A stream unlinked while its writer keeps appending is read to the end
 # through the agent's open descriptor; a new file by the same name is new.
@@ -95,7 +99,8 @@ f.write(ev(4)); f.close()
 open(sys.argv[1], "w").write(ev(5))
 PYEOF
 tv_ok "lines appended after the unlink are shipped, and the new file too" agent_wait_count 25 ids 10
-tv_ok "... all five of them" sh -c "test \"\$(find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \\; | grep -o '\"event_id\":\"del-[0-9]\"' | sort -u | wc -l)\" -eq 5"
+agent_hash del-1 del-2 del-3 del-4 del-5 | sed 's/.*/"event_hash":"&"/' > "$T/del.h"
+tv_ok "... all five of them" test "$(agent_outbox | grep -o '"event_hash":"[0-9a-f]*"' | sort -u | grep -c -F -f "$T/del.h")" -eq 5
 
 # A stream replaced by rename-over is a new file (read from its start), and
 # the old one's lines are not lost.
@@ -123,7 +128,7 @@ agent_stop
 # --once: everything pending is delivered, exit 0.
 agent_event once-1 > "$T/mnt/billing/once.json"
 tv_ok "--once exits 0 when all is acknowledged" "$AGENT" -c "$T/tv.conf" --once
-tv_ok "--once shipped the pending file" sh -c "find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \; | grep -q '\"event_id\":\"once-1\"'"
+tv_ok "--once shipped the pending file" sh -c "find '$T/outbox' -name '*.msgpack' -exec '$AGENT' dump {} \; | grep -q '\"event_hash\":\"$(AGENT_HASH_PROJECT=billing agent_hash once-1)\"'"
 tv_ok "--once again: nothing new, still exit 0" "$AGENT" -c "$T/tv.conf" --once
 tv_ok "no record shipped twice over all runs" test "$(total)" -eq "$(ids)"
 tv_fails "dump of a non-batch file fails" "$AGENT" dump "$T/tv.conf"

@@ -85,7 +85,7 @@ kill -TERM "$AGENT_PID"
 tv_ok "SIGTERM during a slow request: exit 0 after the answer" wait "$AGENT_PID"
 rm -f "$T/up/delay"
 tv_ok "the batch in flight was acknowledged (delivered once)" \
-    sh -c "test \"\$(grep -c '\"event_id\": \"term-1\"' '$T/up/records.jsonl')\" -eq 1"
+    sh -c "test \"\$(grep -c '\"event_hash\": \"$(agent_hash term-1)\"' '$T/up/records.jsonl')\" -eq 1"
 n=$(req)
 "$AGENT" -c "$T/tv.conf" --once 2>>"$T/agent.log"
 tv_ok "and not sent again after a restart" test "$(req)" -eq "$n"
@@ -106,7 +106,7 @@ tv_ok "with the right CA but a wrong pin no request reaches the upstream" test "
 agent_stop
 sed -i "s|^pinned_pubkey = .*|pinned_pubkey = $(cat "$T/tls/pin")|" "$T/tv.conf"
 tv_ok "with the right pin, --once delivers what waited and exits 0" "$AGENT" -c "$T/tv.conf" --once
-tv_ok "nothing was lost: 16 records, none twice" sh -c "test \"\$(grep -c '' '$T/up/records.jsonl')\" -eq 16 && grep -q '\"event_id\": \"ca-1\"' '$T/up/records.jsonl'"
+tv_ok "nothing was lost: 16 records, none twice" sh -c "test \"\$(grep -c '' '$T/up/records.jsonl')\" -eq 16 && grep -q '\"event_hash\": \"$(AGENT_HASH_PROJECT=billing agent_hash ca-1)\"' '$T/up/records.jsonl'"
 
 # A certificate from the right CA for another host name: refused.
 mv "$T/up" "$T/up-main"

@@ -51,9 +51,21 @@ agent_stop() {
 
 # Every record in the file:// outbox, one JSON line each (sorted, may repeat
 # across re-sent batches).
+# A batch file is written once (renamed into place): each is dumped once and
+# its JSON kept in $T/.dumps, keyed by name, size and mtime, so that the
+# polls of agent_wait_count cost one dump per new batch, not one per batch
+# (hundreds of batches, a dump each per poll: minutes in a sanitizer build).
 agent_outbox() {
+    mkdir -p "$T/.dumps"
     find "$T/outbox" -name '*.msgpack' 2>/dev/null | sort | while read -r f; do
-        "$AGENT" dump "$f"
+        _k="$T/.dumps/$(printf '%s' "$f" | md5sum | cut -c1-32)-$(stat -c %s-%Y "$f" 2>/dev/null)"
+        if [ -f "$_k" ]; then
+            cat "$_k"
+        elif "$AGENT" dump "$f" > "$_k.tmp"; then
+            mv "$_k.tmp" "$_k" && cat "$_k"
+        else
+            cat "$_k.tmp"; rm -f "$_k.tmp"
+        fi
     done
 }
 
@@ -62,13 +74,16 @@ agent_outbox_ids() {
     agent_outbox | sed -n 's/.*"record_id":"\([0-9a-f]*\)".*/\1/p' | sort -u | wc -l
 }
 
-# Wait until CMD prints a number >= N (timeout $3 s, default 20).
+# Wait until CMD prints a number >= N (timeout $3 s, default 20).  The
+# timeout is wall time, not a count of polls: one poll (agent_outbox dumps
+# every batch) can take seconds on a loaded machine or in a sanitizer build,
+# where 300 polls of a 30 s wait ran for over half an hour.
 agent_wait_count() {
-    _n=$1; _cmd=$2; _max=$(( ${3:-20} * 10 )); _i=0
+    _n=$1; _cmd=$2; _end=$(( $(date +%s) + ${3:-20} ))
     while :; do
         _c=$(eval "$_cmd" 2>/dev/null); _c=${_c:-0}
         [ "$_c" -ge "$_n" ] && return 0
-        _i=$((_i + 1)); [ $_i -gt $_max ] && { tv_diag "waited for $_n, have $_c"; return 1; }
+        [ "$(date +%s)" -ge "$_end" ] && { tv_diag "waited for $_n, have $_c"; return 1; }
         sleep 0.1
     done
 }
@@ -131,6 +146,26 @@ agent_keyd_projects() {
         printf 'key-%s-s3cret\n' "$_p" | "$KEYCTL" -c "$T/tv.conf" apikey-set "$_p" >/dev/null || return 1
     done
     agent_use_keyd
+}
+
+# agent_hash ID...: the event_hash the agent ships for each event (or parent)
+# id ID of project $AGENT_HASH_PROJECT (default checkout), one a line: ids
+# never leave raw, tests find their records by these hashes.
+agent_hash() {
+    "$AGENT" -c "$T/tv.conf" hash "${AGENT_HASH_PROJECT:-checkout}" event "$@" 2>/dev/null
+}
+
+# agent_hash_map FILE PROJECT... < IDS: FILE gets "project id event_hash"
+# lines for every id read (one a line) under each project.
+agent_hash_map() {
+    _f=$1; shift
+    cat > "$T/.hash-ids"
+    : > "$_f"
+    for _p in "$@"; do
+        # shellcheck disable=SC2046
+        AGENT_HASH_PROJECT=$_p agent_hash $(cat "$T/.hash-ids") > "$T/.hash-out" || return 1
+        paste -d' ' "$T/.hash-ids" "$T/.hash-out" | sed "s/^/$_p /" >> "$_f"
+    done
 }
 
 # A HoneyHive event line with event_id $1 (and optional session $2).

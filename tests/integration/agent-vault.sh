@@ -43,7 +43,8 @@ cp "$D/otlp-genai.json" "$M/secret/otlp.json"
 agent_event after-secret > "$M/checkout/after.json"
 tv_ok "a project without the agent as reader does not stall the others" agent_wait_count 14 ids 15
 tv_ok "the vault refused the agent there (logged, not shipped)" \
-    sh -c "grep -q 'secret/otlp.json: Permission denied' '$T/agent.log' && ! find '$T/outbox' -path '*secret*' -name '*.msgpack' | grep -q ."
+    sh -c "grep -q 'project \"secret\": .*: cannot open: Permission denied' '$T/agent.log' &&
+           ! grep -q 'otlp\.json' '$T/agent.log' && ! find '$T/outbox' -path '*secret*' -name '*.msgpack' | grep -q ."
 
 # kill -9, remount the vault while the agent is down, append, restart.
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null

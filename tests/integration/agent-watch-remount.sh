@@ -11,7 +11,12 @@ sys_setup checkout </dev/null
 tv_plan 10
 agent_start || sys_bail "the agent did not start"
 ids() { "$PY" -c 'import json,sys; print(len({json.loads(l)["record_id"] for l in open(sys.argv[1])}))' "$T/up/records.jsonl" 2>/dev/null || echo 0; }
-event_ids() { sed -n 's/.*"event_id": "\([^"]*\)".*/\1/p' "$T/up/records.jsonl" | sort | tr '\n' ' '; }
+# Event ids leave only hashed: map the hashes back to the test's ids.
+event_ids() {
+    printf 'e%s\n' 1 2 3 4 5 6 7 | agent_hash_map "$T/hmap" checkout
+    sed -n 's/.*"event_hash": "\([^"]*\)".*/\1/p' "$T/up/records.jsonl" |
+        while read -r h; do awk -v h="$h" '$3 == h { print $2 }' "$T/hmap"; done | sort | tr '\n' ' '
+}
 
 agent_event e1 > "$M/checkout/e1.json"
 tv_ok "e1 shipped before the vault dies" agent_wait_count 1 ids 15

@@ -56,6 +56,11 @@ for line in open("/proc/%s/maps" % pid):
     if "r" not in f[1] or (len(f) > 5 and f[5] in ("[vvar]", "[vsyscall]")):
         continue
     lo, hi = (int(x, 16) for x in f[0].split("-"))
+    # keyd's own memory is a few MiB.  Mappings of more than 64 MiB are the
+    # shadow AddressSanitizer reserves (--enable-sanitizers: terabytes of
+    # NORESERVE pages that hold shadow bytes, never program data).
+    if hi - lo > 64 << 20:
+        continue
     try:
         mem.seek(lo)
         data = mem.read(hi - lo)

@@ -11,7 +11,7 @@ tv_init keyd-peer
 [ -x "$KEYD" ] || tv_skip_all "keyd not built"
 tv_need_root
 I=$(tv_add_user imp) && K=$(tv_add_user kd) || tv_skip_all "cannot add test users"
-tv_plan 8
+tv_plan 10
 
 # The real keyd, as root, with keyd_user naming another user.
 tv_write_conf <<CONF
@@ -68,4 +68,14 @@ sleep 0.3
 tv_ok "the impostor received nothing (got $(cat "$T/imp/got") bytes)" test "$(cat "$T/imp/got")" = 0
 tv_ok "the vault refuses it too" \
     sh -c '"$0" audit-verify -c "$1" 2>&1 | grep -q "not keyd_user"' "$VAULT" "$T/tv.conf"
+# The agent asks keyd for pseudonym keys: it must refuse the impostor too
+# (it retries a key it cannot get, so --once is stopped after a while).
+printf '[project.p]\nwriters = root\nreaders = root\n' >> "$T/tv.conf"
+mkdir -p "$T/mnt/p"
+echo '{"event_id":"e1","event_type":"model"}' > "$T/mnt/p/t.json"
+timeout 5 "$AGENT" -c "$T/tv.conf" --once > "$T/agent.out" 2>&1
+tv_ok "the agent refuses it too ($(grep -m1 -o 'not keyd_user.*' "$T/agent.out" | cut -c1-60))" \
+    grep -q "not keyd_user $K" "$T/agent.out"
+tv_ok "...and the impostor still received nothing ($(cat "$T/imp/got") bytes)" \
+    test "$(cat "$T/imp/got")" = 0
 tv_done

@@ -88,15 +88,16 @@ tv_ok "a .seal file open to group is refused" \
 keyd_stop
 
 # A keystore of the previous format (v1, sealed under the master key, its
-# log without an anchor): keyd adopts it and rewrites it as v2.
+# log without an anchor): keyd adopts it and rewrites it in the current
+# format (3, with its sealing key in .seal).
 D="$top_srcdir/tests/data/keyd-v1"
 rm -f "$K" "$K.seal" "$MK" "$T/log/keyd-audit.log" "$T/log/keyd-audit.log.head"
 install -m 0400 "$D/master.key" "$MK"
 install -m 0600 "$D/keys" "$K"
 install -m 0600 "$D/keyd-audit.log" "$T/log/keyd-audit.log"
 tv_ok "keyd starts on a v1 keystore" keyd_restart
-tv_ok "...rewrites it as v2 with one sealing key" \
-    sh -c 'head -c 5 "$0" | od -An -c | grep -q "T   V   K   S 002" && test "$("$1" --slots "$0.seal" "$2")" = 1' "$K" "$OPEN" "$MK"
+tv_ok "...rewrites it as format 3 with one sealing key" \
+    sh -c 'head -c 5 "$0" | od -An -c | grep -q "T   V   K   S 003" && test "$("$1" --slots "$0.seal" "$2")" = 1' "$K" "$OPEN" "$MK"
 tv_ok "...and its DEKs still unwrap" sh -c '"$0" "$1" old 0 unwrap < "$2"' "$RT" "$S" "$D/old.wrapped"
 tv_ok "...with the old log adopted and anchored" sh -c 'test -s "$0.head" && "$1" -c "$2" audit-verify >/dev/null' \
     "$T/log/keyd-audit.log" "$KEYCTL" "$T/tv.conf"

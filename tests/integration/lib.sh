@@ -27,6 +27,60 @@ tv_init() {
     chmod 0755 "$T"
     trap '_tv_cleanup' EXIT
     trap 'exit 130' INT TERM
+    _tv_san_init
+}
+
+# Sanitizer builds (configure --enable-sanitizers, docs/DEVELOPMENT.md).  A
+# test cannot see a finding by itself: a daemon in the background reports it
+# into a log that the test deletes, a CLI's exit status 1 looks like the
+# refusal a tv_fails expects, and LeakSanitizer speaks only when a process
+# exits, which for a daemon is at teardown.  So every instrumented process the
+# test starts writes its reports into $T/.san (log_path; world-writable and
+# sticky, as some run as test users), and teardown fails the test when a
+# report is there, after giving the killed daemons time to exit.  A daemon
+# killed with -9 on purpose reports nothing: that is expected.
+_tv_san=no
+_tv_san_init() {
+    if [ -z "${TV_SANITIZERS:-}" ]; then
+        # Run by hand, outside make: ask the build.
+        grep -q '^TV_SANITIZERS = yes' "$top_builddir/Makefile" 2>/dev/null &&
+            TV_SANITIZERS=yes || TV_SANITIZERS=no
+        export TV_SANITIZERS
+    fi
+    [ "$TV_SANITIZERS" = yes ] || return 0
+    . "$top_srcdir/tests/san-env.sh"
+    mkdir -p "$T/.san" && chmod 1777 "$T/.san" || exit 1
+    ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$T/.san/asan"
+    UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$T/.san/ubsan"
+    export ASAN_OPTIONS UBSAN_OPTIONS
+    _tv_san=yes
+}
+
+# Wait (at most TV_SAN_EXIT_WAIT seconds) for this test's child processes to
+# exit -- the deferred kills have been sent, LSan runs as each one exits --
+# then fail if any sanitizer report was written.  Zombies count as exited.
+_tv_san_check() {
+    [ "$_tv_san" = yes ] || return 0
+    _i=0; _max=$(( ${TV_SAN_EXIT_WAIT:-20} * 10 ))
+    while [ $_i -lt $_max ]; do
+        ps -o stat=,comm= --ppid $$ > "$T/.san-ps" 2>/dev/null
+        awk '$1 !~ /^Z/ && $2 != "ps"' "$T/.san-ps" | grep -q . || break
+        _i=$((_i + 1)); sleep 0.1
+    done
+    [ $_i -ge $_max ] && echo "# sanitizers: children still running at teardown:" &&
+        sed 's/^/#   /' "$T/.san-ps"
+    set -- "$T"/.san/*
+    [ -e "$1" ] || return 0
+    for _f; do
+        echo "# ==== sanitizer report $(basename "$_f")"
+        sed 's/^/# /' "$_f" | head -80
+    done
+    # UBSan (combined with ASan) writes only its SUMMARY line to log_path and
+    # the diagnostic itself to stderr, which for a daemon is a log in $T.
+    grep -r -I -A8 --exclude-dir=.san 'runtime error: ' "$T" 2>/dev/null |
+        head -60 | sed 's/^/# /'
+    echo "Bail out! sanitizer findings in $_tv_name ($# report(s))"
+    return 1
 }
 
 # Register a shell command to run at exit (last registered runs first).  The
@@ -44,6 +98,7 @@ _tv_cleanup() {
             [ -n "$cmd" ] && eval "$cmd" >/dev/null 2>&1
         done
     fi
+    _tv_san_check || rc=1
     if [ -n "${TV_KEEP:-}" ]; then
         echo "# kept $T"
     else

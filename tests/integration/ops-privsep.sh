@@ -160,7 +160,7 @@ tv_ok "the writer's trace is stored, its backing file owned by the writer" \
 tv_fails "another user cannot write into the project" tv_as "$A" sh -c 'echo x > "$1/app/other.json"' _ "$M"
 setpriv --reuid="$A" --regid="$G" --init-groups --no-new-privs --bounding-set=-all --inh-caps=-all \
     "$AGENT" -c "$T/tv.conf" --once >"$T/agent.log" 2>&1; rc=$?
-n=$(find "$T/outbox" -name '*.msgpack' -type f | while IFS= read -r f; do "$AGENT" dump "$f"; done | grep -c '"event_id":"p-1"')
+n=$(find "$T/outbox" -name '*.msgpack' -type f | while IFS= read -r f; do "$AGENT" dump "$f"; done | grep '"event_hash":"[0-9a-f]\{32\}"' | grep -c '"format":"honeyhive"')
 tv_ok "the agent, unprivileged, ships the record (exit $rc, records $n)" test "$rc" -eq 0 -a "$n" -eq 1
 [ "$rc" -eq 0 ] || sed 's/^/# /' "$T/agent.log" | tail -5
 tv_ok "no canary outside the mount" sh -c '! grep -rqF PRIVSEP-CANARY "$1/data" "$1/agent" "$1/outbox" "$1/log" "$1/lib"' _ "$T"

@@ -6,8 +6,8 @@
 # (HoneyHive event, array, OTLP gen_ai, OpenInference, JSONL lines, and
 # malformed documents), a second canary in file and directory names (short
 # and long, so the vault's long-name side files are exercised) of accepted
-# traces (the agent names a *skipped* file in its log by design, so that an
-# operator can find it: those files have plain names here).  Once the
+# traces and of skipped ones (the agent's log names a skipped file by its
+# file ID, never by its name).  Once the
 # upstream holds exactly the expected records, neither canary may appear in
 # the backing store (contents or names), keyd's keystore or audit log, the
 # vault's audit log, the agent's state (sqlite and WAL bytes, taken while it
@@ -22,7 +22,7 @@ sys_setup alpha beta <<'CONF'
 [project.alpha]
 evaluators = all
 CONF
-tv_plan 20
+tv_plan 21
 
 touch "$T/.start"                # files made elsewhere after this are searched too
 rnd() { od -An -N8 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -52,14 +52,15 @@ ev long-1 > "$A/d-${N}_DIR/$long"
 # beta: JSONL streams (one with a broken line and an array line), a truncated document.
 put canary-stream.jsonl "$B/s.jsonl"
 for i in 1 2 3; do ev "jl-$i"; echo; done > "$B/j-${N}_JSONL.jsonl"
-put canary-truncated.json "$B/trunc.json"
+mkdir -p "$B/bad-${N}_BADDIR"
+put canary-truncated.json "$B/bad-${N}_BADDIR/trunc-${N}_SKIPPED.json"
 # Expected: alpha 1+1+1+3+1+1 = 8; beta 4 (s.jsonl) + 3 + 1 (skipped) = 8.
 
 tv_ok "positive control: the content canary is readable through the mount by a reader" \
     test "$(cat "$A/hh.json" "$A/otlp.json" "$A/oi.json" "$A/arr.json" "$B/s.jsonl" \
-           "$B/j-${N}_JSONL.jsonl" "$B/trunc.json" "$A/d-${N}_DIR/$long" | grep -o "$C" | wc -l)" -ge 60
-tv_ok "positive control: the name canary is visible in the mount (5 names)" \
-    test "$(find "$M" | grep -c "$N")" -eq 5
+           "$B/j-${N}_JSONL.jsonl" "$B/bad-${N}_BADDIR/trunc-${N}_SKIPPED.json" "$A/d-${N}_DIR/$long" | grep -o "$C" | wc -l)" -ge 60
+tv_ok "positive control: the name canary is visible in the mount (7 names)" \
+    test "$(find "$M" | grep -c "$N")" -eq 7
 tv_ok "the upstream accepted all 16 records" agent_wait_count 16 sys_records 30
 sleep 1   # anything extra would arrive now
 tv_ok "exactly 8 records per project, none twice" sh -c \
@@ -78,6 +79,10 @@ sys.exit(0 if len(reqs) == len(bodies) and seen == {"alpha", "beta"} else 1)
 PY
 tv_ok "the evaluators saw the content (PII counted, skips reported)" sh -c \
     "grep -q '\"pii_email\": [1-9]' '$T/up/records.jsonl' && grep -q '\"skip_reason\": \"truncated\"' '$T/up/records.jsonl'"
+fid=$("$PY" -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.tracevault.file_id").decode())' \
+      "$B/bad-${N}_BADDIR/trunc-${N}_SKIPPED.json")
+tv_ok "the agent's log names the canary-named skipped file by its file ID ($fid)" \
+    grep -q "project \"beta\": file $fid: offset 0: skipped [0-9]* bytes: truncated" "$T/agent.log"
 
 # Searches.  nowhere DESC PATH...: neither canary in any file's bytes or name.
 _nowhere() {

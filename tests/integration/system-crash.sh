@@ -194,10 +194,21 @@ if mode == "vault":
     for b in (bad + sorted(missing) + sorted(extra))[:10]: diag("bad: %s" % b)
     sys.exit(1 if bad or missing or extra else 0)
 recs = [json.loads(l) for l in open(sys.argv[4])]
+# Event ids leave only as keyed hashes (one key per project): ask the agent
+# for the hash of every id in the vault and map the records back.
+import subprocess
+byproj, hmap = {}, {}
+for eid, p in vault.items():
+    byproj.setdefault(os.path.relpath(p, M).split("/")[0], []).append(eid)
+for proj, eids in byproj.items():
+    out = subprocess.run([sys.argv[5], "-c", sys.argv[6], "hash", proj, "event"] + eids,
+                         capture_output=True, text=True, check=True).stdout.split()
+    hmap.update({(proj, h): e for e, h in zip(eids, out)})
 ids, skipped = {}, [r for r in recs if "skip_reason" in r]
 for r in recs:
-    if "event_id" in r:
-        ids.setdefault(r["event_id"], set()).add(r["record_id"])
+    if "event_hash" in r:
+        e = hmap.get((r["project"], r["event_hash"]), "?" + r["event_hash"])
+        ids.setdefault(e, set()).add(r["record_id"])
 multi = [e for e, s in ids.items() if len(s) != 1]
 missing, extra = set(vault) - set(ids), set(ids) - set(vault)
 diag("%d records upstream for %d events (%d in the vault): %d missing, %d unexpected, "
@@ -224,7 +235,7 @@ tv_ok "the agent stops cleanly (exit 0)" agent_stop
 tv_ok "a final --once finds nothing left and exits 0" "$AGENT" -c "$T/tv.conf" --once 2>>"$T/agent.log"
 tv_diag "records the upstream saw again (re-sent after a kill, deduplicated): $(cat "$T/up/dups" 2>/dev/null || echo 0)"
 tv_ok "every trace in the vault delivered exactly once (one record_id per event, no extra, no skip)" \
-    "$PY" "$T/check.py" "$M" "$T/ops.log" shipped "$T/up/records.jsonl"
+    "$PY" "$T/check.py" "$M" "$T/ops.log" shipped "$T/up/records.jsonl" "$AGENT" "$T/tv.conf"
 tv_ok "the vault's audit log is whole after two kill -9 (every line is a JSON object)" "$PY" -c '
 import json, sys
 n = 0

@@ -24,7 +24,7 @@ sys_setup alpha beta <<'CONF'
 [agent]
 max_document_bytes = 4194304
 CONF
-tv_plan 17
+tv_plan 18
 agent_start || sys_bail "the agent did not start"
 
 cat > "$T/gen.py" <<'PY'
@@ -168,11 +168,17 @@ ngood=$(grep -c '' "$T/good.txt")
 tv_diag "$ngood good traces, $nskip bad ones"
 tv_ok "the upstream received all $((ngood + nskip)) records" agent_wait_count $((ngood + nskip)) sys_records 40
 sleep 1
-tv_ok "every good trace shipped, exactly once, nothing else" "$PY" - "$T/up/records.jsonl" "$T/good.txt" <<'PY'
-import json, sys
+tv_ok "every good trace shipped, exactly once, nothing else" "$PY" - "$T/up/records.jsonl" "$T/good.txt" "$AGENT" "$T/tv.conf" <<'PY'
+import json, subprocess, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
-got = sorted(r["event_id"] for r in recs if "skip_reason" not in r)
 want = sorted(open(sys.argv[2]).read().split())
+# Event ids leave only as keyed hashes, one key per project.
+hmap = {}
+for proj in ("alpha", "beta"):
+    out = subprocess.run([sys.argv[3], "-c", sys.argv[4], "hash", proj, "event"] + want,
+                         capture_output=True, text=True, check=True).stdout.split()
+    hmap.update({(proj, h): e for e, h in zip(want, out)})
+got = sorted(hmap.get((r["project"], r.get("event_hash")), "?") for r in recs if "skip_reason" not in r)
 print("# %d good records, %d expected; missing %s, extra %s" % (len(got), len(want),
       sorted(set(want) - set(got))[:5], sorted(set(got) - set(want))[:5]))
 sys.exit(0 if got == want else 1)
@@ -183,19 +189,28 @@ c = collections.Counter(json.loads(l).get(\"skip_reason\") for l in open(sys.arg
 c.pop(None, None)
 print(\"\\n\".join(\"%s %d\" % kv for kv in sorted(c.items())))' '$T/up/records.jsonl' > '$T/got' &&
     diff '$T/want' '$T/got' | sed 's/^/# /'; cmp -s '$T/want' '$T/got'"
+# The log names files by their vault file ID, never by name (names are
+# content): an operator finds one with its user.tracevault.file_id xattr.
+file_id() { "$PY" -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.tracevault.file_id").decode())' "$1"; }
 _logged() {
     for n in malformed truncated huge deep badutf8 overlong surrogate binary random space shape \
              longstring manyevents; do
-        grep -q "alpha/$n.json: .*skipped .*: " "$T/agent.log" || { tv_diag "no log line for $n.json"; return 1; }
+        _f=$(file_id "$M/alpha/$n.json") || { tv_diag "no file id for $n.json"; return 1; }
+        grep -q "project \"alpha\": file $_f: .*skipped .*: " "$T/agent.log" ||
+            { tv_diag "no log line for $n.json (file $_f)"; return 1; }
     done
-    [ "$(grep -c 'beta/mixed.jsonl: offset [0-9]*: skipped' "$T/agent.log")" -eq 5 ] ||
+    _f=$(file_id "$M/beta/mixed.jsonl")
+    [ "$(grep -c "project \"beta\": file $_f: offset [0-9]*: skipped" "$T/agent.log")" -eq 5 ] ||
         { tv_diag "not 5 log lines for mixed.jsonl"; return 1; }
 }
-tv_ok "a log line names each skipped file (and the offset of each bad JSONL line)" _logged
-tv_ok "the agent's log names the skipped file whose name has a newline" grep -q 'FORGED log line.json' "$T/agent.log"
+tv_ok "a log line names each skipped file by its file ID (and the offset of each bad JSONL line)" _logged
+tv_ok "the name with a newline (a forged log line) never reaches the agent's log" \
+    sh -c "! grep -q 'FORGED' '$T/agent.log'"
 tv_ok "the tampered trace: an integrity record in the vault's audit log, a log line from the agent" sh -c "
     grep -q '\"op\":\"integrity\",\"result\":\"EIO\",\"file_id\":\"$fid\"' '$T/log/vault-audit.log' &&
-    grep -q 'alpha/tamper.json: .*Input/output error' '$T/agent.log'"
+    grep -q 'file $fid: .*Input/output error' '$T/agent.log'"
+tv_ok "no trace file or directory name is in the agent's log" \
+    sh -c "! grep -E 'alpha/|beta/|\\.json' '$T/agent.log'"
 tv_ok "no daemon crashed: keyd, the vault, the agent and the upstream are running" \
     sys_alive "$KEYD_PID" "$VAULT_PID" "$AGENT_PID" "$UP_PID"
 tv_ok "the mount still serves reads (a good trace with a hostile name)" \

@@ -144,6 +144,105 @@ static void test_openinference(void)
     free(doc);
 }
 
+/* One span with ATTRS (a JSON list of OTLP attributes) and EVENTS. */
+static int one_span(const char *attrs, const char *events, struct parse_result *r)
+{
+    char doc[8192];
+    snprintf(doc, sizeof(doc),
+             "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"5b8efff798038103d269b633813fc60c\","
+             "\"spanId\":\"eee19b7ec3c1b174\",\"startTimeUnixNano\":\"1\",\"endTimeUnixNano\":\"2\","
+             "\"attributes\":%s,\"events\":%s}]}]}]}", attrs, events ? events : "[]");
+    return parse_document(doc, strlen(doc), &lim, r) == 0 && r->n == 1 ? 0 : -1;
+}
+#define SA(k, v) "{\"key\":\"" k "\",\"value\":{\"stringValue\":\"" v "\"}}"
+#define IA(k, v) "{\"key\":\"" k "\",\"value\":{\"intValue\":\"" v "\"}}"
+#define DA(k, v) "{\"key\":\"" k "\",\"value\":{\"doubleValue\":" v "}}"
+
+/* Issue 8: evaluators see the completion text only, each text once. */
+static void test_conformance_shapes(void)
+{
+    struct parse_result r;
+    const char *msgs =
+        "[{\\\"role\\\":\\\"assistant\\\",\\\"parts\\\":[{\\\"type\\\":\\\"text\\\",\\\"content\\\":\\\"{\\\\\\\"a\\\\\\\":1}\\\"},"
+        "{\\\"type\\\":\\\"tool_call\\\",\\\"id\\\":\\\"c1\\\",\\\"name\\\":\\\"f\\\",\\\"arguments\\\":{\\\"x\\\":1}}],"
+        "\\\"finish_reason\\\":\\\"tool_call\\\"}]";
+    char attrs[4096];
+
+    /* OTel GenAI now: parts, finish reason from the message. */
+    snprintf(attrs, sizeof(attrs), "[" SA("gen_ai.operation.name", "chat") ",{\"key\":\"gen_ai.output.messages\","
+             "\"value\":{\"stringValue\":\"%s\"}}]", msgs);
+    ok(one_span(attrs, NULL, &r) == 0 && r.ev[0].output.p && !strcmp(r.ev[0].output.p, "{\"a\":1}"),
+       "gen_ai.output.messages: only the text part");
+    is_str(r.n ? r.ev[0].finish_reason : "", "tool_call", "... finish reason from the message");
+    parse_result_release(&r);
+
+    /* OpenLLMetry: indexed prompts/completions, JSON content kept whole. */
+    ok(one_span("[" SA("llm.request.type", "chat") "," SA("gen_ai.system", "openai") ","
+                SA("gen_ai.request.model", "gpt-4o-mini") "," SA("gen_ai.prompt.0.role", "user") ","
+                SA("gen_ai.prompt.0.content", "mail jane@example.com") ","
+                SA("gen_ai.completion.0.role", "assistant") ","
+                SA("gen_ai.completion.0.content", "{\\\"ok\\\":true}") ","
+                SA("gen_ai.completion.0.finish_reason", "stop") ","
+                IA("llm.usage.total_tokens", "30") ","
+                SA("traceloop.association.properties.session_id", "S-1") ","
+                SA("traceloop.association.properties.user_id", "U-1") ","
+                SA("traceloop.association.properties.tenant", "acme") "]", NULL, &r) == 0,
+       "OpenLLMetry span parses");
+    if (r.n == 1) {
+        struct agent_event *e = &r.ev[0];
+        is_int(e->format, EV_OTLP, "OpenLLMetry's llm.* keys do not make it OpenInference");
+        is_str(e->operation, "chat", "llm.request.type gives the operation");
+        is_str(e->output.p ? e->output.p : "", "{\"ok\":true}", "completion content: the JSON text itself");
+        is_str(e->input.p ? e->input.p : "", "mail jane@example.com", "prompt content, no role");
+        is_str(e->finish_reason, "stop", "gen_ai.completion.N.finish_reason");
+        is_int(e->total_tokens, 30, "llm.usage.total_tokens");
+        ok(!strcmp(e->session_id, "S-1") && !strcmp(e->user_id, "U-1"), "association session/user ids");
+        ok(e->other.p && strstr(e->other.p, "acme") && !strstr(e->other.p, "S-1"),
+           "other association properties are content");
+    }
+    parse_result_release(&r);
+
+    /* traceloop.span.kind and entity input/output (a workflow span). */
+    ok(one_span("[" SA("traceloop.span.kind", "workflow") "," SA("traceloop.entity.input", "in-1") ","
+                SA("traceloop.entity.output", "out-1") "]", NULL, &r) == 0 &&
+       !strcmp(r.ev[0].operation, "workflow") && r.ev[0].output.p && !strcmp(r.ev[0].output.p, "out-1") &&
+       r.ev[0].input.p && !strcmp(r.ev[0].input.p, "in-1"),
+       "traceloop.span.kind and traceloop.entity.input/output");
+    parse_result_release(&r);
+
+    /* OpenInference: messages win over the whole body, counted once. */
+    ok(one_span("[" SA("openinference.span.kind", "LLM") "," SA("input.value", "{body with jane@example.com}") ","
+                SA("llm.input_messages.0.message.role", "user") ","
+                SA("llm.input_messages.0.message.content", "hi jane@example.com") ","
+                SA("output.value", "{the whole response body}") ","
+                SA("llm.output_messages.0.message.role", "assistant") ","
+                SA("llm.output_messages.0.message.content", "Hello") ","
+                SA("llm.finish_reason", "length") "," DA("llm.cost.total", "0.25") "]", NULL, &r) == 0,
+       "OpenInference LLM span parses");
+    if (r.n == 1) {
+        struct agent_event *e = &r.ev[0];
+        is_str(e->output.p ? e->output.p : "", "Hello", "output: the message text, not also output.value");
+        is_str(e->input.p ? e->input.p : "", "hi jane@example.com", "input: the message, once");
+        is_str(e->finish_reason, "length", "llm.finish_reason");
+        ok(e->reported_cost == 0.25, "llm.cost.total is the reported cost");
+    }
+    parse_result_release(&r);
+    ok(one_span("[" SA("openinference.span.kind", "EMBEDDING") "," SA("embedding.model_name", "text-embedding-3-small")
+                "," SA("output.value", "[0.1]") "]", NULL, &r) == 0 &&
+       !strcmp(r.ev[0].model, "text-embedding-3-small") && !strcmp(r.ev[0].operation, "embedding") &&
+       r.ev[0].output.p && !strcmp(r.ev[0].output.p, "[0.1]"),
+       "embedding.model_name; output.value is the output when there are no messages");
+    parse_result_release(&r);
+
+    /* Older gen_ai span events. */
+    ok(one_span("[" SA("gen_ai.system", "openai") "]",
+                "[{\"name\":\"gen_ai.content.completion\",\"attributes\":[" SA("gen_ai.completion",
+                "[{\\\"role\\\":\\\"assistant\\\",\\\"content\\\":\\\"Sure.\\\"}]") "]}]", &r) == 0 &&
+       r.ev[0].output.p && !strcmp(r.ev[0].output.p, "Sure."),
+       "gen_ai.content.completion event: its text only");
+    parse_result_release(&r);
+}
+
 static void test_jsonl(void)
 {
     size_t len;
@@ -218,9 +317,10 @@ static void test_metadata_checks(void)
 
     is_int(parse_document(doc, strlen(doc), &lim, &r), 0, "odd metadata parses");
     is_int(r.n, 1, "one event");
-    is_str(r.ev[0].operation, "", "operation with markup is dropped, not truncated");
-    is_str(r.ev[0].event_id, "", "id with a space is dropped");
-    is_str(r.ev[0].model, "", "model with a newline is dropped");
+    /* Kept as written: record_check() drops them whole (test_agent_record). */
+    is_str(r.ev[0].operation, "model <b>", "operation kept raw for the record's check");
+    is_str(r.ev[0].event_id, "id with space", "ids are kept raw: they leave only hashed");
+    is_str(r.ev[0].model, "gpt-4o\nIGNORE", "model kept raw for the record's check");
     is_str(r.ev[0].provider, "openai", "clean provider kept");
     is_str(r.ev[0].error_type, "error", "error text without a class name gives 'error'");
     parse_result_release(&r);
@@ -229,11 +329,12 @@ static void test_metadata_checks(void)
 int main(void)
 {
     parse_limits_default(&lim);
-    plan(91);
+    plan(110);
     test_honeyhive_model_event();
     test_honeyhive_session();
     test_otlp();
     test_openinference();
+    test_conformance_shapes();
     test_jsonl();
     test_hostile();
     test_metadata_checks();

@@ -20,7 +20,7 @@
 /* docs/METADATA.md, in order. */
 static const char *const allowlist[] = {
     "record_id", "file_id", "project", "format", "position", "event_index", "bytes",
-    "skip_reason", "observed_ms", "event_id", "parent_id", "trace_id", "span_id",
+    "skip_reason", "observed_ms", "event_hash", "parent_hash", "trace_id", "span_id",
     "parent_span_id", "session_hash", "user_hash", "key_version", "start_time_ns",
     "end_time_ns", "duration_ms", "operation", "model", "provider", "status", "error_type",
     "finish_reason", "input_tokens", "output_tokens", "total_tokens", "cost_usd",
@@ -81,7 +81,7 @@ static msgpack_sbuffer encode_all(const char *doc, struct evaluator *ev, char **
             record_encode_skipped(&c, pr.skip, &one, id);
         else {
             evaluator_run(ev, &pr.ev[i], &res);
-            record_encode_event(&c, (uint32_t)i, &pr.ev[i], &res, &one, id);
+            record_encode_event(&c, (uint32_t)i, &pr.ev[i], &res, &one, id, NULL);
         }
         msgpack_sbuffer_write(&all, one.data, one.size);
         json_t *j = record_to_json(one.data, one.size);
@@ -235,6 +235,128 @@ static void test_fields(struct evaluator *ev)
     free(ddl);
 }
 
+/* The hostile document of issue 8: an SSN as event id, an email as model, a
+ * diagnosis as error type.  None of the three values may leave; the two
+ * metadata strings are counted as dropped, the id leaves only hashed. */
+static void test_hostile(struct evaluator *ev)
+{
+    const char *doc = "{\"event_id\":\"555-12-3456\",\"config\":{\"model\":\"jane.doe@example.com\"},"
+                      "\"error\":{\"type\":\"Patient_HIV_positive_Error\"}}";
+    const char *values[] = { "555-12-3456", "555", "3456", "jane", "example", "Patient", "HIV" };
+    struct parse_limits lim;
+    struct parse_result pr;
+    struct eval_result res;
+    struct record_drops dr;
+    msgpack_sbuffer sb;
+    char id[RECORD_ID_HEX], h[33];
+    int leaked = 0;
+
+    parse_limits_default(&lim);
+    msgpack_sbuffer_init(&sb);
+    memset(&dr, 0, sizeof(dr));
+    struct record_ctx c = ctx_for(0);
+    if (parse_document(doc, strlen(doc), &lim, &pr) == 0 && pr.n == 1) {
+        evaluator_run(ev, &pr.ev[0], &res);
+        record_encode_event(&c, 0, &pr.ev[0], &res, &sb, id, &dr);
+    }
+    json_t *j = record_to_json(sb.data, sb.size);
+    char *js = j ? json_dumps(j, JSON_COMPACT) : strdup("");
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+        if (memmem(sb.data, sb.size, values[i], strlen(values[i])) || strstr(js, values[i])) {
+            printf("# leaked: %s\n", values[i]);
+            leaked++;
+        }
+    ok(j && leaked == 0, "hostile document: none of its values leaves (%s)", js);
+    record_keyed_hash(key, RECORD_HASH_EVENT, "555-12-3456", h);
+    ok(json_string_value(json_object_get(j, "event_hash")) &&
+       !strcmp(json_string_value(json_object_get(j, "event_hash")), h),
+       "the event id leaves only as its keyed hash");
+    ok(!json_object_get(j, "model") && !json_object_get(j, "error_type") &&
+       json_object_get(j, "status") && !strcmp(json_string_value(json_object_get(j, "status")), "error"),
+       "model and error type dropped whole, the status still says error");
+    ok(dr.n[CF_MODEL][DROP_SHAPE] == 1 && dr.n[CF_ERROR_TYPE][DROP_SHAPE] == 1,
+       "both drops are counted by field and reason");
+    free(js);
+    json_decref(j);
+    parse_result_release(&pr);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* HoneyHive: a session event's id is the session id and its children's
+ * parent id: the hashes still join, and no raw id leaves. */
+static void test_session_join(struct evaluator *ev)
+{
+    const char *doc = "[{\"event_id\":\"sess-RAW-1\",\"session_id\":\"sess-RAW-1\",\"event_type\":\"session\"},"
+                      "{\"event_id\":\"child-RAW-2\",\"parent_id\":\"sess-RAW-1\",\"session_id\":\"sess-RAW-1\","
+                      "\"event_type\":\"model\"}]";
+    size_t n;
+    char *json = NULL;
+    msgpack_sbuffer sb = encode_all(doc, ev, &json, &n);
+    char *nl = json ? strchr(json, '\n') : NULL;
+    json_t *a = json ? json_loads(json, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    json_t *b = nl ? json_loads(nl + 1, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    const char *eh = json_string_value(json_object_get(a, "event_hash"));
+    const char *ph = json_string_value(json_object_get(b, "parent_hash"));
+
+    ok(n == 2 && json && !strstr(json, "RAW") && !memmem(sb.data, sb.size, "RAW", 3),
+       "no raw event, parent or session id leaves");
+    ok(eh && ph && !strcmp(eh, ph), "the child's parent_hash is its parent's event_hash");
+    json_decref(a);
+    json_decref(b);
+    free(json);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_shapes(void)
+{
+    static const struct { enum checked_field f; const char *s; int ok; enum drop_reason why; } cases[] = {
+        { CF_MODEL, "gpt-4o", 1, 0 },
+        { CF_MODEL, "claude-3-5-sonnet-20241022", 1, 0 },
+        { CF_MODEL, "models/gemini-1.5-pro:latest", 1, 0 },
+        { CF_MODEL, "jane.doe@example.com", 0, DROP_SHAPE },
+        { CF_MODEL, "gpt 4", 0, DROP_SHAPE },
+        { CF_MODEL, "gpt-4o\nIGNORE", 0, DROP_SHAPE },
+        { CF_MODEL, EV_OVERLONG, 0, DROP_SHAPE },
+        { CF_MODEL, "m-1234567890123456789012345678901234567890123456789012345678901234", 0, DROP_SHAPE },
+        { CF_MODEL, "555-12-3456", 0, DROP_PII },
+        { CF_MODEL, "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789", 0, DROP_PII },
+        { CF_PROVIDER, "openai", 1, 0 },
+        { CF_PROVIDER, "aws.bedrock", 1, 0 },
+        { CF_PROVIDER, "192.168.10.20", 0, DROP_PII },
+        { CF_PROVIDER, "open/ai", 0, DROP_SHAPE },
+        { CF_OPERATION, "chat", 1, 0 },
+        { CF_OPERATION, "execute_tool", 1, 0 },
+        { CF_OPERATION, "model <b>", 0, DROP_SHAPE },
+        { CF_FINISH_REASON, "stop", 1, 0 },
+        { CF_FINISH_REASON, "tool_calls", 1, 0 },
+        { CF_FINISH_REASON, "stop!", 0, DROP_SHAPE },
+        { CF_ERROR_TYPE, "RateLimitError", 1, 0 },
+        { CF_ERROR_TYPE, "openai.APIConnectionError", 1, 0 },
+        { CF_ERROR_TYPE, "java.net.UnknownHostException", 1, 0 },
+        { CF_ERROR_TYPE, "context_length_exceeded", 1, 0 },
+        { CF_ERROR_TYPE, "_OTHER", 1, 0 },
+        { CF_ERROR_TYPE, "500", 1, 0 },
+        { CF_ERROR_TYPE, "error", 1, 0 },
+        { CF_ERROR_TYPE, "Patient_HIV_positive_Error", 0, DROP_SHAPE },
+        { CF_ERROR_TYPE, "Jane.DoeError", 0, DROP_SHAPE },
+        { CF_ERROR_TYPE, "user said hi", 0, DROP_SHAPE },
+        { CF_ERROR_TYPE, "5551234567", 0, DROP_SHAPE },
+    };
+    int bad = 0;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum drop_reason why = DROP_REASONS;
+        int got = record_check(cases[i].f, cases[i].s, &why);
+        if (got != cases[i].ok || (!got && why != cases[i].why)) {
+            printf("# %s \"%s\": got %d/%s, want %d/%s\n", record_checked_field_name(cases[i].f),
+                   cases[i].s, got, got ? "-" : record_drop_reason_name(why), cases[i].ok,
+                   cases[i].ok ? "-" : record_drop_reason_name(cases[i].why));
+            bad++;
+        }
+    }
+    is_int(bad, 0, "record_check: %zu shapes and PII cases", sizeof(cases) / sizeof(cases[0]));
+}
+
 static void test_ids(void)
 {
     char a[RECORD_ID_HEX], b[RECORD_ID_HEX], h1[33], h2[33], h3[33];
@@ -290,9 +412,12 @@ int main(void)
         printf("Bail out! %s\n", err);
         return 1;
     }
-    plan(37);
+    plan(44);
     test_canary(ev);
     test_fields(ev);
+    test_hostile(ev);
+    test_session_join(ev);
+    test_shapes();
     test_ids();
     evaluator_free(ev);
     price_table_free(pt);

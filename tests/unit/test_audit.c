@@ -200,6 +200,7 @@ int main(void)
     ok(verify1(logp) == -EBADMSG && strstr(err, "cut from the end"),
        "an emptied log is detected (its anchor remembers 6 records)");
     put(logp, b, len);
+    free(b);                /* the fresh log's copy: not needed past here */
     unlink(ap);
     ok(verify1(logp) == -EBADMSG && strstr(err, "anchor") && strstr(err, "missing"),
        "a removed anchor is detected");

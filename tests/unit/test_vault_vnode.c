@@ -233,6 +233,38 @@ int main(void)
         vt_forget(vt, many[i], 1);
     vt_free(vt);
     is_int(keymem_in_use(), 0, "and every DEK slot is back at the end");
+
+    /* the hash table grows (4,096 buckets, doubled past two vnodes per
+     * bucket): 20,000 vnodes, each found again, then all forgotten */
+    enum { BIG = 20000 };
+    struct vnode **big = calloc(BIG, sizeof *big);
+    struct stat *bst = calloc(BIG, sizeof *bst);
+    vt = vt_new(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), NULL, 0, 64);
+    int got = 0, found = 0;
+    for (int i = 0; big && bst && i < BIG; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "g%05d", i);
+        int cfd = openat(dirfd_, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        if (cfd < 0)
+            break;
+        close(cfd);
+        int gfd = openat(dirfd_, name, O_PATH | O_CLOEXEC);
+        if (gfd < 0 || fstat(gfd, &bst[i]) < 0)
+            break;
+        big[i] = vt_get(vt, gfd, &bst[i], &proj, false);
+        got += big[i] != NULL;
+    }
+    is_int(vt_count(vt), BIG, "20,000 vnodes in the table (%d made)", got);
+    for (int i = 0; i < got; i++)
+        found += vt_get_known(vt, bst[i].st_dev, bst[i].st_ino) == big[i];
+    is_int(found, BIG, "each found again by its inode after the table grew");
+    for (int i = 0; i < got; i++)
+        vt_forget(vt, big[i], 2);
+    is_int(vt_count(vt), 0, "and all forgotten");
+    ok(vt_open_fds(vt) == 0, "no descriptor left (%zu)", vt_open_fds(vt));
+    vt_free(vt);
+    free(big);
+    free(bst);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
