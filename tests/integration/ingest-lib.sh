@@ -87,7 +87,8 @@ ingest_setup() {
         printf '[agent]\npseudonym_keys = local\nbatch_linger_ms = 100\n'
         printf '[ingest]\nlisten = 127.0.0.1:%s\nmetrics_file = %s\n' "$PORT" "$T/ingest/metrics.prom"
         for _p in "$@"; do
-            printf '\n[project.%s]\nwriters = %s\nreaders = root\n' "$_p" "$GW"
+            printf '\n[project.%s]\nwriters = %s%s\nreaders = root\n' "$_p" "$GW" \
+                "${INGEST_EXTRA_WRITERS:+, $INGEST_EXTRA_WRITERS}"
         done
         printf '%s\n' "$_extra"
     } > "$T/extra.ini"
