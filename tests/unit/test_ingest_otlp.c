@@ -138,7 +138,9 @@ int main(void)
     r = otlp_pb_to_json(pb, len, 1 << 20, &res);
     ok(r == 0 && res.spans == 2 && res.rejected == 1, "a span with invalid UTF-8 is rejected, the rest kept");
     ok(strstr(res.why, "span 1") && strstr(res.why, "UTF-8"), "the reason names the span and the cause");
-    ok(res.json && json_loadb(res.json, res.json_len, 0, &jerr) != NULL, "the JSON is still valid");
+    doc = res.json ? json_loadb(res.json, res.json_len, 0, &jerr) : NULL;
+    ok(doc != NULL, "the JSON is still valid");
+    json_decref(doc);
     otlp_result_release(&res);
     free(pb);
 
