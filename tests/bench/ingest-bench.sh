@@ -35,11 +35,11 @@ src = open(os.environ["top_srcdir"] + "/tests/integration/ingest-pb.py").read()
 src = src[:src.index("cmd = sys.argv[1]")]
 g = {}
 exec(src, g)
-text = "The customer asks about order %d and the refund policy; " * 8
 for i in range(n):
     spans = []
     for j in range(512):
-        s = g["span"](b"chat gpt-4o", (text % (i, j))[:700])
+        text = ("The customer asks about order %d-%d and the refund policy; " % (i, j)) * 12
+        s = g["span"](b"chat gpt-4o", text[:700])
         spans.append(s)
     open(os.path.join(d, "%04d.pb" % i), "wb").write(g["request"](spans))
 PYEOF
