@@ -426,7 +426,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return q->discarded > s->conf.max_request_bytes ? MHD_NO : MHD_YES;
         }
         if (q->len + n > q->cap) {
-            size_t ncap = q->cap ? q->cap : 65536;
+            /* First chunk: room for the whole reservation (the declared
+             * length, or max_request_bytes for a chunked body: pages never
+             * written cost no memory), so the body is never copied. */
+            size_t ncap = q->cap ? q->cap : (q->reserved ? q->reserved : 65536);
             while (ncap < q->len + n)
                 ncap *= 2;
             if (ncap > s->conf.max_request_bytes)
