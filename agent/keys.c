@@ -29,6 +29,7 @@ struct pkey {
     unsigned char *key;            /* sodium_malloc'd KEYD_PSEUDONYM_KEY_LEN; NULL until loaded */
     char version[24];
     int shredded;                  /* key wiped; nothing of this project ships again */
+    int notified;                  /* the caller was told (keys_events) */
 };
 
 struct keys {
@@ -180,6 +181,8 @@ int keys_pseudonym(struct keys *k, const char *project, const unsigned char **ke
         if (r != 0)
             snprintf(k->err, sizeof(k->err), "keyd: project \"%s\": pseudonym key: %s", project,
                      keyd_client_error(k->kc));
+        if (r == -EKEYREVOKED)
+            keys_shred(k, project);    /* shredded while no one listened: act on it */
     }
     if (r != 0) {
         sodium_free(buf);
@@ -230,21 +233,26 @@ int keys_apikey(struct keys *k, const char *project, char **key)
     if (r != 0)
         snprintf(k->err, sizeof(k->err), "keyd: project \"%s\": API key: %s", project,
                  keyd_client_error(k->kc));
+    if (r == -EKEYREVOKED)
+        keys_shred(k, project);        /* e.g. records queued before a restart */
     return r;
 }
 
 /* ---- keyd events ------------------------------------------------------------ */
 
-static void shredded(struct keys *k, const char *project, keys_shred_fn fn, void *arg)
+/* Tell the caller about every shred it has not heard of yet: from an event,
+ * the re-check, or keyd refusing a key with EKEYREVOKED. */
+static void notify(struct keys *k, keys_shred_fn fn, void *arg)
 {
-    if (keys_shredded(k, project))
-        return;                        /* told twice (event and re-check) */
-    keys_shred(k, project);
-    fn(arg, project);
+    for (size_t i = 0; i < k->n; i++)
+        if (k->p[i]->shredded && !k->p[i]->notified) {
+            k->p[i]->notified = 1;
+            fn(arg, k->p[i]->project);
+        }
 }
 
 /* After (re)subscribing: a SHRED sent while no one listened must still wipe. */
-static void recheck(struct keys *k, keys_shred_fn fn, void *arg)
+static void recheck(struct keys *k)
 {
     unsigned char *tmp = sodium_malloc(KEYD_PSEUDONYM_KEY_LEN);
 
@@ -259,7 +267,7 @@ static void recheck(struct keys *k, keys_shred_fn fn, void *arg)
             (r == 0 && sodium_memcmp(tmp, e->key, KEYD_PSEUDONYM_KEY_LEN) != 0)) {
             log_warn("project \"%s\": shredded while the agent was not subscribed to keyd",
                      e->project);
-            shredded(k, e->project, fn, arg);
+            keys_shred(k, e->project);
         }
     }
     sodium_free(tmp);
@@ -270,19 +278,28 @@ void keys_events(struct keys *k, keys_shred_fn fn, void *arg)
     uint64_t now = tv_now_ms();
     int r;
 
+    struct stat st;
+
+    notify(k, fn, arg);
     if (strcmp(k->cfg->agent.pseudonym_keys, "keyd") != 0)
         return;
     if (!k->sub) {
         if (now < k->sub_next_ms)
             return;
-        if ((r = keyd_subscribe(k->cfg->keyd.socket, &k->sub)) != 0) {
+        /* No socket: do not let the client's connect retries (≈0.8 s) stall
+         * the loop; the next attempt comes with backoff anyway. */
+        if (stat(k->cfg->keyd.socket, &st) != 0)
+            r = -ECONNREFUSED;
+        else
+            r = keyd_subscribe(k->cfg->keyd.socket, &k->sub);
+        if (r != 0) {
             k->sub = NULL;
             if (!k->sub_warned++)
                 log_warn("keyd %s: event subscription failed (%s): a SHRED reaches the agent "
                          "once it succeeds (retrying)", k->cfg->keyd.socket, strerror(-r));
             k->sub_delay_ms = k->sub_delay_ms ? k->sub_delay_ms * 2 : 250;
-            if (k->sub_delay_ms > 5000)
-                k->sub_delay_ms = 5000;
+            if (k->sub_delay_ms > 30000)
+                k->sub_delay_ms = 30000;
             k->sub_next_ms = now + k->sub_delay_ms;
             return;
         }
@@ -290,7 +307,8 @@ void keys_events(struct keys *k, keys_shred_fn fn, void *arg)
             log_info("keyd %s: event subscription re-established", k->cfg->keyd.socket);
         k->sub_warned = 0;
         k->sub_delay_ms = 0;
-        recheck(k, fn, arg);
+        recheck(k);
+        notify(k, fn, arg);
     }
     for (;;) {
         struct pollfd pfd = { .fd = keyd_sub_fd(k->sub), .events = POLLIN };
@@ -308,7 +326,8 @@ void keys_events(struct keys *k, keys_shred_fn fn, void *arg)
         }
         if (ev.type == KEYD_EV_SHRED) {
             ev.project[sizeof(ev.project) - 1] = '\0';
-            shredded(k, ev.project, fn, arg);
+            keys_shred(k, ev.project);
+            notify(k, fn, arg);
         }
     }
 }

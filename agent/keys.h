@@ -51,7 +51,9 @@ int keys_shredded(const struct keys *k, const char *project);
  * (keys_shred) and calls FN(ARG, project) so the caller drops its records.
  * Events sent while the agent was not subscribed are lost, so after every
  * (re)subscription each loaded key is asked for again: a project keyd no
- * longer has, or whose key changed, counts as shredded too. */
+ * longer has, or whose key changed, counts as shredded too; so does one
+ * whose key or API key keyd refuses with EKEYREVOKED (records queued before
+ * a restart).  FN is called once per project, from keys_events only. */
 typedef void (*keys_shred_fn)(void *arg, const char *project);
 void keys_events(struct keys *k, keys_shred_fn fn, void *arg);
 int keys_events_fd(const struct keys *k);

@@ -151,6 +151,15 @@ static int cmd_hash(const char *conf, char **args, int n)
         return 1;
     }
     keyd_client_expect_user(cfg->keyd.keyd_user);
+    size_t pi;
+    for (pi = 0; pi < cfg->n_projects && strcmp(cfg->projects[pi].name, args[0]) != 0; pi++)
+        ;
+    if (pi == cfg->n_projects) {
+        /* Never make a development key for a mistyped name. */
+        fprintf(stderr, "tracevault-agent: hash: project \"%s\": no [project.%s] section in %s\n",
+                args[0], args[0], conf);
+        goto out;
+    }
     if (keys_new(cfg, &keys) != 0) {
         fprintf(stderr, "tracevault-agent: out of memory\n");
         goto out;

@@ -10,7 +10,7 @@ tv_init agent-shred
 [ -x "$AGENT" ] && [ -x "$KEYD" ] || tv_skip_all "agent or keyd not built"
 "$PY" -c 'import msgpack' 2>/dev/null || tv_skip_all "python3-msgpack missing"
 command -v openssl >/dev/null || tv_skip_all "openssl missing"
-tv_plan 13
+tv_plan 14
 
 agent_make_tls || tv_skip_all "cannot make test certificates"
 agent_start_upstream || { echo "Bail out! test upstream did not start"; exit 1; }
@@ -85,6 +85,22 @@ drained
 tv_ok "third ships nothing after its shred, billing still ships" \
     test "$(shipped third)" -eq 1 -a "$(shipped billing)" -eq 3
 tv_ok "the agent is still running" kill -0 "$AGENT_PID"
+
+# Shredded while the agent is down, with records of it still queued: at the
+# next start keyd refuses the project's keys (EKEYREVOKED), which counts as
+# the shred: its queued records are deleted, never shipped.
+echo 503 > "$T/up/control"
+agent_event b-queued > "$M/billing/queued.json"
+agent_wait_count 1 "agent_metric queue_depth" 15
 agent_stop
-tv_ok "... and stops cleanly (exit 0)" true
+"$KEYCTL" -c "$T/tv.conf" shred billing --yes >> "$T/shred.out" 2>&1
+rm -f "$T/up/control"
+agent_start
+agent_wait_count 1 "agent_metric shredded_projects_total" 15
+drained
+tv_ok "shredded while the agent was down: its queued record is deleted at the next start, not shipped" \
+    sh -c "grep -q 'project \"billing\" was shredded: .* 1 queued records deleted unsent' '$T/agent.log' &&
+           test \"\$(grep -c '\"project\": \"billing\"' '$T/up/records.jsonl')\" -eq 3"
+agent_stop; rc=$?
+tv_ok "... and the agent stops cleanly (exit $rc)" test $rc -eq 0
 tv_done
