@@ -81,6 +81,23 @@ static const struct key_def agent_keys[] = {
     { NULL, 0, 0, 0, 0, NULL }
 };
 
+static const struct key_def ingest_keys[] = {
+    { "listen", K_STR, KD(ingest, listen), 0, 0, NULL },
+    { "tls_cert", K_PATH, KD(ingest, tls_cert), 0, 0, NULL },
+    { "tls_key", K_PATH, KD(ingest, tls_key), 0, 0, NULL },
+    { "mount", K_PATH, KD(ingest, mount), 0, 0, NULL },
+    { "metrics_file", K_STR, KD(ingest, metrics_file), 0, 0, NULL },
+    { "max_request_bytes", K_SIZE, KD(ingest, max_request_bytes), 1, 1024, NULL },
+    { "max_decoded_bytes", K_SIZE, KD(ingest, max_decoded_bytes), 1, 1024, NULL },
+    { "max_inflight_bytes", K_SIZE, KD(ingest, max_inflight_bytes), 1, 64 << 10, NULL },
+    { "max_connections", K_INT, KD(ingest, max_connections), 1, 65536, NULL },
+    { "max_requests", K_INT, KD(ingest, max_requests), 1, 65536, NULL },
+    { "idle_timeout_s", K_INT, KD(ingest, idle_timeout_s), 1, 3600, NULL },
+    { "request_timeout_s", K_INT, KD(ingest, request_timeout_s), 1, 3600, NULL },
+    { "keyd_clients", K_INT, KD(ingest, keyd_clients), 1, 256, NULL },
+    { NULL, 0, 0, 0, 0, NULL }
+};
+
 static const struct key_def retention_keys[] = {
     { "lock_file", K_PATH, KD(retention, lock_file), 0, 0, NULL },
     { NULL, 0, 0, 0, 0, NULL }
@@ -477,6 +494,8 @@ static int handle_kv(void *user, const char *section, const char *name, const ch
         tab = agent_keys;
     else if (strcmp(section, "retention") == 0)
         tab = retention_keys;
+    else if (strcmp(section, "ingest") == 0)
+        tab = ingest_keys;
     else if (strncmp(section, "project.", 8) == 0) {
         const char *pname = section + 8;
         if (!tv_project_name_valid(pname)) {
@@ -614,6 +633,27 @@ static void apply_defaults(struct tv_config *cfg)
         else
             snprintf(cfg->retention.lock_file, n, "%.*s/retention.lock", (int)dl, b);
     }
+    set_default(&cfg->ingest.listen, "127.0.0.1:4318");
+    set_default(&cfg->ingest.tls_cert, "");
+    set_default(&cfg->ingest.tls_key, "");
+    set_default(&cfg->ingest.mount, cfg->vault.mountpoint);
+    set_default(&cfg->ingest.metrics_file, "/var/lib/tracevault/ingest/metrics.prom");
+    if (cfg->ingest.max_request_bytes == 0)
+        cfg->ingest.max_request_bytes = 4 << 20;
+    if (cfg->ingest.max_decoded_bytes == 0)
+        cfg->ingest.max_decoded_bytes = 16 << 20;
+    if (cfg->ingest.max_inflight_bytes == 0)
+        cfg->ingest.max_inflight_bytes = 256 << 20;
+    if (cfg->ingest.max_connections == 0)
+        cfg->ingest.max_connections = 128;
+    if (cfg->ingest.max_requests == 0)
+        cfg->ingest.max_requests = 64;
+    if (cfg->ingest.idle_timeout_s == 0)
+        cfg->ingest.idle_timeout_s = 15;
+    if (cfg->ingest.request_timeout_s == 0)
+        cfg->ingest.request_timeout_s = 60;
+    if (cfg->ingest.keyd_clients == 0)
+        cfg->ingest.keyd_clients = 4;
 }
 
 int tv_config_load(const char *path, struct tv_config **out, char *err, size_t errlen)
@@ -708,6 +748,11 @@ void tv_config_free(struct tv_config *cfg)
     free(cfg->agent.price_table);
     free(cfg->agent.pseudonym_keys);
     free(cfg->retention.lock_file);
+    free(cfg->ingest.listen);
+    free(cfg->ingest.tls_cert);
+    free(cfg->ingest.tls_key);
+    free(cfg->ingest.mount);
+    free(cfg->ingest.metrics_file);
     for (size_t i = 0; i < cfg->n_projects; i++) {
         struct tv_project *p = &cfg->projects[i];
         free(p->name);

@@ -109,6 +109,24 @@ struct tv_config {
         int max_document_bytes;    /* larger traces are skipped; default 16 MiB */
     } agent;
     struct {
+        char *listen;              /* comma list of HOST:PORT, [V6]:PORT, unix:/PATH;
+                                      default 127.0.0.1:4318 (docs/INGEST.md) */
+        char *tls_cert, *tls_key;  /* PEM files; both or neither; required for any
+                                      listen address that is not loopback */
+        char *mount;               /* the vault's mount; default [vault] mountpoint */
+        char *metrics_file;        /* Prometheus text; default
+                                      /var/lib/tracevault/ingest/metrics.prom */
+        int64_t max_request_bytes; /* body as sent (413 beyond); default 4 MiB */
+        int64_t max_decoded_bytes; /* body after gzip, and the stored file; default 16 MiB */
+        int64_t max_inflight_bytes;/* bodies held at once (429 beyond); default 256 MiB */
+        int max_connections;       /* default 128 */
+        int max_requests;          /* requests being read or stored at once (429 beyond);
+                                      default 64 */
+        int idle_timeout_s;        /* a connection silent this long is closed; default 15 */
+        int request_timeout_s;     /* a body not complete after this is dropped; default 60 */
+        int keyd_clients;          /* parallel connections to keyd; default 4 */
+    } ingest;
+    struct {
         char *lock_file;           /* flock for one run at a time */
     } retention;
     struct tv_project *projects;

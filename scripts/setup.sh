@@ -10,7 +10,8 @@ set -eu
 BUILD="build-essential autoconf automake libtool pkg-config clang llvm
  libfuse3-dev fuse3 libsodium-dev libcurl4-openssl-dev libmsgpack-dev
  libinotifytools0-dev libjansson-dev libsqlite3-dev sqlite3 libpcre2-dev
- libinih-dev libsystemd-dev"
+ libinih-dev libsystemd-dev libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler
+ zlib1g-dev"
 TEST="python3 python3-msgpack openssl util-linux attr procps psmisc
  systemd man-db groff-base curl xxd"
 PEERS="gocryptfs securefs clickhouse-server clickhouse-client hyperfine"

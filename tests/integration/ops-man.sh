@@ -6,10 +6,10 @@
 tv_init ops-man
 command -v man >/dev/null || tv_skip_all "no man"
 command -v groff >/dev/null || tv_skip_all "no groff"
-tv_plan 21
+tv_plan 24
 
 M="$top_srcdir/docs/man"
-PAGES="tracevault.8 tracevault-keyd.8 tracevault-keyctl.8 tracevault-agent.8 tracevault-retention.8 tracevault.conf.5"
+PAGES="tracevault.8 tracevault-keyd.8 tracevault-keyctl.8 tracevault-agent.8 tracevault-retention.8 tracevault.conf.5 tracevault-ingest.8"
 
 render() {  # render PAGE: man -l and groff -ww print nothing on stderr
     _e=$(MANWIDTH=80 man --warnings -l "$1" 2>&1 >/dev/null; groff -man -ww -z "$1" 2>&1)
@@ -58,6 +58,8 @@ tv_ok "tracevault-keyctl(8) documents every command" documents "$M/tracevault-ke
     ingest-key-create ingest-key-list ingest-key-revoke
 tv_ok "tracevault(8) documents every option, fsck and rewrap" documents "$M/tracevault.8" "$VAULT" fsck rewrap --foreground
 tv_ok "tracevault-agent(8) documents every option, --once and dump" documents "$M/tracevault-agent.8" "$AGENT" --once dump
+tv_ok "tracevault-ingest(8) documents every option and endpoint" documents "$M/tracevault-ingest.8" \
+    "$top_builddir/ingest/tracevault-ingest" /v1/traces /opentelemetry/v1/traces /v1/events /healthz
 tv_ok "tracevault.conf(5) documents every key of docs/CONFIG.md" sh -c '
     for k in $(sed -n "s/^| [a-z.A-Z]* | \([a-z_.A-Z]*\) |.*/\1/p" "$1"); do
         case $k in key|NAME) continue;; assert.*) k=assert.;; esac

@@ -7,7 +7,7 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 tv_init ops-units
 command -v systemd-analyze >/dev/null || tv_skip_all "no systemd-analyze"
-tv_plan 41
+tv_plan 47
 
 R="$T/root"
 make -s -C "$top_builddir" install DESTDIR="$R" >"$T/install.log" 2>&1; rc=$?
@@ -22,7 +22,7 @@ example=$(find "$R" -name tracevault.conf.example | head -1)
 crontab=$(find "$R" -name tracevault-retention.cron | head -1)
 mandir=$(dirname "$(dirname "$(find "$R" -name tracevault-retention.8 | head -1)")")
 tv_ok "units installed in the systemd unit directory" \
-    sh -c 'for u in tracevault-keyd.service tracevault.service tracevault-agent.service tracevault-retention.service tracevault-retention.timer; do test -f "$1/$u" || exit 1; done; case "$1" in */lib/systemd/system) ;; *) exit 1;; esac' _ "$unitdir"
+    sh -c 'for u in tracevault-keyd.service tracevault.service tracevault-agent.service tracevault-ingest.service tracevault-ingest.socket tracevault-retention.service tracevault-retention.timer; do test -f "$1/$u" || exit 1; done; case "$1" in */lib/systemd/system) ;; *) exit 1;; esac' _ "$unitdir"
 tv_ok "sysusers.d and tmpfiles.d files installed" \
     sh -c 'case "$1" in */lib/sysusers.d/tracevault.conf) ;; *) exit 1;; esac; case "$2" in */lib/tmpfiles.d/tracevault.conf) ;; *) exit 1;; esac' _ "$sysusers" "$tmpfiles"
 tv_ok "example configuration and crontab installed under the docdir" \
@@ -49,6 +49,7 @@ verify() {  # verify UNIT...: exit 0 and print nothing, man pages included
     [ $rc -eq 0 ] && [ -z "$out" ]
 }
 for u in tracevault-keyd.service tracevault.service tracevault-agent.service \
+         tracevault-ingest.service tracevault-ingest.socket \
          tracevault-retention.service tracevault-retention.timer; do
     tv_ok "systemd-analyze verify $u: no error, no warning" verify "$T/units/$u"
 done
@@ -99,6 +100,15 @@ type_matches() {  # type_matches UNIT BINARY
 }
 tv_ok "keyd: Type= matches whether the binary calls sd_notify" type_matches tracevault-keyd.service "$KEYD"
 tv_ok "agent: Type= matches whether the binary calls sd_notify" type_matches tracevault-agent.service "$AGENT"
+tv_ok "ingest: Type= matches whether the binary calls sd_notify" \
+    type_matches tracevault-ingest.service "$top_builddir/ingest/tracevault-ingest"
+ingest_basics() {
+    has tracevault-ingest.service User=tracevault-ingest ProtectSystem=strict \
+        NoNewPrivileges=yes CapabilityBoundingSet= &&
+        ! grep '^ListenStream=' "$unitdir/tracevault-ingest.socket" | grep -v '127\.0\.0\.1\|\[::1\]'
+}
+tv_ok "ingest: own user, ProtectSystem=strict, no capabilities; its socket unit is loopback only" \
+    ingest_basics
 tv_ok "vault: Type=notify in the foreground (-f) if it calls sd_notify, else Type=forking" sh -c '
     if grep -q sd_notify "$1"; then grep -qx Type=notify "$2" && grep -q "^ExecStart=.*/tracevault -c .* -f$" "$2"
     else grep -qx Type=forking "$2"; fi' _ "$VAULT" "$unitdir/tracevault.service"
@@ -122,6 +132,7 @@ exposure_ok() {  # exposure_ok UNIT MAX (in tenths: 10 = 1.0)
 if (cd "$T/units" && systemd-analyze security --offline=true "$T/units/tracevault-keyd.service" >/dev/null 2>&1); then
     tv_ok "keyd exposure <= 1.0" exposure_ok tracevault-keyd.service 10
     tv_ok "agent exposure <= 2.0" exposure_ok tracevault-agent.service 20
+    tv_ok "ingest exposure <= 2.0" exposure_ok tracevault-ingest.service 20
     tv_ok "vault exposure <= 4.0 (no mount namespace possible)" exposure_ok tracevault.service 40
     tv_ok "retention exposure <= 4.0 (no mount namespace: it works through the mount)" \
         exposure_ok tracevault-retention.service 40
@@ -130,7 +141,7 @@ if (cd "$T/units" && systemd-analyze security --offline=true "$T/units/tracevaul
     tv_fails "a loosened keyd unit fails the exposure check" exposure_ok loose.service 10
     rm -f "$T/units/loose.service"
 else
-    i=0; while [ $i -lt 5 ]; do _tv_n=$((_tv_n + 1)); echo "ok $_tv_n # SKIP no offline systemd-analyze security"; i=$((i + 1)); done
+    i=0; while [ $i -lt 6 ]; do _tv_n=$((_tv_n + 1)); echo "ok $_tv_n # SKIP no offline systemd-analyze security"; i=$((i + 1)); done
 fi
 
 # sysusers.d / tmpfiles.d applied to a scratch root.
@@ -138,10 +149,10 @@ S="$T/sroot"; mkdir -p "$S/etc"
 if command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then
     systemd-sysusers --root="$S" "$sysusers" >"$T/sysusers.log" 2>&1; rc=$?
     tv_ok "systemd-sysusers accepts the file (got $rc)" test "$rc" -eq 0
-    tv_ok "three system users with nologin shells" \
-        sh -c 'for u in tracevault-keyd tracevault tracevault-agent; do grep -q "^$u:x:[0-9]*:[0-9]*:.*:/usr/sbin/nologin$" "$1/etc/passwd" || exit 1; done' _ "$S"
-    tv_ok "vault and agent (only) may reach keyd's socket directory" \
-        grep -qx 'tracevault-clients:x:[0-9]*:tracevault,tracevault-agent' "$S/etc/group"
+    tv_ok "four system users with nologin shells" \
+        sh -c 'for u in tracevault-keyd tracevault tracevault-agent tracevault-ingest; do grep -q "^$u:x:[0-9]*:[0-9]*:.*:/usr/sbin/nologin$" "$1/etc/passwd" || exit 1; done' _ "$S"
+    tv_ok "vault, agent and gateway (only) may reach keyd's socket directory" \
+        grep -qx 'tracevault-clients:x:[0-9]*:tracevault,tracevault-agent,tracevault-ingest' "$S/etc/group"
     systemd-tmpfiles --root="$S" --create "$tmpfiles" >"$T/tmpfiles.log" 2>&1; rc=$?
     tv_ok "systemd-tmpfiles --create succeeds (got $rc)" test "$rc" -eq 0
     uid() { sed -n "s/^$1:x:\([0-9]*\):.*/\1/p" "$S/etc/passwd"; }
