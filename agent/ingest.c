@@ -122,15 +122,13 @@ void ingest_free(struct ingest *in)
 {
     if (!in)
         return;
-    for (size_t b = 0; b < NBUCKETS; b++)
-        for (struct tracked *t = in->buckets[b], *n; t; t = n) {
-            n = t->hnext;
-            tracked_free(in, t);
-        }
-    /* Files whose path went away live only on the work or deferred list. */
+    /* Files whose path went away live only on the work or deferred list:
+     * free those first, while every list still holds live entries (the hash
+     * buckets free the rest, and a bucket's entry may be on a list too).
+     * One on both lists is freed by the second loop. */
     for (struct tracked *t = in->work_head, *n; t; t = n) {
         n = t->wnext;
-        if (!t->hashed)
+        if (!t->hashed && !t->deferred)
             tracked_free(in, t);
     }
     for (struct tracked *t = in->deferred, *n; t; t = n) {
@@ -138,6 +136,11 @@ void ingest_free(struct ingest *in)
         if (!t->hashed)
             tracked_free(in, t);
     }
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (struct tracked *t = in->buckets[b], *n; t; t = n) {
+            n = t->hnext;
+            tracked_free(in, t);
+        }
     encoder_free(in->enc);
     free(in->docs);
     for (size_t i = 0; i < in->n_pe; i++) {
