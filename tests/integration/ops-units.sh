@@ -191,7 +191,7 @@ tv_ok "crontab example documents the exit codes" grep -q '3 another run in progr
 # a dry run over it succeeds.
 mkdir -p "$T/x/run/tracevault"
 sed -e "s#= /#= $T/x/#" -e "s#file:///#file://$T/x/#" \
-    -e 's/^\(vault_users\|agent_users\|admin_users\|writers\|readers\|maintainers\)\( *\)=.*/\1\2= root/' \
+    -e 's/^\(vault_users\|agent_users\|admin_users\|ingest_users\|writers\|readers\|maintainers\)\( *\)=.*/\1\2= root/' \
     "$example" > "$T/example.conf"
 "$top_builddir/scripts/tracevault-retention" -c "$T/example.conf" --dry-run --no-syslog >"$T/ex.out" 2>&1; rc=$?
 tv_ok "the example configuration is valid (retention --dry-run exits 0, got $rc)" test "$rc" -eq 0
