@@ -3,11 +3,9 @@
  */
 #include "config.h"
 #include "ingest/imetrics.h"
-#include "lib/util.h"
+#include "lib/prom.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,83 +78,53 @@ void im_inflight(long requests_delta, long bytes_delta)
     atomic_fetch_add(&inflight_bytes, bytes_delta);
 }
 
-struct out {
-    char buf[8192];
-    size_t len;
-};
-
-static void add(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (o->len >= sizeof(o->buf))
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->buf + o->len, sizeof(o->buf) - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->len += (size_t)n;
-}
-
-static void metric(struct out *o, const char *name, const char *type, const char *help,
-                   double value)
-{
-    add(o, "# HELP tracevault_ingest_%s %s\n# TYPE tracevault_ingest_%s %s\n"
-        "tracevault_ingest_%s %.17g\n", name, help, name, type, name, value);
-}
-
 int im_write(const char *path)
 {
-    struct out *o = calloc(1, sizeof(*o));
+    struct prom *o = prom_new("tracevault_ingest_");
     unsigned long long cum = 0;
-    int r;
 
     if (!o)
         return -ENOMEM;
-    add(o, "# HELP tracevault_ingest_requests_total Requests answered, by HTTP status.\n"
+    prom_add(o, "# HELP tracevault_ingest_requests_total Requests answered, by HTTP status.\n"
         "# TYPE tracevault_ingest_requests_total counter\n");
     for (size_t i = 0; i <= N_CODES; i++) {
         if (i < N_CODES)
-            add(o, "tracevault_ingest_requests_total{code=\"%d\"} %llu\n", codes[i],
-                (unsigned long long)req_by_code[i]);
+            prom_add(o, "tracevault_ingest_requests_total{code=\"%d\"} %llu\n", codes[i],
+                     (unsigned long long)req_by_code[i]);
         else
-            add(o, "tracevault_ingest_requests_total{code=\"other\"} %llu\n",
-                (unsigned long long)req_by_code[i]);
+            prom_add(o, "tracevault_ingest_requests_total{code=\"other\"} %llu\n",
+                     (unsigned long long)req_by_code[i]);
     }
-    add(o, "# HELP tracevault_ingest_rejections_total Requests refused, by reason.\n"
+    prom_add(o, "# HELP tracevault_ingest_rejections_total Requests refused, by reason.\n"
         "# TYPE tracevault_ingest_rejections_total counter\n");
     for (int i = 0; i < IM_REASON_COUNT; i++)
-        add(o, "tracevault_ingest_rejections_total{reason=\"%s\"} %llu\n", reason_names[i],
-            (unsigned long long)rejects[i]);
-    metric(o, "spans_accepted_total", "counter", "Spans stored in the vault.", (double)spans_ok);
-    metric(o, "spans_rejected_total", "counter",
-           "Spans left out of accepted requests (partial_success).", (double)spans_rej);
-    metric(o, "events_accepted_total", "counter", "HoneyHive events stored in the vault.",
-           (double)events_ok);
-    metric(o, "files_stored_total", "counter", "Files written durably into the vault.",
-           (double)files_stored);
-    metric(o, "duplicates_total", "counter",
-           "Requests already stored (retries): answered 200, not stored again.", (double)duplicates);
-    metric(o, "bytes_received_total", "counter", "Request body bytes received (as sent).",
-           (double)bytes_in);
-    metric(o, "bytes_stored_total", "counter", "Bytes written into the vault.",
-           (double)bytes_stored);
-    metric(o, "inflight_requests", "gauge", "Requests being read or stored.", (double)inflight_req);
-    metric(o, "inflight_bytes", "gauge", "Body bytes reserved by requests in flight.",
-           (double)inflight_bytes);
-    add(o, "# HELP tracevault_ingest_request_duration_seconds Time from a request's headers to its answer.\n"
+        prom_add(o, "tracevault_ingest_rejections_total{reason=\"%s\"} %llu\n", reason_names[i],
+                 (unsigned long long)rejects[i]);
+    prom_metric(o, "spans_accepted_total", "counter", "Spans stored in the vault.", (double)spans_ok);
+    prom_metric(o, "spans_rejected_total", "counter",
+                "Spans left out of accepted requests (partial_success).", (double)spans_rej);
+    prom_metric(o, "events_accepted_total", "counter", "HoneyHive events stored in the vault.",
+                (double)events_ok);
+    prom_metric(o, "files_stored_total", "counter", "Files written durably into the vault.",
+                (double)files_stored);
+    prom_metric(o, "duplicates_total", "counter",
+                "Requests already stored (retries): answered 200, not stored again.", (double)duplicates);
+    prom_metric(o, "bytes_received_total", "counter", "Request body bytes received (as sent).",
+                (double)bytes_in);
+    prom_metric(o, "bytes_stored_total", "counter", "Bytes written into the vault.",
+                (double)bytes_stored);
+    prom_metric(o, "inflight_requests", "gauge", "Requests being read or stored.", (double)inflight_req);
+    prom_metric(o, "inflight_bytes", "gauge", "Body bytes reserved by requests in flight.",
+                (double)inflight_bytes);
+    prom_add(o, "# HELP tracevault_ingest_request_duration_seconds Time from a request's headers to its answer.\n"
         "# TYPE tracevault_ingest_request_duration_seconds histogram\n");
     for (size_t i = 0; i < N_BOUNDS; i++) {
         cum += hist[i];
-        add(o, "tracevault_ingest_request_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[i], cum);
+        prom_add(o, "tracevault_ingest_request_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[i], cum);
     }
     cum += hist[N_BOUNDS];
-    add(o, "tracevault_ingest_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
-    add(o, "tracevault_ingest_request_duration_seconds_sum %.6f\n", (double)hist_sum_us / 1e6);
-    add(o, "tracevault_ingest_request_duration_seconds_count %llu\n", cum);
-    r = tv_write_atomic(AT_FDCWD, path, o->buf, o->len, 0644);
-    free(o);
-    return r;
+    prom_add(o, "tracevault_ingest_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+    prom_add(o, "tracevault_ingest_request_duration_seconds_sum %.6f\n", (double)hist_sum_us / 1e6);
+    prom_add(o, "tracevault_ingest_request_duration_seconds_count %llu\n", cum);
+    return prom_write(o, path);
 }
