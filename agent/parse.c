@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include "agent/parse.h"
+#include "lib/util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,34 +48,6 @@ void parse_limits_default(struct parse_limits *lim)
 
 /* ---- pre-scan ----------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at P (at most N bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xe0 && p[1] < 0xa0)
-            return 0;                       /* overlong */
-        if (c == 0xed && p[1] > 0x9f)
-            return 0;                       /* surrogate */
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-            return 0;
-        if (c == 0xf0 && p[1] < 0x90)
-            return 0;
-        if (c == 0xf4 && p[1] > 0x8f)
-            return 0;
-        return 4;
-    }
-    return 0;
-}
 
 /* One pass over the raw bytes.  Returns a skip reason or SKIP_NONE. */
 static enum skip_reason prescan(const unsigned char *p, size_t n, const struct parse_limits *lim)
@@ -88,7 +61,7 @@ static enum skip_reason prescan(const unsigned char *p, size_t n, const struct p
         if (c == 0)
             return SKIP_BINARY;
         if (c >= 0x80) {
-            size_t k = utf8_seq(p + i, n - i);
+            size_t k = tv_utf8_seq(p + i, n - i);
             if (k == 0)
                 return SKIP_INVALID_UTF8;
             i += k;

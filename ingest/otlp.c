@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "ingest/otlp.h"
+#include "lib/util.h"
 #include "ingest/body.h"
 
 #include <errno.h>
@@ -196,30 +197,6 @@ static void jb_fmt(struct jb *j, const char *fmt, ...)
         jb_raw(j, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* Length of the valid UTF-8 sequence at P (N bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))
-            return 0;         /* overlong, surrogate */
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
 
 /* A JSON string; invalid UTF-8 marks the span bad (written as "" meanwhile). */
 static void jb_str(struct jb *j, const char *s)
@@ -230,7 +207,7 @@ static void jb_str(struct jb *j, const char *s)
     jb_raw(j, "\"", 1);
     while (i < n) {
         unsigned char c = p[i];
-        size_t l = utf8_len(p + i, n - i);
+        size_t l = tv_utf8_seq(p + i, n - i);
         if (l == 0) {
             j->bad = 1;
             break;

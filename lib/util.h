@@ -25,6 +25,11 @@
 int tv_read_full(int fd, void *buf, size_t len, off_t off, int timeout_ms);
 int tv_write_full(int fd, const void *buf, size_t len, off_t off);
 
+/* The length (1..4) of the valid UTF-8 sequence at P, of which N >= 1 bytes
+ * may be read; 0 if it is not one (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+size_t tv_utf8_seq(const unsigned char *p, size_t n);
+
 /* A scratch buffer that grows to the largest size asked of it and is kept
  * for the next use; typically one per thread (`static __thread struct
  * tv_scratch s;`).  tv_scratch returns a buffer of at least NEED bytes,
