@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "ingest/listen.h"
+#include "lib/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -128,14 +129,7 @@ int listen_open(const char *list, struct listener **out, size_t *n, char *err, s
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (!*tok)
-            continue;
+    for (tok = tv_list_next(copy, &save); tok; tok = tv_list_next(NULL, &save)) {
         struct listener *nl = realloc(ls, (cnt + 1) * sizeof(*ls));
         if (!nl) {
             snprintf(err, errlen, "out of memory");

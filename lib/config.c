@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "lib/config.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <ctype.h>
@@ -210,14 +211,7 @@ int tv_userlist_parse(const char *text, struct tv_userlist *list, char *err, siz
     char *copy = xstrdup(text), *save = NULL, *tok;
     int rc = 0;
 
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (!*tok)
-            continue;
+    for (tok = tv_list_next(copy, &save); tok; tok = tv_list_next(NULL, &save)) {
         struct tv_principal p = { false, 0 };
         if (*tok == '@') {
             p.is_group = true;

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "lib/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -98,6 +99,22 @@ static void scratch_release(void *head)
 static void scratch_key_init(void)
 {
     scratch_key_ok = pthread_key_create(&scratch_key, scratch_release) == 0;
+}
+
+char *tv_list_next(char *list, char **save)
+{
+    char *tok;
+    while ((tok = strtok_r(list, ",", save))) {
+        list = NULL;
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*tok)
+            return tok;
+    }
+    return NULL;
 }
 
 size_t tv_utf8_seq(const unsigned char *p, size_t n)

@@ -25,6 +25,12 @@
 int tv_read_full(int fd, void *buf, size_t len, off_t off, int timeout_ms);
 int tv_write_full(int fd, const void *buf, size_t len, off_t off);
 
+/* The next item of a comma-separated list being cut in place: call with
+ * the list (a writable copy) first, then NULL; *SAVE as for strtok_r.
+ * Items come with surrounding blanks removed; empty ones are skipped.
+ * NULL at the end. */
+char *tv_list_next(char *list, char **save);
+
 /* The length (1..4) of the valid UTF-8 sequence at P, of which N >= 1 bytes
  * may be read; 0 if it is not one (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF). */
