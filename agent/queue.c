@@ -19,19 +19,56 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { S_FGET, S_FPUT, S_FDEL, S_PUSH, S_PEEK, S_ACK, S_DEAD, S_OLDEST, S_COUNT };
+enum { S_FGET, S_FPUT, S_FDEL, S_PUSH, S_PEEK, S_ACK, S_TRIM, S_DEAD, S_OLDEST, S_COUNT };
 
 static const char *const sql_text[S_COUNT] = {
     [S_FGET] = "SELECT file_id, gen, off, head, head_len, size, mtime, done FROM files WHERE key = ?",
     [S_FPUT] = "INSERT OR REPLACE INTO files (key, file_id, gen, off, head, head_len, size, mtime, done) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_FDEL] = "DELETE FROM files WHERE key = ?",
-    [S_PUSH] = "INSERT INTO queue (project, record_id, enq_ms, body) VALUES (?, ?, ?, ?)",
-    [S_PEEK] = "SELECT seq, record_id, body FROM queue WHERE project = ? ORDER BY seq LIMIT ?",
-    [S_ACK] = "DELETE FROM queue WHERE project = ? AND seq BETWEEN ? AND ?",
+    [S_PUSH] = "INSERT INTO chunks (project, n, enq_ms, ids, lens, body) VALUES (?, ?, ?, ?, ?, ?)",
+    [S_PEEK] = "SELECT seq, n, ids, lens, body FROM chunks WHERE project = ? ORDER BY seq LIMIT ?",
+    [S_ACK] = "DELETE FROM chunks WHERE project = ? AND seq BETWEEN ? AND ?",
+    /* the first ?1 records of chunk ?5 went: keep the rest (substr of a
+     * blob counts bytes, from 1) */
+    [S_TRIM] = "UPDATE chunks SET n = n - ?1, ids = substr(ids, ?2), lens = substr(lens, ?3), "
+               "body = substr(body, ?4) WHERE seq = ?5",
     [S_DEAD] = "INSERT INTO dead (project, record_id, at_ms, status, reason, body) "
-               "SELECT project, record_id, ?, ?, ?, body FROM queue WHERE seq = ?",
-    [S_OLDEST] = "SELECT enq_ms FROM queue WHERE project = ? ORDER BY seq LIMIT 1",
+               "VALUES (?, ?, ?, ?, ?, ?)",
+    [S_OLDEST] = "SELECT enq_ms FROM chunks WHERE project = ? ORDER BY seq LIMIT 1",
+};
+
+/* A growable byte buffer. */
+struct gbuf {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static int gbuf_add(struct gbuf *g, const void *data, size_t len)
+{
+    if (g->len + len > g->cap) {
+        size_t nc = g->cap ? g->cap : 4096;
+        while (nc < g->len + len)
+            nc *= 2;
+        unsigned char *np = realloc(g->p, nc);
+        if (!np)
+            return -ENOMEM;
+        g->p = np;
+        g->cap = nc;
+    }
+    memcpy(g->p + g->len, data, len);
+    g->len += len;
+    return 0;
+}
+
+/* Records pushed but not yet in a row: one project's run of records,
+ * written as one chunk row when the project changes, the chunk is full, or
+ * before the transaction commits. */
+struct pending {
+    char project[64];
+    size_t n;
+    uint64_t enq_ms;               /* of the first record */
+    struct gbuf ids, lens, body;   /* n x 32 hex; n x u32 little-endian; msgpack */
 };
 
 struct queue {
@@ -41,6 +78,8 @@ struct queue {
     struct qproject *proj;
     size_t n_proj;
     uint64_t depth, bytes;
+    struct pending pend;
+    size_t chunk_n, chunk_bytes;   /* a chunk row's limits */
 };
 
 static int fail(struct queue *q, const char *what)
@@ -70,16 +109,22 @@ static int begin(struct queue *q)
     return 0;
 }
 
+static int pend_flush(struct queue *q);
+
 int queue_commit(struct queue *q)
 {
+    int r;
     if (!q->in_tx)
         return 0;
+    if ((r = pend_flush(q)) != 0)
+        return r;
     q->in_tx = 0;
     return exec(q, "COMMIT");
 }
 
 void queue_rollback(struct queue *q)
 {
+    q->pend.n = q->pend.ids.len = q->pend.lens.len = q->pend.body.len = 0;
     if (!q->in_tx)
         return;
     q->in_tx = 0;
@@ -102,6 +147,91 @@ static struct qproject *proj_get(struct queue *q, const char *name, int create)
     return &np[q->n_proj++];
 }
 
+/* Write the pending records as one chunk row. */
+static int pend_flush(struct queue *q)
+{
+    struct pending *pd = &q->pend;
+    sqlite3_stmt *st = q->st[S_PUSH];
+    int r;
+
+    if (pd->n == 0)
+        return 0;
+    sqlite3_bind_text(st, 1, pd->project, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)pd->n);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)pd->enq_ms);
+    sqlite3_bind_blob(st, 4, pd->ids.p, (int)pd->ids.len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, pd->lens.p, (int)pd->lens.len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, pd->body.p, (int)pd->body.len, SQLITE_STATIC);
+    r = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(q, "queue records");
+    sqlite3_reset(st);
+    pd->n = pd->ids.len = pd->lens.len = pd->body.len = 0;
+    return r;
+}
+
+/* Add one record to the pending chunk (begun by the caller's transaction). */
+static int pend_add(struct queue *q, const char *project, const char *record_id,
+                    const void *body, size_t len, uint64_t enq_ms)
+{
+    struct pending *pd = &q->pend;
+    unsigned char le[4] = { (unsigned char)len, (unsigned char)(len >> 8),
+                            (unsigned char)(len >> 16), (unsigned char)(len >> 24) };
+    int r;
+
+    if (pd->n > 0 && (strcmp(pd->project, project) != 0 || pd->n >= q->chunk_n ||
+                      pd->body.len + len > q->chunk_bytes))
+        if ((r = pend_flush(q)) != 0)
+            return r;
+    if (pd->n == 0) {
+        snprintf(pd->project, sizeof(pd->project), "%s", project);
+        pd->enq_ms = enq_ms;
+    }
+    if (gbuf_add(&pd->ids, record_id, 32) != 0 || gbuf_add(&pd->lens, le, 4) != 0 ||
+        gbuf_add(&pd->body, body, len) != 0)
+        return -ENOMEM;
+    pd->n++;
+    return 0;
+}
+
+/* A database written by an agent before chunks held one record per row in
+ * a table "queue": move them into chunks of one, in order, once. */
+static int migrate_rows(struct queue *q)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, r = 0, found = 0;
+
+    if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(q, "look for an old queue");
+    found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (!found)
+        return 0;
+    if ((r = begin(q)) != 0)
+        return r;
+    if (sqlite3_prepare_v2(q->db, "SELECT project, record_id, enq_ms, body FROM queue ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK) {
+        queue_rollback(q);
+        return fail(q, "read the old queue");
+    }
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        if (!id || strlen(id) != 32)
+            continue;                  /* not a record id: nothing could ship it */
+        r = pend_add(q, (const char *)sqlite3_column_text(st, 0), id, sqlite3_column_blob(st, 3),
+                     (size_t)sqlite3_column_bytes(st, 3), (uint64_t)sqlite3_column_int64(st, 2));
+        if (r == 0)
+            r = pend_flush(q);         /* chunks of one: the old rows' order and ages */
+    }
+    sqlite3_finalize(st);
+    if (r == 0)
+        r = exec(q, "DROP TABLE queue");
+    if (r == 0)
+        r = queue_commit(q);
+    else
+        queue_rollback(q);
+    return r;
+}
+
 int queue_open(const char *state_dir, struct queue **out)
 {
     char path[PATH_MAX];
@@ -116,6 +246,8 @@ int queue_open(const char *state_dir, struct queue **out)
         free(q);
         return -ENAMETOOLONG;
     }
+    q->chunk_n = 500;
+    q->chunk_bytes = 1 << 20;
     umask(077);
     if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -129,10 +261,10 @@ int queue_open(const char *state_dir, struct queue **out)
         (r = exec(q, "CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, file_id TEXT NOT NULL, "
                      "gen INTEGER NOT NULL, off INTEGER NOT NULL, head BLOB, head_len INTEGER, "
                      "size INTEGER, mtime INTEGER, done INTEGER NOT NULL)")) != 0 ||
-        (r = exec(q, "CREATE TABLE IF NOT EXISTS queue (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                     "project TEXT NOT NULL, record_id TEXT NOT NULL, enq_ms INTEGER NOT NULL, "
-                     "body BLOB NOT NULL)")) != 0 ||
-        (r = exec(q, "CREATE INDEX IF NOT EXISTS queue_project ON queue (project, seq)")) != 0 ||
+        (r = exec(q, "CREATE TABLE IF NOT EXISTS chunks (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                     "project TEXT NOT NULL, n INTEGER NOT NULL, enq_ms INTEGER NOT NULL, "
+                     "ids BLOB NOT NULL, lens BLOB NOT NULL, body BLOB NOT NULL)")) != 0 ||
+        (r = exec(q, "CREATE INDEX IF NOT EXISTS chunks_project ON chunks (project, seq)")) != 0 ||
         (r = exec(q, "CREATE TABLE IF NOT EXISTS dead (seq INTEGER PRIMARY KEY, project TEXT, "
                      "record_id TEXT, at_ms INTEGER, status INTEGER, reason TEXT, body BLOB)")) != 0)
         goto out;
@@ -141,9 +273,11 @@ int queue_open(const char *state_dir, struct queue **out)
             r = fail(q, sql_text[i]);
             goto out;
         }
+    if ((r = migrate_rows(q)) != 0)
+        goto out;
     /* Pending work per project, kept in memory from here on. */
-    if (sqlite3_prepare_v2(q->db, "SELECT project, count(*), sum(length(body)), min(enq_ms) "
-                           "FROM queue GROUP BY project", -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(q->db, "SELECT project, sum(n), sum(length(body)), min(enq_ms) "
+                           "FROM chunks GROUP BY project", -1, &st, NULL) != SQLITE_OK) {
         r = fail(q, "count queue");
         goto out;
     }
@@ -178,8 +312,17 @@ void queue_close(struct queue *q)
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(q->st[i]);
     sqlite3_close(q->db);
+    free(q->pend.ids.p);
+    free(q->pend.lens.p);
+    free(q->pend.body.p);
     free(q->proj);
     free(q);
+}
+
+void queue_set_chunk(struct queue *q, size_t max_n, size_t max_bytes)
+{
+    q->chunk_n = max_n ? max_n : 1;
+    q->chunk_bytes = max_bytes;
 }
 
 int queue_file_get(struct queue *q, const char *key, struct file_ck *ck)
@@ -246,36 +389,28 @@ int queue_file_del(struct queue *q, const char *key)
 int queue_push(struct queue *q, const char *project, const char *record_id,
                const void *body, size_t len, uint64_t enq_ms)
 {
-    sqlite3_stmt *st = q->st[S_PUSH];
     int r;
 
     if ((r = begin(q)) != 0)
         return r;
-    sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, record_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)enq_ms);
-    sqlite3_bind_blob(st, 4, body, (int)len, SQLITE_STATIC);
-    r = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(q, "queue record");
-    sqlite3_reset(st);
-    if (r == 0) {
-        struct qproject *p = proj_get(q, project, 1);
-        if (!p)
-            return -ENOMEM;
-        if (p->count == 0)
-            p->oldest_ms = enq_ms;
-        p->count++;
-        p->bytes += len;
-        q->depth++;
-        q->bytes += len;
-    }
-    return r;
+    if ((r = pend_add(q, project, record_id, body, len, enq_ms)) != 0)
+        return r;
+    struct qproject *p = proj_get(q, project, 1);
+    if (!p)
+        return -ENOMEM;
+    if (p->count == 0)
+        p->oldest_ms = enq_ms;
+    p->count++;
+    p->bytes += len;
+    q->depth++;
+    q->bytes += len;
+    return 0;
 }
 
 void qbatch_release(struct qbatch *b)
 {
     if (!b)
         return;
-    free(b->seq);
     free(b->record_id);
     free(b->off);
     free(b->len);
@@ -283,34 +418,65 @@ void qbatch_release(struct qbatch *b)
     memset(b, 0, sizeof(*b));
 }
 
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 int queue_peek(struct queue *q, const char *project, size_t max_n, size_t max_bytes,
                struct qbatch *b)
 {
     sqlite3_stmt *st = q->st[S_PEEK];
     size_t cap = 0;
-    int rc, r = 0;
+    int rc, r = 0, full = 0;
 
     memset(b, 0, sizeof(*b));
     snprintf(b->project, sizeof(b->project), "%s", project);
     if ((r = queue_commit(q)) != 0)
         return r;
-    b->seq = malloc(max_n * sizeof(*b->seq));
+    if (max_n == 0)
+        max_n = 1;
     b->record_id = malloc(max_n * sizeof(*b->record_id));
     b->off = malloc(max_n * sizeof(*b->off));
     b->len = malloc(max_n * sizeof(*b->len));
-    if (!b->seq || !b->record_id || !b->off || !b->len) {
+    if (!b->record_id || !b->off || !b->len) {
         qbatch_release(b);
         return -ENOMEM;
     }
     sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)max_n);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t len = (size_t)sqlite3_column_bytes(st, 2);
-        if (b->n > 0 && b->buf_len + len > max_bytes)
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max_n);   /* a chunk holds at least one */
+    while (!full && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_int64(st, 1);
+        const char *ids = sqlite3_column_blob(st, 2);
+        const unsigned char *lens = sqlite3_column_blob(st, 3);
+        const char *body = sqlite3_column_blob(st, 4);
+        size_t body_len = (size_t)sqlite3_column_bytes(st, 4), take = 0, bytes = 0;
+        if (n == 0 || (size_t)sqlite3_column_bytes(st, 2) != n * 32 ||
+            (size_t)sqlite3_column_bytes(st, 3) != n * 4) {
+            r = fail(q, "a queued chunk is malformed");
             break;
-        if (b->buf_len + len > cap) {
+        }
+        /* As many of this chunk's records as the limits allow (the first
+         * record of a batch always goes, whatever its size). */
+        while (take < n) {
+            size_t len = le32(lens + 4 * take);
+            if (b->n + take >= max_n || (b->n + take > 0 && b->buf_len + bytes + len > max_bytes) ||
+                bytes + len > body_len) {
+                full = 1;
+                break;
+            }
+            b->off[b->n + take] = b->buf_len + bytes;
+            b->len[b->n + take] = len;
+            memcpy(b->record_id[b->n + take], ids + 32 * take, 32);
+            b->record_id[b->n + take][32] = '\0';
+            bytes += len;
+            take++;
+        }
+        if (take == 0)
+            break;
+        if (b->buf_len + bytes > cap) {
             size_t nc = cap ? cap : 65536;
-            while (nc < b->buf_len + len)
+            while (nc < b->buf_len + bytes)
                 nc *= 2;
             char *nb = realloc(b->buf, nc);
             if (!nb) {
@@ -320,15 +486,19 @@ int queue_peek(struct queue *q, const char *project, size_t max_n, size_t max_by
             b->buf = nb;
             cap = nc;
         }
-        b->seq[b->n] = sqlite3_column_int64(st, 0);
-        snprintf(b->record_id[b->n], 33, "%s", (const char *)sqlite3_column_text(st, 1));
-        memcpy(b->buf + b->buf_len, sqlite3_column_blob(st, 2), len);
-        b->off[b->n] = b->buf_len;
-        b->len[b->n] = len;
-        b->buf_len += len;
-        b->n++;
+        memcpy(b->buf + b->buf_len, body, bytes);
+        if (b->n == 0)
+            b->seq_first = sqlite3_column_int64(st, 0);
+        b->seq_last = sqlite3_column_int64(st, 0);
+        b->last_taken = take;
+        b->last_bytes = bytes;
+        b->last_partial = take < n;
+        b->buf_len += bytes;
+        b->n += take;
+        if (take < n)
+            full = 1;
     }
-    if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (r == 0 && !full && rc != SQLITE_ROW && rc != SQLITE_DONE)
         r = fail(q, "read queue");
     sqlite3_reset(st);
     if (r != 0)
@@ -336,7 +506,7 @@ int queue_peek(struct queue *q, const char *project, size_t max_n, size_t max_by
     return r;
 }
 
-/* Remove B's rows (already copied to dead letters when dead). */
+/* Remove B's records (already copied to dead letters when dead). */
 static int remove_rows(struct queue *q, const struct qbatch *b)
 {
     sqlite3_stmt *st = q->st[S_ACK], *old = q->st[S_OLDEST];
@@ -345,13 +515,28 @@ static int remove_rows(struct queue *q, const struct qbatch *b)
 
     if (b->n == 0)
         return 0;
-    /* A batch is the oldest rows of its project: one contiguous seq range. */
-    sqlite3_bind_text(st, 1, b->project, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, b->seq[0]);
-    sqlite3_bind_int64(st, 3, b->seq[b->n - 1]);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        r = fail(q, "acknowledge records");
-    sqlite3_reset(st);
+    /* A batch is the oldest records of its project: whole chunks
+     * seq_first.., the last one possibly in part. */
+    int64_t last_whole = b->last_partial ? b->seq_last - 1 : b->seq_last;
+    if (last_whole >= b->seq_first) {
+        sqlite3_bind_text(st, 1, b->project, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, b->seq_first);
+        sqlite3_bind_int64(st, 3, last_whole);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            r = fail(q, "acknowledge records");
+        sqlite3_reset(st);
+    }
+    if (r == 0 && b->last_partial) {
+        sqlite3_stmt *t = q->st[S_TRIM];
+        sqlite3_bind_int64(t, 1, (sqlite3_int64)b->last_taken);
+        sqlite3_bind_int64(t, 2, (sqlite3_int64)(b->last_taken * 32 + 1));
+        sqlite3_bind_int64(t, 3, (sqlite3_int64)(b->last_taken * 4 + 1));
+        sqlite3_bind_int64(t, 4, (sqlite3_int64)(b->last_bytes + 1));
+        sqlite3_bind_int64(t, 5, b->seq_last);
+        if (sqlite3_step(t) != SQLITE_DONE)
+            r = fail(q, "acknowledge records");
+        sqlite3_reset(t);
+    }
     if (r == 0)
         r = queue_commit(q);
     if (r != 0)
@@ -382,15 +567,18 @@ int queue_ack(struct queue *q, const struct qbatch *b)
 int queue_dead(struct queue *q, const struct qbatch *b, int status, const char *reason)
 {
     sqlite3_stmt *st = q->st[S_DEAD];
+    sqlite3_int64 at = (sqlite3_int64)(tv_wall_ns() / 1000000);
     int r;
 
     if ((r = begin(q)) != 0)
         return r;
     for (size_t i = 0; i < b->n && r == 0; i++) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)(tv_wall_ns() / 1000000));
-        sqlite3_bind_int(st, 2, status);
-        sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, b->seq[i]);
+        sqlite3_bind_text(st, 1, b->project, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, b->record_id[i], 32, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, at);
+        sqlite3_bind_int(st, 4, status);
+        sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 6, b->buf + b->off[i], (int)b->len[i], SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             r = fail(q, "dead-letter records");
         sqlite3_reset(st);
@@ -402,13 +590,13 @@ int queue_dead(struct queue *q, const struct qbatch *b, int status, const char *
 
 int queue_drop_project(struct queue *q, const char *project, uint64_t *n)
 {
-    static const char *const sql[] = { "DELETE FROM queue WHERE project = ?",
+    static const char *const sql[] = { "DELETE FROM chunks WHERE project = ?",
                                        "DELETE FROM dead WHERE project = ?" };
     struct qproject *p;
     int r;
 
     *n = 0;
-    if ((r = begin(q)) != 0)
+    if ((r = begin(q)) != 0 || (r = pend_flush(q)) != 0)
         return r;
     for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && r == 0; i++) {
         sqlite3_stmt *st;
@@ -417,8 +605,6 @@ int queue_drop_project(struct queue *q, const char *project, uint64_t *n)
         sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             r = fail(q, "drop a shredded project's records");
-        else if (i == 0)
-            *n = (uint64_t)sqlite3_changes(q->db);
         sqlite3_finalize(st);
     }
     if (r == 0)
@@ -426,6 +612,7 @@ int queue_drop_project(struct queue *q, const char *project, uint64_t *n)
     if (r != 0)
         return r;
     if ((p = proj_get(q, project, 0)) != NULL) {
+        *n = p->count;
         q->depth = q->depth > p->count ? q->depth - p->count : 0;
         q->bytes = q->bytes > p->bytes ? q->bytes - p->bytes : 0;
         p->count = p->bytes = 0;

@@ -7,7 +7,9 @@
  * the records produced from the bytes before it.  A crash rolls both back
  * together; the bytes are read again and yield the same record_ids.
  *
- * Writes happen inside a transaction opened lazily by the first write and
+ * Records are kept in rows of one project's consecutive records (chunks);
+ * a batch is the oldest records of a project, whole chunks and possibly the
+ * head of one more.  Writes happen inside a transaction opened lazily by the first write and
  * closed by queue_commit(); readers (queue_peek) must commit first so that
  * only durable records are ever shipped.  Rows hold metadata records only
  * (record.c), never content.
@@ -39,6 +41,9 @@ void queue_close(struct queue *q);
 
 int queue_commit(struct queue *q);
 
+/* A chunk row's limits (the batch limits, so a batch is whole chunks). */
+void queue_set_chunk(struct queue *q, size_t max_n, size_t max_bytes);
+
 /* Abandon the open transaction (a fatal error in the middle of a file: its
  * records must not become durable without its checkpoint).  The in-memory
  * counts are then stale: the caller exits. */
@@ -50,18 +55,25 @@ int queue_file_put(struct queue *q, const struct file_ck *ck);
 int queue_file_del(struct queue *q, const char *key);
 
 /* Queue one record.  Returns 0.  (Never called twice for the same record:
- * the checkpoint moves in the same transaction.) */
+ * the checkpoint moves in the same transaction.)  Consecutive records of one
+ * project share a row (a chunk) of at most the limits queue_set_chunk set
+ * (default 500 records, 1 MiB): one b-tree insert and delete per chunk
+ * instead of per record. */
 int queue_push(struct queue *q, const char *project, const char *record_id,
                const void *body, size_t len, uint64_t enq_ms);
 
 struct qbatch {
     char project[64];
     size_t n;
-    int64_t *seq;
     char (*record_id)[33];
     size_t *off, *len;             /* into buf */
     char *buf;
     size_t buf_len;
+    /* where the records came from: chunk rows seq_first..seq_last, of the
+     * last one its first last_taken records (last_bytes of body) */
+    int64_t seq_first, seq_last;
+    size_t last_taken, last_bytes;
+    int last_partial;
 };
 
 /* The oldest committed records of PROJECT, at most MAX_N and MAX_BYTES (at

@@ -8,7 +8,14 @@
 #
 # Runs through a mounted vault when vault/tracevault is built and /dev/fuse
 # exists (AGENT_BENCH_PLAIN=1 forces a plain directory); needs root for the
-# vault.  Not part of `make check`.  Prints one line per figure.  (4000
+# vault.  Not part of `make check`.  Prints one line per figure.
+# AGENT_BENCH_WRAP='PREFIX' runs each timed agent run under PREFIX, with @
+# replaced by the case (json, jsonl): a profile, e.g.
+#   AGENT_BENCH_WRAP='perf record -g -o /tmp/@.data --'
+# (the wrapper's own cost then counts in the figures).
+# AGENT_BENCH_AGENTS='NAME=PATH ...' times several agent binaries over the
+# same files in the same run (each with its own state and outbox), e.g. the
+# agent of main beside a change: before/after figures on a shared machine.  (4000
 # files by default: the vault holds one or two descriptors per known inode,
 # and this machine's hard RLIMIT_NOFILE is 20000.)
 set -eu
@@ -29,6 +36,28 @@ if [ -z "${AGENT_BENCH_PLAIN:-}" ] && [ -x "$VAULT" ] && [ -c /dev/fuse ] && [ "
         { echo "vault did not start: plain directory"; mkdir -p "$T/mnt/checkout" "$T/mnt/billing"; }
 fi
 now() { date +%s.%N; }
+prof() {   # prof CASE: the wrapper of a timed agent run, or nothing
+    [ -n "${AGENT_BENCH_WRAP:-}" ] || return 0
+    printf '%s\n' "$AGENT_BENCH_WRAP" | sed "s|@|$1|g"
+}
+# run_agents CASE N UNIT [NOTE]: time each agent over what is new to it.
+run_agents() {
+    for _spec in ${AGENT_BENCH_AGENTS:-agent=$AGENT}; do
+        _name=${_spec%%=*} _bin=${_spec#*=}
+        if [ ! -f "$T/$_name.conf" ]; then
+            sed -e "s|^state_dir .*|state_dir   = $T/state-$_name|" \
+                -e "s|^upstream .*|upstream    = file://$T/outbox-$_name|" "$T/tv.conf" > "$T/$_name.conf"
+        fi
+        _a=$(now)
+        /usr/bin/time -f '%U %S' -o "$T/cpu" $(prof "$1") "$_bin" -c "$T/$_name.conf" --once \
+            2>>"$T/agent-bench.log"
+        _b=$(now)
+        _shipped=$(awk '$1 == "tracevault_agent_records_shipped_total" { print $2 }' \
+            "$T/state-$_name/metrics.prom")
+        echo "$1: $_name: $2 $3 ${4:-}, $(rate "$2" "$_a" "$_b") $3/s, $(awk -v n="$2" \
+            '{ printf "%.0f", n / ($1 + $2) }' "$T/cpu") per agent CPU-second ($_shipped records shipped in all)"
+    done
+}
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 
 gen() {   # gen DIR N: N single-event JSON files of about 2 KiB
@@ -57,11 +86,8 @@ sync
 find "$T/mnt/checkout/json" -name '*.json' -print0 | xargs -0 cat > /dev/null
 a=$(now); find "$T/mnt/checkout/json" -name '*.json' -print0 | xargs -0 cat > /dev/null; b=$(now)
 cat_rate=$(rate "$FILES" "$a" "$b")
-a=$(now); /usr/bin/time -f '%U %S' -o "$T/cpu" "$AGENT" -c "$T/tv.conf" --once 2>>"$T/agent-bench.log"; b=$(now)
-agent_rate=$(rate "$FILES" "$a" "$b")
-cpu_rate=$(awk -v n="$FILES" '{ printf "%.0f", n / ($1 + $2) }' "$T/cpu")
-shipped=$(agent_metric records_shipped_total)
-echo "json_files: $FILES files, agent $agent_rate files/s ($cpu_rate per agent CPU-second), cat $cat_rate files/s, ratio $(awk -v x="$agent_rate" -v y="$cat_rate" 'BEGIN{printf "%.2f", x/y}') ($shipped records shipped)"
+run_agents json "$FILES" files
+echo "json_files: cat $cat_rate files/s over the same files"
 
 "$PY" - "$T/mnt/billing/stream.jsonl" "$LINES" <<'PYEOF'
 import json, sys
@@ -76,8 +102,8 @@ sz=$(stat -c %s "$T/mnt/billing/stream.jsonl")
 cat "$T/mnt/billing/stream.jsonl" > /dev/null
 a=$(now); cat "$T/mnt/billing/stream.jsonl" > /dev/null; b=$(now)
 cat_lines=$(rate "$LINES" "$a" "$b")
-a=$(now); /usr/bin/time -f '%U %S' -o "$T/cpu" "$AGENT" -c "$T/tv.conf" --once 2>>"$T/agent-bench.log"; b=$(now)
-echo "jsonl_lines: $LINES lines ($((sz / LINES)) B each), agent $(rate "$LINES" "$a" "$b") lines/s ($(awk -v n="$LINES" '{ printf "%.0f", n / ($1 + $2) }' "$T/cpu") per agent CPU-second), cat $cat_lines lines/s"
+run_agents jsonl "$LINES" lines "($((sz / LINES)) B each)"
+echo "jsonl_lines: cat $cat_lines lines/s over the same file"
 
 # Memory with a backlog of BACKLOG files.  On a plain directory even when
 # the rest ran through the vault: a cold vault spends its time unwrapping one
