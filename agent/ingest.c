@@ -9,6 +9,7 @@
 #include "config.h"
 #include "agent/ingest.h"
 #include "agent/ingest_int.h"
+#include "agent/opener.h"
 #include "agent/encode.h"
 #include "agent/evaluate.h"
 #include "agent/keys.h"
@@ -92,7 +93,8 @@ int ingest_new(const struct tv_config *cfg, const char *root, struct queue *q, s
         in->n_pe++;
     }
     in->bufcap = STREAM_BUF;
-    if (!(in->buf = malloc(in->bufcap)) || encoder_new(&in->lim, &in->enc) != 0)
+    if (!(in->buf = malloc(in->bufcap)) || encoder_new(&in->lim, &in->enc) != 0 ||
+        opener_new(OPEN_THREADS, &in->opener) != 0)
         r = -ENOMEM;
 out:
     if (r != 0) {
@@ -107,6 +109,8 @@ out:
 
 static void tracked_free(struct ingest *in, struct tracked *t)
 {
+    if (t->prefetched && t->pre_fd >= 0)
+        close(t->pre_fd);
     if (t->fd >= 0) {
         close(t->fd);
         if (in->early_fds > 0 && t->kind == FK_JSON)
@@ -142,6 +146,7 @@ void ingest_free(struct ingest *in)
             tracked_free(in, t);
         }
     encoder_free(in->enc);
+    opener_free(in->opener);
     free(in->docs);
     for (size_t i = 0; i < in->n_pe; i++) {
         evaluator_free(in->pe[i].ev);
@@ -428,6 +433,31 @@ int ingest_paused(struct ingest *in)
 }
 
 
+/* T, a document about to be read, was not opened ahead: open it and the
+ * next documents waiting behind it at once (opener.h).  Each keeps its
+ * descriptor until ingest_json_prepare takes it or the file is forgotten. */
+static void open_ahead(struct ingest *in, struct tracked *t)
+{
+    struct tracked *ts[OPEN_AHEAD];
+    const char *paths[OPEN_AHEAD];
+    int fds[OPEN_AHEAD];
+    size_t n = 0;
+
+    for (struct tracked *u = t; u && n < OPEN_AHEAD; u = u == t ? in->work_head : u->wnext) {
+        if (u != t && (u->kind != FK_JSON || !u->take || u->fd >= 0 || u->prefetched))
+            continue;
+        ts[n] = u;
+        paths[n++] = u->path;
+    }
+    if (n < 2)
+        return;                        /* nothing to overlap: open as usual */
+    opener_run(in->opener, paths, fds, n);
+    for (size_t i = 0; i < n; i++) {
+        ts[i]->pre_fd = fds[i];
+        ts[i]->prefetched = 1;
+    }
+}
+
 /* Encode and queue the *NJ prepared JSON documents, mark them taken, and
  * forget them. */
 static int flush_json(struct ingest *in, size_t *nj)
@@ -491,6 +521,8 @@ int ingest_work(struct ingest *in, size_t budget, uint64_t *next_ms)
             }
             if ((r = ingest_docs_reserve(in, nj + 1)) != 0)
                 goto fatal;
+            if (t->fd < 0 && !t->prefetched)
+                open_ahead(in, t);
             r = ingest_json_prepare(in, t, nj);
             budget--;
             if (r == 1) {

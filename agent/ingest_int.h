@@ -33,6 +33,8 @@
 #define SETTLE_MS 1000
 #define STREAM_BUF (256 * 1024)
 #define JSON_GROUP 64              /* *.json documents encoded together, */
+#define OPEN_AHEAD 64              /* *.json documents opened ahead, in parallel, */
+#define OPEN_THREADS 15            /* on this many helpers and the main thread */
 #define JSON_GROUP_BYTES (4u << 20) /* or this many bytes of them */
 #define GONE_CHECK_MS 500          /* a deleted stream is re-read this often ... */
 #define GONE_QUIET_CHECKS 6        /* ... until it has not grown this many times */
@@ -46,6 +48,8 @@ struct tracked {
     char project[TV_PROJECT_NAME_MAX + 1];
     enum file_kind kind;
     int fd;
+    int pre_fd;                    /* opened ahead (opener.h): a descriptor or -errno */
+    int prefetched;                /* pre_fd is set */
     int in_work, deferred, take, gone;
     int hashed;                    /* in the path map (not yet gone) */
     unsigned gone_quiet;           /* checks without growth since the path went away */
@@ -82,6 +86,7 @@ struct ingest {
     size_t bufcap;
     msgpack_sbuffer sb;
     struct encoder *enc;
+    struct opener *opener;             /* opens ahead for a backlog of documents */
     struct enc_doc *docs;
     size_t docs_cap;
     uint64_t queue_cap;

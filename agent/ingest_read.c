@@ -285,7 +285,16 @@ int ingest_json_prepare(struct ingest *in, struct tracked *t, size_t slot)
     size_t len = 0, want;
     ssize_t n;
 
-    if (fd < 0 && (fd = ingest_open_ro(t->path)) < 0) {
+    if (fd < 0 && t->prefetched) {
+        /* opened ahead (open_ahead): this call owns the descriptor now */
+        fd = t->pre_fd;
+        t->prefetched = 0;
+        if (fd < 0)
+            errno = -fd;
+    } else if (fd < 0) {
+        fd = ingest_open_ro(t->path);
+    }
+    if (fd < 0) {
         if (errno != ENOENT)
             log_warn("%s: cannot open: %s", ingest_label(t, -1, label, sizeof(label)), strerror(errno));
         return 0;
