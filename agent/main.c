@@ -187,6 +187,7 @@ static void on_shred(void *arg, const char *project)
 {
     struct agent *a = arg;
     uint64_t n = 0;
+    shipper_forget(a->ship, project);
     int r = queue_drop_project(a->q, project, &n);
 
     a->m.shredded_projects++;
@@ -226,11 +227,15 @@ static int run_once(struct agent *a, const char *root)
             return 1;
         if (r == 0 && next == 0 && !ingest_paused(a->in))
             break;
+        /* Deliveries fly on their own thread while the next documents are
+         * read; the loop waits for one only when reading cannot go on. */
         if ((r = shipper_run(a->ship, 1, &next)) < 0)
             return 1;
         if (r == 0 && ingest_paused(a->in)) {
             uint64_t now = tv_now_ms();
-            if (next > now)
+            if (shipper_busy(a->ship))
+                shipper_wait(a->ship, 1000);
+            else if (next > now)
                 poll(NULL, 0, (int)(next - now));
         } else if (r == 0 && next) {
             uint64_t now = tv_now_ms();
@@ -239,17 +244,21 @@ static int run_once(struct agent *a, const char *root)
         }
         write_metrics(a, 0);
     }
-    while (!stop_requested && queue_depth(a->q) > 0) {
+    while (!stop_requested && (queue_depth(a->q) > 0 || shipper_busy(a->ship))) {
         keys_events(a->keys, on_shred, a);
         if ((r = shipper_run(a->ship, 1, &next)) < 0)
             return 1;
-        if (r == 0 && next) {
+        if (shipper_busy(a->ship)) {
+            shipper_wait(a->ship, 1000);
+        } else if (r == 0 && next) {
             uint64_t now = tv_now_ms();
             if (next > now)
                 poll(NULL, 0, (int)(next - now));
         }
         write_metrics(a, 0);
     }
+    if (shipper_finish(a->ship) < 0)
+        return 1;
     write_metrics(a, 1);
     if (queue_depth(a->q) > 0) {
         log_error("stopped with %llu records not yet acknowledged",
@@ -291,9 +300,11 @@ static int run_follow(struct agent *a, const char *root)
         timeout = due > now ? (int)(due - now) : 0;
         keys_events(a->keys, on_shred, a);
         /* keyd's events wake the loop: a SHRED is acted on at once. */
-        struct pollfd pfd[2] = { { .fd = watch_fd(a->w), .events = POLLIN },
-                                 { .fd = keys_events_fd(a->keys), .events = POLLIN } };
-        if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
+        /* ... and so does a delivery that landed. */
+        struct pollfd pfd[3] = { { .fd = watch_fd(a->w), .events = POLLIN },
+                                 { .fd = keys_events_fd(a->keys), .events = POLLIN },
+                                 { .fd = shipper_fd(a->ship), .events = POLLIN } };
+        if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             return 1;
         }
@@ -309,6 +320,8 @@ static int run_follow(struct agent *a, const char *root)
             return 1;
         write_metrics(a, 0);
     }
+    if (shipper_finish(a->ship) < 0)
+        return 1;
     log_info("stopping: %llu records queued for the next start",
              (unsigned long long)queue_depth(a->q));
     write_metrics(a, 1);

@@ -69,11 +69,10 @@ struct qbatch {
     size_t *off, *len;             /* into buf */
     char *buf;
     size_t buf_len;
-    /* where the records came from: chunk rows seq_first..seq_last, of the
-     * last one its first last_taken records (last_bytes of body) */
-    int64_t seq_first, seq_last;
-    size_t last_taken, last_bytes;
-    int last_partial;
+    /* where each record came from: its chunk row, and whether it is the
+     * last record of that row */
+    int64_t *rseq;
+    unsigned char *rend;
 };
 
 /* The oldest committed records of PROJECT, at most MAX_N and MAX_BYTES (at
@@ -82,6 +81,12 @@ int queue_peek(struct queue *q, const char *project, size_t max_n, size_t max_by
                struct qbatch *b);
 void qbatch_release(struct qbatch *b);
 
+/* Remove the first N_OK + N_DEAD records of B (the oldest of its project:
+ * a batch may be settled in parts, in order), the N_DEAD after the first
+ * N_OK moved to the dead-letter table with STATUS and REASON first.  One
+ * transaction, committed. */
+int queue_settle(struct queue *q, const struct qbatch *b, size_t n_ok, size_t n_dead, int status,
+                 const char *reason);
 /* Delete an acknowledged batch. */
 int queue_ack(struct queue *q, const struct qbatch *b);
 /* Move a rejected batch to the dead-letter table with STATUS and REASON. */

@@ -8,7 +8,12 @@
  * (or at once when forced: --once and shutdown).  Its idempotency key is a
  * hash of its record_ids.  Acknowledged batches are deleted; permanently
  * rejected ones move to the dead-letter table with a log line and a counter.
- * Sending is synchronous: a batch in flight when SIGTERM arrives finishes.
+ *
+ * Sending happens on a thread of its own, up to 8 batches of one project per
+ * flight, while the main loop goes on reading; the main loop alone touches
+ * the queue and the keys (ship.c).  A flight in the air when SIGTERM arrives
+ * lands before the agent exits; one it could not settle is sent again at the
+ * next start under the same batch ids.
  */
 #ifndef TV_AGENT_SHIP_H
 #define TV_AGENT_SHIP_H
@@ -25,11 +30,25 @@ int shipper_new(const struct tv_config *cfg, struct queue *q, struct upstream *u
                 struct metrics *m, struct shipper **out);
 void shipper_free(struct shipper *s);
 
-/* Send at most one due batch per project.  FORCE ignores the linger.
- * Returns the number of batches sent (acknowledged or dead-lettered), or a
- * negative errno on a state database failure.  *NEXT_MS: monotonic time at
- * which something becomes due (0 = nothing queued). */
+/* Settle the flight that landed, if any, and launch the next one when a
+ * project is due (round robin).  FORCE ignores the linger.  Returns the
+ * number of batches settled (acknowledged or dead-lettered), or a negative
+ * errno on a state database failure.  *NEXT_MS: monotonic time at which a
+ * project not yet due becomes due (0 = none); a flight in the air wakes
+ * shipper_fd instead. */
 int shipper_run(struct shipper *s, int force, uint64_t *next_ms);
+
+/* Readable when a flight has landed (poll it with the loop's other fds). */
+int shipper_fd(const struct shipper *s);
+/* 1 while a flight is in the air or landed and not yet settled. */
+int shipper_busy(const struct shipper *s);
+/* Wait up to TIMEOUT_MS for the flight to land; 1 if it has. */
+int shipper_wait(struct shipper *s, int timeout_ms);
+/* Let the flight in the air, if any, land and settle it (before exiting).
+ * 0 or a negative errno. */
+int shipper_finish(struct shipper *s);
+/* PROJECT was shredded (its rows deleted): a flight of it settles nothing. */
+void shipper_forget(struct shipper *s, const char *project);
 
 /* Records dead-lettered by this process. */
 uint64_t shipper_dead(const struct shipper *s);

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "agent/upstream.h"
+#include "agent/keys.h"
 #include "agent/record.h"
 #include "lib/config.h"
 #include "lib/util.h"
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +79,9 @@ int upstream_body(const struct qbatch *b, const char *batch_id, msgpack_sbuffer 
         msgpack_pack_str_with_body(&pk, "records", 7) != 0 ||
         msgpack_pack_array(&pk, b->n) != 0)
         return -ENOMEM;
-    /* Records are already msgpack maps: append them as they are. */
-    if (msgpack_sbuffer_write(sb, b->buf, b->buf_len) != 0)
+    /* Records are already msgpack maps, contiguous: append them as they are. */
+    if (b->n > 0 &&
+        msgpack_sbuffer_write(sb, b->buf + b->off[0], b->off[b->n - 1] + b->len[b->n - 1] - b->off[0]) != 0)
         return -ENOMEM;
     return 0;
 }
@@ -111,15 +114,33 @@ static void file_send(struct upstream *u, const struct qbatch *b, const char *ba
     snprintf(o->reason, sizeof(o->reason), "outbox %.100s: %s", dir, strerror(-r));
 }
 
+void upstream_cred(struct upstream *u, const char *project, struct up_cred *c)
+{
+    memset(c, 0, sizeof(*c));
+    if (!u->http)
+        return;                  /* file://: none */
+    struct keys *k = http_sink_keys(u->http);
+    c->rc = keys_apikey(k, project, &c->key);
+    if (c->rc != 0)
+        snprintf(c->err, sizeof(c->err), "%s", keys_error(k));
+}
+
+void upstream_cred_free(struct up_cred *c)
+{
+    if (c->key)
+        sodium_free(c->key);     /* wipes it */
+    c->key = NULL;
+}
+
 void upstream_send(struct upstream *u, const struct qbatch *b, const char *batch_id,
-                   struct up_outcome *o)
+                   const struct up_cred *c, struct up_outcome *o)
 {
     memset(o, 0, sizeof(*o));
     o->retry_after_ms = -1;
     if (u->dir)
         file_send(u, b, batch_id, o);
     else
-        http_sink_send(u->http, b, batch_id, o);
+        http_sink_send(u->http, b, batch_id, c, o);
 }
 
 int upstream_dump(const char *path, char *err, size_t errlen)

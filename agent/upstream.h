@@ -45,9 +45,25 @@ int upstream_new(const struct tv_config *cfg, struct keys *keys, struct upstream
                  char *err, size_t errlen);
 void upstream_free(struct upstream *u);
 
-/* Deliver B under idempotency key BATCH_ID. */
+/* A project's credentials for one delivery, fetched from keyd by the thread
+ * that owns the keys (the main loop): the sending thread never touches
+ * keyd.  KEY: the project's API key in guarded memory, or NULL. */
+struct up_cred {
+    char *key;
+    int rc;                     /* keys_apikey's result (0: KEY is set) */
+    char err[160];              /* why not, for the log */
+};
+void upstream_cred(struct upstream *u, const char *project, struct up_cred *c);
+/* Wipe and free C's key. */
+void upstream_cred_free(struct up_cred *c);
+
+/* Deliver B under idempotency key BATCH_ID with credentials C (from
+ * upstream_cred for B's project).  May run on another thread than
+ * upstream_cred, one delivery at a time.  B's records are
+ * buf[off[0]] .. buf[off[n-1] + len[n-1]], contiguous: a batch may be a
+ * view into a larger one. */
 void upstream_send(struct upstream *u, const struct qbatch *b, const char *batch_id,
-                   struct up_outcome *o);
+                   const struct up_cred *c, struct up_outcome *o);
 
 /* The msgpack batch body into SB (https and file://). */
 int upstream_body(const struct qbatch *b, const char *batch_id, msgpack_sbuffer *sb);
@@ -62,6 +78,7 @@ int http_sink_new(const struct tv_config *cfg, struct keys *keys, const char *ur
                   struct http_sink **out, char *err, size_t errlen);
 void http_sink_free(struct http_sink *h);
 void http_sink_send(struct http_sink *h, const struct qbatch *b, const char *batch_id,
-                    struct up_outcome *o);
+                    const struct up_cred *c, struct up_outcome *o);
+struct keys *http_sink_keys(struct http_sink *h);
 
 #endif

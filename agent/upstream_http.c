@@ -216,23 +216,21 @@ static void post(struct http_sink *h, const char *url, const char *ctype, const 
 }
 
 static void send_https(struct http_sink *h, const struct qbatch *b, const char *batch_id,
-                       struct up_outcome *o)
+                       const struct up_cred *c, struct up_outcome *o)
 {
     struct curl_slist *hdrs = NULL;
     msgpack_sbuffer sb;
-    char *key = NULL, *auth = NULL, idem[96], proj[96];
+    char *auth = NULL, idem[96], proj[96];
     size_t alen;
-    int r;
 
-    if ((r = keys_apikey(h->keys, b->project, &key)) != 0) {
+    if (c->rc != 0 || !c->key) {
         o->result = UP_RETRY;
-        snprintf(o->reason, sizeof(o->reason), "%s", keys_error(h->keys));
+        snprintf(o->reason, sizeof(o->reason), "%s", c->err[0] ? c->err : "no API key");
         return;
     }
-    alen = strlen(key) + sizeof("Authorization: Bearer ");
+    alen = strlen(c->key) + sizeof("Authorization: Bearer ");
     if ((auth = sodium_malloc(alen)) != NULL)
-        snprintf(auth, alen, "Authorization: Bearer %s", key);
-    sodium_free(key);
+        snprintf(auth, alen, "Authorization: Bearer %s", c->key);
     snprintf(idem, sizeof(idem), "Idempotency-Key: %s", batch_id);
     snprintf(proj, sizeof(proj), "X-TraceVault-Project: %s", b->project);
     msgpack_sbuffer_init(&sb);
@@ -258,20 +256,26 @@ out:
  * wiped after the request.  No key set: no credentials (ClickHouse's own
  * user rules decide).  *MEM: the two header lines (sodium_free), or NULL.
  * Returns 0, or -1 with O filled (retry later). */
-static int ch_auth(struct http_sink *h, const char *project, char **mem, struct up_outcome *o)
+static int ch_auth(const struct up_cred *c, char **mem, struct up_outcome *o)
 {
-    char *key = NULL, *colon;
+    char *key, *colon;
     size_t n;
-    int r;
 
     *mem = NULL;
-    if ((r = keys_apikey(h->keys, project, &key)) != 0) {
-        if (r == -ENOENT || r == -ECONNREFUSED)
+    if (c->rc != 0 || !c->key) {
+        if (c->rc == -ENOENT || c->rc == -ECONNREFUSED)
             return 0;
         o->result = UP_RETRY;
-        snprintf(o->reason, sizeof(o->reason), "%s", keys_error(h->keys));
+        snprintf(o->reason, sizeof(o->reason), "%s", c->err[0] ? c->err : "no credentials");
         return -1;
     }
+    /* a guarded working copy: the user part is cut at the colon */
+    if (!(key = sodium_malloc(strlen(c->key) + 1))) {
+        o->result = UP_RETRY;
+        snprintf(o->reason, sizeof(o->reason), "clickhouse: out of memory");
+        return -1;
+    }
+    memcpy(key, c->key, strlen(c->key) + 1);
     n = 2 * strlen(key) + 64;
     if (!(*mem = sodium_malloc(n))) {
         sodium_free(key);
@@ -301,12 +305,13 @@ static struct curl_slist *ch_headers(const char *mem)
     return l;
 }
 
-static void send_clickhouse(struct http_sink *h, const struct qbatch *b, struct up_outcome *o)
+static void send_clickhouse(struct http_sink *h, const struct qbatch *b, const struct up_cred *c,
+                            struct up_outcome *o)
 {
     char *rows = NULL, *auth = NULL;
     size_t len = 0, cap = 0;
 
-    if (ch_auth(h, b->project, &auth, o) != 0)
+    if (ch_auth(c, &auth, o) != 0)
         return;
 
     if (!h->table_ready) {
@@ -363,10 +368,15 @@ out:
 }
 
 void http_sink_send(struct http_sink *h, const struct qbatch *b, const char *batch_id,
-                    struct up_outcome *o)
+                    const struct up_cred *c, struct up_outcome *o)
 {
     if (h->clickhouse)
-        send_clickhouse(h, b, o);
+        send_clickhouse(h, b, c, o);
     else
-        send_https(h, b, batch_id, o);
+        send_https(h, b, batch_id, c, o);
+}
+
+struct keys *http_sink_keys(struct http_sink *h)
+{
+    return h->keys;
 }

@@ -48,7 +48,7 @@ int main(void)
     const struct qproject *pr;
     char id[33];
 
-    plan(47);
+    plan(54);
     if (!mkdtemp(dir)) {
         printf("Bail out! mkdtemp\n");
         return 1;
@@ -153,6 +153,29 @@ int main(void)
     is_int(queue_open(dir, &q), 0, "reopen after a partial ack");
     is_int(queue_depth(q), 9, "counts from the trimmed chunk");
     is_int(queue_bytes(q), 16 + 50, "bytes from the trimmed chunk");
+    /* Settled in parts: a delivery thread acknowledges batches in order
+     * and may stop at a rejected one (ship.c). */
+    queue_set_chunk(q, 3, 1 << 20);
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof(id), "%032d", 200 + i);
+        snprintf(body, sizeof(body), "s%d", 200 + i);
+        queue_push(q, "d", id, body, strlen(body), 700);
+    }
+    queue_commit(q);
+    is_int(queue_peek(q, "d", 100, 1 << 20, &b), 0, "peek d: 8 records in chunks of 3, 3, 2");
+    is_int(queue_settle(q, &b, 2, 2, 400, "HTTP status 400"), 0,
+           "settle 2 delivered and 2 rejected (ending inside the second chunk)");
+    qbatch_release(&b);
+    uint64_t dead_before = queue_dead_count(q);
+    is_int(queue_peek(q, "d", 100, 1 << 20, &b), 0, "peek the rest of d");
+    ok(b.n == 4 && !strcmp(b.record_id[0], "00000000000000000000000000000204") &&
+       !memcmp(b.buf + b.off[0], "s204", 4) && !memcmp(b.buf + b.off[3], "s207", 4),
+       "the four after them, in order");
+    is_int(queue_settle(q, &b, 4, 0, 0, NULL), 0, "settle the rest");
+    qbatch_release(&b);
+    is_int((int)dead_before, 5, "two more in the dead-letter table");
+    is_int(queue_settle(q, &b, 1, 0, 0, NULL), -22, "settling more than the batch holds is refused");
+
     /* Pending records of a project that is shredded go with it. */
     snprintf(id, sizeof(id), "%032d", 999);
     queue_push(q, "c", id, "late", 4, 600);
