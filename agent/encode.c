@@ -8,6 +8,7 @@
 #include "config.h"
 #include "agent/encode.h"
 #include "agent/evaluate.h"
+#include "agent/jarena.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -59,6 +60,7 @@ static void encode_one(const struct parse_limits *lim, struct enc_doc *d, int ti
     size_t off;
     int r;
 
+    jarena_begin();                    /* every jansson tree below lives in this call */
     d->tid = tid;
     d->first = o->n;
     d->count = 0;
@@ -66,6 +68,7 @@ static void encode_one(const struct parse_limits *lim, struct enc_doc *d, int ti
     memset(&d->drops, 0, sizeof(d->drops));
     if ((r = parse_document(d->buf, d->len, lim, &pr)) != 0) {
         d->err = r;
+        jarena_end();
         return;
     }
     d->skip = pr.skip;
@@ -91,6 +94,7 @@ static void encode_one(const struct parse_limits *lim, struct enc_doc *d, int ti
         }
     }
     parse_result_release(&pr);
+    jarena_end();
 }
 
 static void *worker(void *arg)
@@ -132,6 +136,7 @@ int encoder_new(const struct parse_limits *lim, struct encoder **out)
     /* jansson seeds its hash function lazily: do it before a second thread
      * can race for it. */
     json_object_seed(0);
+    jarena_install();
     if (pthread_create(&e->th, NULL, worker, e) == 0)
         e->started = 1;              /* without a worker everything runs inline */
     *out = e;
