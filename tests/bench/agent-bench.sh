@@ -15,7 +15,10 @@
 # (the wrapper's own cost then counts in the figures).
 # AGENT_BENCH_AGENTS='NAME=PATH ...' times several agent binaries over the
 # same files in the same run (each with its own state and outbox), e.g. the
-# agent of main beside a change: before/after figures on a shared machine.  (4000
+# agent of main beside a change: before/after figures on a shared machine.
+# AGENT_BENCH_OUTBOX=DIR puts those agents' file:// outboxes under DIR (a
+# tmpfs, say: every batch file is fsync'd, and on this VM's disk those
+# flushes, not the agent's CPU, bound the JSONL rate).  (4000
 # files by default: the vault holds one or two descriptors per known inode,
 # and this machine's hard RLIMIT_NOFILE is 20000.)
 set -eu
@@ -46,7 +49,7 @@ run_agents() {
         _name=${_spec%%=*} _bin=${_spec#*=}
         if [ ! -f "$T/$_name.conf" ]; then
             sed -e "s|^state_dir .*|state_dir   = $T/state-$_name|" \
-                -e "s|^upstream .*|upstream    = file://$T/outbox-$_name|" "$T/tv.conf" > "$T/$_name.conf"
+                -e "s|^upstream .*|upstream    = file://${AGENT_BENCH_OUTBOX:-$T}/outbox-$_name|" "$T/tv.conf" > "$T/$_name.conf"
         fi
         _a=$(now)
         /usr/bin/time -f '%U %S' -o "$T/cpu" $(prof "$1") "$_bin" -c "$T/$_name.conf" --once \
