@@ -33,7 +33,8 @@
 
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 60000
-#define FLIGHT_BATCHES 8            /* batches handed to the thread at once */
+#define FLIGHT_BATCHES 8            /* batches handed to the thread at once, */
+#define FLIGHT_BYTES (8u << 20)     /* and at most this many bytes of them (or one batch) */
 
 struct pstate {
     char project[64];
@@ -321,7 +322,9 @@ static int launch(struct shipper *s, const struct qproject *pr, int force)
     int r;
 
     snprintf(name, sizeof(name), "%s", pr->name);
-    if ((r = queue_peek(s->q, name, max_n * FLIGHT_BATCHES, max_b * FLIGHT_BATCHES, &f->b)) != 0)
+    /* A flight's memory: FLIGHT_BYTES, or one batch when batches are larger. */
+    size_t flight_b = max_b >= FLIGHT_BYTES ? max_b : FLIGHT_BYTES;
+    if ((r = queue_peek(s->q, name, max_n * FLIGHT_BATCHES, flight_b, &f->b)) != 0)
         return r;
     if (f->b.n == 0) {
         qbatch_release(&f->b);
