@@ -38,29 +38,6 @@ static const char *const sql_text[S_COUNT] = {
     [S_OLDEST] = "SELECT enq_ms FROM chunks WHERE project = ? ORDER BY seq LIMIT 1",
 };
 
-/* A growable byte buffer. */
-struct gbuf {
-    unsigned char *p;
-    size_t len, cap;
-};
-
-static int gbuf_add(struct gbuf *g, const void *data, size_t len)
-{
-    if (g->len + len > g->cap) {
-        size_t nc = g->cap ? g->cap : 4096;
-        while (nc < g->len + len)
-            nc *= 2;
-        unsigned char *np = realloc(g->p, nc);
-        if (!np)
-            return -ENOMEM;
-        g->p = np;
-        g->cap = nc;
-    }
-    memcpy(g->p + g->len, data, len);
-    g->len += len;
-    return 0;
-}
-
 /* Records pushed but not yet in a row: one project's run of records,
  * written as one chunk row when the project changes, the chunk is full, or
  * before the transaction commits. */
@@ -68,7 +45,7 @@ struct pending {
     char project[64];
     size_t n;
     uint64_t enq_ms;               /* of the first record */
-    struct gbuf ids, lens, body;   /* n x 32 hex; n x u32 little-endian; msgpack */
+    struct tv_buf ids, lens, body;   /* n x 32 hex; n x u32 little-endian; msgpack */
 };
 
 struct queue {
@@ -185,8 +162,8 @@ static int pend_add(struct queue *q, const char *project, const char *record_id,
         snprintf(pd->project, sizeof(pd->project), "%s", project);
         pd->enq_ms = enq_ms;
     }
-    if (gbuf_add(&pd->ids, record_id, 32) != 0 || gbuf_add(&pd->lens, le, 4) != 0 ||
-        gbuf_add(&pd->body, body, len) != 0)
+    if (tv_buf_add(&pd->ids, record_id, 32) != 0 || tv_buf_add(&pd->lens, le, 4) != 0 ||
+        tv_buf_add(&pd->body, body, len) != 0)
         return -ENOMEM;
     pd->n++;
     return 0;

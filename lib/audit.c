@@ -405,11 +405,6 @@ int audit_verify(const char *const *paths, size_t n, const unsigned char key[AUD
 
 /* --- the live log ------------------------------------------------------- */
 
-struct batch {
-    char *p;
-    size_t len, cap;
-};
-
 /* A thread in audit_commit waiting for its record's outcome. */
 struct waiter {
     uint64_t seq;
@@ -432,7 +427,7 @@ struct audit {
     uint64_t dseq;                        /* head of what is durable and anchored */
     unsigned char dmac[AUDIT_MAC_LEN];
     off_t good_len;                       /* file length covering durable records */
-    struct batch b[2];                    /* b[cur] stages; the other may be in flight */
+    struct tv_buf b[2];                    /* b[cur] stages; the other may be in flight */
     int cur;
     size_t staged;
     int flushing, broken;
@@ -459,23 +454,6 @@ static int anchor_write(struct audit *a, uint64_t seq, const unsigned char *mac,
     return r;
 }
 
-static int batch_put(struct batch *b, const char *s, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16384;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
-}
-
 /* Stage a record with BODY (mu held). */
 static int stage_locked(struct audit *a, const char *body, char *line_out)
 {
@@ -488,7 +466,7 @@ static int stage_locked(struct audit *a, const char *body, char *line_out)
     n = format_line(&a->fmt, a->key, a->seq + 1, body, a->mac, line, mac);
     if (n < 0)
         return n;
-    if (batch_put(&a->b[a->cur], line, (size_t)n) != 0)
+    if (tv_buf_add(&a->b[a->cur], line, (size_t)n) != 0)
         return -EIO;
     a->seq++;
     memcpy(a->mac, mac, AUDIT_MAC_LEN);
@@ -519,7 +497,7 @@ static void rollback_locked(struct audit *a)
  */
 static int flush_locked(struct audit *a)
 {
-    struct batch *b = &a->b[a->cur];
+    struct tv_buf *b = &a->b[a->cur];
     uint64_t seq = a->seq;
     unsigned char mac[AUDIT_MAC_LEN];
     int r, anchor_failed = 0;
@@ -645,7 +623,7 @@ int audit_append_line(struct audit *a, const char *line)
     if (a->staged == 0 && parse_line(&a->fmt, line, len, &r) == 0 && r.seq == a->seq + 1) {
         audit_line_mac(a->key, a->mac, line, r.macd_len, mac);
         if (sodium_memcmp(mac, r.mac, AUDIT_MAC_LEN) == 0 &&
-            batch_put(&a->b[a->cur], line, len) == 0) {
+            tv_buf_add(&a->b[a->cur], line, len) == 0) {
             a->seq = r.seq;
             memcpy(a->mac, mac, AUDIT_MAC_LEN);
             a->staged = 1;

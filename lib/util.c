@@ -192,6 +192,23 @@ static int fsync_dirfd_of(int dirfd, const char *name)
     return r;
 }
 
+int tv_buf_add(struct tv_buf *b, const void *data, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return -ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
 int tv_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
 {
     char tmp[PATH_MAX];

@@ -56,6 +56,14 @@ void *tv_scratch(struct tv_scratch *s, size_t need);
  * material or trace content (same reasoning as OpenSSH's ssh-agent). */
 int tv_harden_process(void);
 
+/* A growable byte buffer (zeroed to start; free(b.p) to end). */
+struct tv_buf {
+    char *p;
+    size_t len, cap;
+};
+/* Append N bytes of DATA, doubling the capacity as needed.  0 or -ENOMEM. */
+int tv_buf_add(struct tv_buf *b, const void *data, size_t n);
+
 /*
  * Atomically replace DIRFD/NAME with LEN bytes of DATA and mode MODE: write a
  * temp file in the same directory, fsync it, rename over NAME, fsync the
