@@ -97,11 +97,18 @@ static int identify(struct ingest *in, int fd, const struct fstat_bt *f, const c
     int r;
 
     *found = 0;
-    /* Vault file ids: not asked again on a filesystem that had none. */
+    /* Vault file ids: not asked again on a filesystem that had none.  Any
+     * other failure is transient (a vault restarting, or gone under a
+     * descriptor opened before it died, whose bytes still came from the
+     * page cache): an identity from the inode now would be a second
+     * identity of the same file, and its records would ship twice under
+     * other record_ids (seen in system-crash.sh).  The caller retries. */
     if (f->st.st_dev != in->no_xattr_dev) {
         n = fgetxattr(fd, "user.tracevault.file_id", x, sizeof(x) - 1);
         if (n < 0 && (errno == ENODATA || errno == ENOTSUP))
             in->no_xattr_dev = f->st.st_dev;
+        else if (n < 0 && errno != ERANGE)
+            return -EAGAIN;
     }
     if (n == 32) {
         x[32] = '\0';
@@ -280,7 +287,7 @@ int ingest_json_prepare(struct ingest *in, struct tracked *t, size_t slot)
     struct fstat_bt f;
     struct file_ck ck;
     char label[INGEST_LABEL_MAX];
-    int fd = t->fd, found, r;
+    int fd = t->fd, found, r, stale = 0;
     char *doc = NULL;
     size_t len = 0, want;
     ssize_t n;
@@ -316,11 +323,17 @@ int ingest_json_prepare(struct ingest *in, struct tracked *t, size_t slot)
             log_warn("%s: read %zu of %zu bytes: %s (attempt %u; retried with backoff up to %d s)",
                      ingest_label(t, fd, label, sizeof(label)), len, want, strerror(errno), t->failures + 1, RETRY_MAX_MS / 1000);
         r = -EAGAIN;
+        stale = 1;
         goto out;
     }
     if ((r = identify(in, fd, &f, doc, len, &ck, &found)) != 0) {
-        log_warn("%s: cannot identify: %s", ingest_label(t, fd, label, sizeof(label)), strerror(-r));
-        r = 0;
+        if (r != -EAGAIN || ingest_log_due(t))
+            log_warn("%s: cannot identify: %s", ingest_label(t, fd, label, sizeof(label)),
+                     r == -EAGAIN ? "its file ID cannot be read now (retried with backoff)"
+                                  : strerror(-r));
+        if (r != -EAGAIN)
+            r = 0;
+        stale = r == -EAGAIN;
         goto out;
     }
     if (found && ck.done) {
@@ -354,8 +367,16 @@ int ingest_json_prepare(struct ingest *in, struct tracked *t, size_t slot)
     }
 out:
     free(doc);
-    if (fd != t->fd)
+    if (fd != t->fd) {
         close(fd);
+    } else if (stale) {
+        /* an early descriptor that cannot be read or identified now may be
+         * from a vault that died: the retry opens the path again */
+        close(t->fd);
+        t->fd = -1;
+        if (in->early_fds > 0)
+            in->early_fds--;
+    }
     return r;
 }
 
@@ -402,9 +423,17 @@ int ingest_read_stream(struct ingest *in, struct tracked *t, size_t *budget)
     if (!t->have_ck) {
         int found;
         if ((r = identify(in, t->fd, &f, NULL, 0, &t->ck, &found)) != 0) {
-            log_warn("%s: cannot identify: %s", ingest_label(t, t->fd, label, sizeof(label)),
-                     strerror(-r));
-            return 0;
+            if (r != -EAGAIN || ingest_log_due(t))
+                log_warn("%s: cannot identify: %s", ingest_label(t, t->fd, label, sizeof(label)),
+                         r == -EAGAIN ? "its file ID cannot be read now (retried with backoff)"
+                                      : strerror(-r));
+            if (r != -EAGAIN)
+                return 0;
+            /* the descriptor may be from a vault that died: reopen later */
+            close(t->fd);
+            t->fd = -1;
+            in->stream_fds--;
+            return -EAGAIN;
         }
         t->have_ck = 1;
     }
