@@ -144,6 +144,18 @@ static int identify(struct ingest *in, int fd, const struct fstat_bt *f, const c
     return 0;
 }
 
+/* identify failed with R for T (open as FD): a transient failure is logged
+ * on the attempts ingest_log_due picks, anything else at once. */
+static void log_unidentified(const struct tracked *t, int fd, int r)
+{
+    char label[INGEST_LABEL_MAX];
+
+    if (r == -EAGAIN && !ingest_log_due(t))
+        return;
+    log_warn("%s: cannot identify: %s", ingest_label(t, fd, label, sizeof(label)),
+             r == -EAGAIN ? "its file ID cannot be read now (retried with backoff)" : strerror(-r));
+}
+
 /* ---- records ---------------------------------------------------------------- */
 
 
@@ -327,10 +339,7 @@ int ingest_json_prepare(struct ingest *in, struct tracked *t, size_t slot)
         goto out;
     }
     if ((r = identify(in, fd, &f, doc, len, &ck, &found)) != 0) {
-        if (r != -EAGAIN || ingest_log_due(t))
-            log_warn("%s: cannot identify: %s", ingest_label(t, fd, label, sizeof(label)),
-                     r == -EAGAIN ? "its file ID cannot be read now (retried with backoff)"
-                                  : strerror(-r));
+        log_unidentified(t, fd, r);
         if (r != -EAGAIN)
             r = 0;
         stale = r == -EAGAIN;
@@ -423,10 +432,7 @@ int ingest_read_stream(struct ingest *in, struct tracked *t, size_t *budget)
     if (!t->have_ck) {
         int found;
         if ((r = identify(in, t->fd, &f, NULL, 0, &t->ck, &found)) != 0) {
-            if (r != -EAGAIN || ingest_log_due(t))
-                log_warn("%s: cannot identify: %s", ingest_label(t, t->fd, label, sizeof(label)),
-                         r == -EAGAIN ? "its file ID cannot be read now (retried with backoff)"
-                                      : strerror(-r));
+            log_unidentified(t, t->fd, r);
             if (r != -EAGAIN)
                 return 0;
             /* the descriptor may be from a vault that died: reopen later */

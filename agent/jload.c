@@ -295,6 +295,25 @@ static json_t *word(struct rd *r)
     return fail(r, 0);
 }
 
+/* After a member of a container that CLOSE ends: 1 when a comma leads to
+ * another member, 0 when CLOSE ended the container (both consumed), -1 with
+ * r->trunc set when anything else comes. */
+static int after_member(struct rd *r, unsigned char close)
+{
+    ws(r);
+    if (r->p < r->end && *r->p == ',') {
+        r->p++;
+        ws(r);
+        return 1;
+    }
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return 0;
+    }
+    unexpected(r);
+    return -1;
+}
+
 static json_t *object(struct rd *r)
 {
     json_t *o = json_object();
@@ -309,9 +328,7 @@ static json_t *object(struct rd *r)
         return o;
     }
     for (;;) {
-        if (r->p >= r->end)
-            goto trunc;
-        if (*r->p != '"') {
+        if (r->p >= r->end || *r->p != '"') {
             unexpected(r);             /* jansson: "string or '}' expected" */
             goto bad;
         }
@@ -339,23 +356,12 @@ static json_t *object(struct rd *r)
             free(key);
         if (!v)
             goto bad;                  /* r->trunc says why */
-        ws(r);
-        if (r->p >= r->end)
-            goto trunc;
-        if (*r->p == ',') {
-            r->p++;
-            ws(r);
-            continue;
-        }
-        if (*r->p == '}') {
-            r->p++;
+        int more = after_member(r, '}');
+        if (more == 0)
             return o;
-        }
-        unexpected(r);
-        goto bad;
+        if (more < 0)
+            goto bad;
     }
-trunc:
-    r->trunc = 1;
 bad:
     json_decref(o);
     return NULL;
@@ -375,23 +381,17 @@ static json_t *array(struct rd *r)
     }
     for (;;) {
         json_t *v = value(r);
-        if (!v || json_array_append_new(a, v) != 0)
-            goto bad;
-        ws(r);
-        if (r->p >= r->end) {
-            r->trunc = 1;
+        if (!v)
+            goto bad;                  /* r->trunc says why */
+        if (json_array_append_new(a, v) != 0) {
+            r->trunc = 0;              /* out of memory */
             goto bad;
         }
-        if (*r->p == ',') {
-            r->p++;
-            continue;
-        }
-        if (*r->p == ']') {
-            r->p++;
+        int more = after_member(r, ']');
+        if (more == 0)
             return a;
-        }
-        unexpected(r);
-        goto bad;
+        if (more < 0)
+            goto bad;
     }
 bad:
     json_decref(a);

@@ -99,9 +99,14 @@ int queue_commit(struct queue *q)
     return exec(q, "COMMIT");
 }
 
+static void pend_clear(struct pending *pd)
+{
+    pd->n = pd->ids.len = pd->lens.len = pd->body.len = 0;
+}
+
 void queue_rollback(struct queue *q)
 {
-    q->pend.n = q->pend.ids.len = q->pend.lens.len = q->pend.body.len = 0;
+    pend_clear(&q->pend);
     if (!q->in_tx)
         return;
     q->in_tx = 0;
@@ -141,7 +146,7 @@ static int pend_flush(struct queue *q)
     sqlite3_bind_blob(st, 6, pd->body.p, (int)pd->body.len, SQLITE_STATIC);
     r = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(q, "queue records");
     sqlite3_reset(st);
-    pd->n = pd->ids.len = pd->lens.len = pd->body.len = 0;
+    pend_clear(pd);
     return r;
 }
 

@@ -252,8 +252,7 @@ static int settle(struct shipper *s)
     if (f->void_)
         goto out;                      /* shredded: its rows are gone already */
     if (f->n_ok < f->nsub && f->o.result == UP_REJECT) {
-        size_t a = n_ok_rec;
-        n_dead = f->end[f->n_ok] - a;
+        n_dead = f->end[f->n_ok] - n_ok_rec;
         log_error("project \"%s\": batch %s of %zu records rejected permanently (%s): "
                   "moved to the dead-letter table", name, f->bid[f->n_ok], n_dead, f->o.reason);
     }
@@ -395,7 +394,6 @@ int shipper_run(struct shipper *s, int force, uint64_t *next_ms)
                 break;
             }
         }
-        np = queue_projects(s->q, &pr);
     }
     /* Refresh gauges. */
     for (size_t i = 0; i < np; i++)
@@ -409,13 +407,12 @@ int shipper_run(struct shipper *s, int force, uint64_t *next_ms)
 
 int shipper_finish(struct shipper *s)
 {
-    int r = 0;
     if (atomic_load(&s->f.state) == F_IDLE)
         return 0;
     while (atomic_load(&s->f.state) == F_SENDING)
         shipper_wait(s, 1000);
     drain_wake(s);
-    r = settle(s);
+    int r = settle(s);
     return r < 0 ? r : 0;
 }
 
