@@ -14,7 +14,7 @@ BUILD="build-essential autoconf automake libtool pkg-config clang llvm
  zlib1g-dev"
 TEST="python3 python3-msgpack openssl util-linux attr procps psmisc
  systemd man-db groff-base curl xxd"
-PEERS="gocryptfs securefs clickhouse-server clickhouse-client hyperfine"
+PEERS="gocryptfs securefs bindfs clickhouse-server clickhouse-client hyperfine"
 
 want="$BUILD $TEST"
 case "${1:-}" in

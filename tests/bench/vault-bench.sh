@@ -1,10 +1,13 @@
 #!/bin/bash
-# vault-bench.sh - tracevault vs gocryptfs vs securefs in one run, all three
-# over one tmpfs, same workload (tests/bench/vault-bench.py).  Needs root,
-# FUSE, a built tree (top_builddir, default: the current directory) and the
-# Debian packages gocryptfs and securefs.  Prints the per-fs numbers and the
-# ratios of tracevault to the better peer.  Not part of make check.
+# vault-bench.sh - tracevault vs gocryptfs vs securefs in one run (and bindfs,
+# FUSE passthrough, as the ceiling when installed), all over one tmpfs, same
+# workload (tests/bench/vault-bench.py).  Needs root, FUSE, a built tree
+# (top_builddir, default: the current directory) and the Debian packages
+# gocryptfs and securefs (bindfs optional).  Prints the medians per file
+# system and, per round, the ratio of each vault to the better peer of that
+# round, as a range.  Not part of make check.
 #   BENCH_FILES=500 BENCH_STREAM_MB=256 ROUNDS=3 tests/bench/vault-bench.sh
+#   BENCH_VAULTS='old=/tmp/old/vault/tracevault et1=vault/tracevault:--entry-timeout 1'
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 : "${top_builddir:=$(pwd)}"
@@ -31,41 +34,75 @@ mkdir -p "$T/tmpfs/tv"
 tv_start_keyd || { echo "keyd failed"; exit 1; }
 "$KEYCTL" -c "$T/tv.conf" create bench >/dev/null
 tv_start_vault || { echo "vault failed"; cat "$T/vault.log"; exit 1; }
-mkdir -p "$T/tmpfs/gc" "$T/gc" "$T/tmpfs/sf" "$T/sf"
+# every file system under test is mounted at $T/m/<label>
+mkdir -p "$T/m/gocryptfs" "$T/m/securefs" "$T/tmpfs/gc" "$T/tmpfs/sf"
+ln -s "$T/mnt" "$T/m/tracevault"
 echo pw > "$T/pw"
 gocryptfs -q -init -scryptn 10 -passfile "$T/pw" "$T/tmpfs/gc" >/dev/null
-gocryptfs -q -passfile "$T/pw" "$T/tmpfs/gc" "$T/gc"
-tv_defer "fusermount3 -u -z '$T/gc'"
+gocryptfs -q -passfile "$T/pw" "$T/tmpfs/gc" "$T/m/gocryptfs"
+tv_defer "fusermount3 -u -z '$T/m/gocryptfs'"
 securefs create --pass pw -r 1 "$T/tmpfs/sf" >/dev/null 2>&1
-securefs mount -b --pass pw "$T/tmpfs/sf" "$T/sf" >/dev/null 2>&1
-for i in $(seq 50); do mountpoint -q "$T/sf" && break; sleep 0.1; done
-tv_defer "fusermount3 -u -z '$T/sf'"
-# a second vault mount with --entry-timeout 1 (names cached inside projects)
-mkdir -p "$T/tmpfs/tv2" "$T/mnt2"
-"$VAULT" -c "$T/tv.conf" -f --entry-timeout 1 "$T/tmpfs/tv2" "$T/mnt2" >>"$T/vault2.log" 2>&1 &
-V2=$!
-tv_defer "fusermount3 -u -z '$T/mnt2'; kill $V2"
-for i in $(seq 100); do mountpoint -q "$T/mnt2" && break; sleep 0.05; done
-mkdir -p "$T/mnt/bench/run" "$T/mnt2/bench/run"
-for r in $(seq "$ROUNDS"); do
-    /usr/bin/python3 "$here/vault-bench.py" "$T/mnt/bench/run" "$T/mnt2/bench/run" "$T/gc" "$T/sf"
+securefs mount -b --pass pw "$T/tmpfs/sf" "$T/m/securefs" >/dev/null 2>&1
+for i in $(seq 50); do mountpoint -q "$T/m/securefs" && break; sleep 0.1; done
+tv_defer "fusermount3 -u -z '$T/m/securefs'"
+dirs="$T/m/tracevault/bench/run"
+# BENCH_VAULTS='label=BIN[:ARGS] ...': more vault binaries or options, each
+# on its own backing store with the same config and keyd (an A/B of two
+# builds, or one build with other options: 'et1=vault/tracevault:--entry-timeout 1')
+for spec in ${BENCH_VAULTS:-}; do
+    label=${spec%%=*} rest=${spec#*=}
+    bin=${rest%%:*} args=
+    [ "$rest" != "$bin" ] && args=${rest#*:}
+    mkdir -p "$T/tmpfs/v-$label" "$T/m/$label"
+    # shellcheck disable=SC2086
+    "$bin" -c "$T/tv.conf" -f $args "$T/tmpfs/v-$label" "$T/m/$label" >>"$T/vault-$label.log" 2>&1 &
+    tv_defer "fusermount3 -u -z '$T/m/$label'; kill $!"
+    for _ in $(seq 100); do mountpoint -q "$T/m/$label" && break; sleep 0.05; done
+    mkdir -p "$T/m/$label/bench/run"
+    dirs="$dirs $T/m/$label/bench/run"
+done
+dirs="$dirs $T/m/gocryptfs $T/m/securefs"
+# bindfs: FUSE passthrough without crypto or policy, the ceiling a FUSE file
+# system reaches on this machine (not a peer: reported beside them)
+if command -v bindfs >/dev/null; then
+    mkdir -p "$T/tmpfs/bf" "$T/m/bindfs"
+    bindfs "$T/tmpfs/bf" "$T/m/bindfs"
+    tv_defer "fusermount3 -u -z '$T/m/bindfs'"
+    dirs="$dirs $T/m/bindfs"
+fi
+mkdir -p "$T/mnt/bench/run"
+# BENCH_REQUESTS=N: first count the FUSE requests each operation costs each
+# file system (the kernel's fuse tracepoints, N files, one process)
+if [ -n "${BENCH_REQUESTS:-}" ]; then
+    # shellcheck disable=SC2086
+    /usr/bin/python3 "$here/fuse-requests.py" "$BENCH_REQUESTS" $dirs
+fi
+for _ in $(seq "$ROUNDS"); do
+    # shellcheck disable=SC2086
+    /usr/bin/python3 "$here/vault-bench.py" $dirs
 done | tee "$T/results.jsonl"
-/usr/bin/python3 - "$T/results.jsonl" "$T" <<'PY'
+/usr/bin/python3 - "$T/results.jsonl" "$T/m/" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-T = sys.argv[2]
-name = lambda d: "tracevault" if "/mnt/" in d else "tv-cached" if "/mnt2/" in d else ("gocryptfs" if d.endswith("/gc") else "securefs")
+if not rows:
+    sys.exit(0)
+for r in rows:
+    r["fs"] = r["dir"][len(sys.argv[2]):].split("/")[0]
 keys = ["create", "stat", "read", "append", "unlink", "stream_write_MBps", "stream_read_MBps"]
-med = {}
-for fs in ("tracevault", "tv-cached", "gocryptfs", "securefs"):
-    rs = [r for r in rows if name(r["dir"]) == fs]
-    med[fs] = {k: statistics.median(r[k] for r in rs) for k in keys}
-print("| phase | tracevault | ratio vs best peer | tracevault --entry-timeout 1 | ratio | gocryptfs | securefs |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+labels = list(dict.fromkeys(r["fs"] for r in rows))
+peers = [l for l in labels if l in ("gocryptfs", "securefs")]
+ours = [l for l in labels if l not in peers and l != "bindfs"]
+rounds = len(rows) // len(labels)
+# rows come round by round, one per file system in the same order
+byround = [{r["fs"]: r for r in rows[i * len(labels):(i + 1) * len(labels)]} for i in range(rounds)]
+def rng(xs):
+    return "%.2f–%.2f" % (min(xs), max(xs)) if len(xs) > 1 else "%.2f" % xs[0]
+head = ["phase"] + ["%s (median)" % l for l in labels] + ["%s / best peer, %d rounds" % (l, rounds) for l in ours]
+print("| " + " | ".join(head) + " |")
+print("|---" + "|---:" * (len(head) - 1) + "|")
 for k in keys:
-    best = max(med["gocryptfs"][k], med["securefs"][k])
-    unit = "" if "MBps" in k else " ops/s"
-    print("| %s | %d | %.2f× | %d | %.2f× | %d | %d |" % (k.replace("_MBps", " MB/s").replace("_", " "),
-          med["tracevault"][k], med["tracevault"][k] / best, med["tv-cached"][k],
-          med["tv-cached"][k] / best, med["gocryptfs"][k], med["securefs"][k]))
+    med = [statistics.median(r[k] for r in rows if r["fs"] == l) for l in labels]
+    ratios = [rng([rd[l][k] / max(rd[p][k] for p in peers) for rd in byround]) for l in ours]
+    print("| %s | %s | %s |" % (k.replace("_MBps", " MB/s").replace("_", " "),
+          " | ".join("%d" % m for m in med), " | ".join(ratios)))
 PY
