@@ -37,7 +37,8 @@ struct vtable {
     atomic_int dek_cache_ms;
     /* descriptors (fd_lock) */
     pthread_mutex_t fd_lock;
-    struct vnode *lru_head, *lru_tail;  /* most recently used first */
+    struct vnode *lru_head, *lru_tail;  /* the clock ring, newest first; the
+                                           hand is at the tail */
     size_t nfds;                        /* vnodes' open descriptors */
     size_t fd_limit;                    /* 0: none */
     bool reopen;                        /* open_by_handle_at works here */
@@ -111,9 +112,10 @@ static void lru_del_locked(struct vtable *vt, struct vnode *n)
     n->on_lru = false;
 }
 
+/* Put N (open, reopenable) on the ring at the head. */
 static void lru_push_locked(struct vtable *vt, struct vnode *n)
 {
-    if (n->on_lru || n->pins || n->fd < 0 || !n->fh || !vt->reopen)
+    if (n->on_lru || n->fd < 0 || !n->fh || !vt->reopen)
         return;
     n->fprev = NULL;
     n->fnext = vt->lru_head;
@@ -125,15 +127,28 @@ static void lru_push_locked(struct vtable *vt, struct vnode *n)
     n->on_lru = true;
 }
 
-/* Close unused descriptors, least recently used first, down to the limit. */
+#define PINS_EVICTING (-1)
+
+/* Close unused descriptors down to the limit: the hand at the tail of the
+ * ring gives one used since it last passed a second chance and skips a
+ * pinned one, both to the head; it stops after two turns without a victim
+ * (everything pinned: the excess is closed at a later call). */
 static void evict_locked(struct vtable *vt)
 {
-    while (vt->fd_limit && vt->nfds > vt->fd_limit && vt->lru_tail) {
+    size_t steps = 2 * vt->nfds + 2;
+    while (vt->fd_limit && vt->nfds > vt->fd_limit && vt->lru_tail && steps--) {
         struct vnode *n = vt->lru_tail;
+        int zero = 0;
         lru_del_locked(vt, n);
+        if (atomic_exchange_explicit(&n->ref, false, memory_order_relaxed) ||
+            !atomic_compare_exchange_strong(&n->pins, &zero, PINS_EVICTING)) {
+            lru_push_locked(vt, n);
+            continue;
+        }
         close(n->fd);
         n->fd = -1;
         vt->nfds--;
+        atomic_store_explicit(&n->pins, 0, memory_order_release);
     }
 }
 
@@ -153,37 +168,67 @@ static struct file_handle *handle_of(int fd)
     return small ? small : fh;
 }
 
+/* Pin N's descriptor if it is open: no lock (see vnode.h). */
+static int fd_pin_fast(struct vnode *n)
+{
+    int p = atomic_load_explicit(&n->pins, memory_order_relaxed);
+    while (p >= 0)
+        if (atomic_compare_exchange_weak_explicit(&n->pins, &p, p + 1, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            int fd = atomic_load_explicit(&n->fd, memory_order_relaxed);
+            if (fd >= 0)
+                return fd;
+            atomic_fetch_sub_explicit(&n->pins, 1, memory_order_release);   /* closed */
+            break;
+        }
+    return -1;
+}
+
 int vn_fd_get(struct vtable *vt, struct vnode *n)
 {
+    int fd = fd_pin_fast(n);
+    if (fd >= 0)
+        return fd;
+    /* closed, or being closed: reopen it from its handle (a system call,
+     * outside the lock), unless another thread has meanwhile */
+    pthread_mutex_lock(&vt->fd_lock);
+    if (n->fd >= 0) {
+        atomic_fetch_add(&n->pins, 1);      /* no eviction runs: it needs the lock */
+        fd = n->fd;
+        pthread_mutex_unlock(&vt->fd_lock);
+        return fd;
+    }
+    pthread_mutex_unlock(&vt->fd_lock);
+    int nfd = n->fh ? open_by_handle_at(vt->mount_fd, n->fh, O_PATH | O_CLOEXEC) : -1;
+    if (nfd < 0)
+        return errno == ESTALE || !n->fh ? -ENOENT : -errno;
     pthread_mutex_lock(&vt->fd_lock);
     if (n->fd < 0) {
-        pthread_mutex_unlock(&vt->fd_lock);
-        int fd = n->fh ? open_by_handle_at(vt->mount_fd, n->fh, O_PATH | O_CLOEXEC) : -1;
-        if (fd < 0)
-            return errno == ESTALE || !n->fh ? -ENOENT : -errno;
-        pthread_mutex_lock(&vt->fd_lock);
-        if (n->fd < 0) {
-            n->fd = fd;
-            vt->nfds++;
-        } else {
-            close(fd);              /* another thread reopened it meanwhile */
-        }
+        n->fd = nfd;
+        vt->nfds++;
+        lru_push_locked(vt, n);
+        nfd = -1;
     }
-    n->pins++;
-    lru_del_locked(vt, n);
-    int fd = n->fd;
-    evict_locked(vt);
+    atomic_fetch_add(&n->pins, 1);
+    fd = n->fd;
+    evict_locked(vt);                       /* never N: it is pinned */
     pthread_mutex_unlock(&vt->fd_lock);
+    if (nfd >= 0)
+        close(nfd);                         /* another thread reopened it meanwhile */
     return fd;
 }
 
 void vn_fd_put(struct vtable *vt, struct vnode *n)
 {
-    pthread_mutex_lock(&vt->fd_lock);
-    if (n->pins && --n->pins == 0)
-        lru_push_locked(vt, n);
-    evict_locked(vt);
-    pthread_mutex_unlock(&vt->fd_lock);
+    (void)vt;
+    /* the reference bit first: the hand may take N as soon as it is unpinned */
+    if (!atomic_load_explicit(&n->ref, memory_order_relaxed))
+        atomic_store_explicit(&n->ref, true, memory_order_relaxed);
+    int p = atomic_load_explicit(&n->pins, memory_order_relaxed);
+    while (p > 0 && !atomic_compare_exchange_weak_explicit(&n->pins, &p, p - 1,
+                                                           memory_order_release,
+                                                           memory_order_relaxed))
+        ;
 }
 
 size_t vt_open_fds(struct vtable *vt)
@@ -359,15 +404,17 @@ struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vp
         if (n->dev == st->st_dev && n->bino == st->st_ino) {
             n->nlookup++;
             pthread_mutex_unlock(&vt->table_lock);
-            pthread_mutex_lock(&vt->fd_lock);
-            if (n->fd < 0) {            /* closed earlier: take this one */
-                n->fd = fd;
-                vt->nfds++;
-                lru_push_locked(vt, n);
-                fd = -1;
-                evict_locked(vt);
+            if (n->fd < 0) {
+                pthread_mutex_lock(&vt->fd_lock);
+                if (n->fd < 0) {        /* closed earlier: take this one */
+                    n->fd = fd;
+                    vt->nfds++;
+                    lru_push_locked(vt, n);
+                    fd = -1;
+                    evict_locked(vt);
+                }
+                pthread_mutex_unlock(&vt->fd_lock);
             }
-            pthread_mutex_unlock(&vt->fd_lock);
             if (fd >= 0)
                 close(fd);
             return n;
@@ -579,12 +626,9 @@ void vn_adopt(struct vtable *vt, struct vnode *n, struct fileio *io)
     pthread_rwlock_wrlock(&n->rw);
     unload_locked(vt, n);
     n->owner = vn_owner(vt, n);
-    if (vn_fd_get(vt, n) < 0) {     /* the pin of the open state; a file just
-                                       made: cannot fail but for ENOMEM */
-        pthread_mutex_lock(&vt->fd_lock);
-        n->pins++;
-        pthread_mutex_unlock(&vt->fd_lock);
-    }
+    if (vn_fd_get(vt, n) < 0)       /* the pin of the open state; a file just
+                                       made: cannot fail but for EMFILE/ENOMEM */
+        atomic_fetch_add(&n->pins, 1);  /* pinned, closed: the next get reopens */
     n->io = io;
     set_fid(vt, n, fio_file_id_hex(io));
     n->nopen++;

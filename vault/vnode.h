@@ -6,9 +6,12 @@
  * to (keyed by backing dev/ino).  Every backing access is an *at call
  * relative to an O_PATH descriptor of a vnode, with O_NOFOLLOW; those
  * descriptors are a bounded cache: each vnode keeps a file handle
- * (name_to_handle_at), descriptors not in use are closed least recently
- * used first once more than the table's limit are open, and reopened from
- * the handle (open_by_handle_at) when needed again.  So the vault's
+ * (name_to_handle_at), descriptors not in use are closed once more than
+ * the table's limit are open (a clock: one not used since the hand last
+ * passed goes first), and reopened from the handle (open_by_handle_at) when
+ * needed again.  Taking and giving back an open descriptor is lock-free:
+ * every request does it, and a lock all FUSE workers took for it was the
+ * vault's most contended one.  So the vault's
  * descriptors do not grow with the number of files the kernel remembers.
  * Users take a descriptor with vn_fd_get and give it back with vn_fd_put.  A regular file's open state (a struct fileio: backing
  * descriptor, DEK, size, tail journal) is loaded by the first open and
@@ -27,7 +30,8 @@
  *         vproj.lock          (project.h) loading a project's name keys
  *           keys locks        (keys.h) keyd clients and DEK pools
  *     vtable.table_lock       the hash table and lookup counts (a leaf)
- *     vtable.fd_lock          descriptors: open count, LRU, pins (a leaf)
+ *     vtable.fd_lock          descriptors: open count, clock ring, (re)opening
+ *                             and closing them (a leaf)
  *     vnode.dlock             a directory's cached IV (a leaf)
  *
  * The config lock of the filesystem (fs.c) is a leaf taken alone.  Nothing
@@ -37,6 +41,7 @@
 #ifndef TV_VAULT_VNODE_H
 #define TV_VAULT_VNODE_H
 
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,10 +62,15 @@ struct vnode {
     struct file_handle *fh;         /* to reopen fd; NULL: fd is never closed early */
     struct vproj *proj;             /* NULL: the mount root */
     bool is_dir, is_proj_root;
-    /* fd_lock: use vn_fd_get / vn_fd_put */
-    int fd;                         /* O_PATH of the backing object, -1 when closed */
-    unsigned pins;                  /* users of fd now (an open state is one) */
-    struct vnode *fnext, *fprev;    /* LRU of open, unused descriptors */
+    /* the descriptor: use vn_fd_get / vn_fd_put.  A user pins it with a
+     * compare-and-swap on PINS, no lock while it is open; it changes only
+     * under fd_lock, and is closed only at zero pins (PINS becomes
+     * PINS_EVICTING for that moment, so no pin can be taken meanwhile) */
+    _Atomic int fd;                 /* O_PATH of the backing object, -1 when closed */
+    _Atomic int pins;               /* users of fd now (an open state is one) */
+    atomic_bool ref;                /* used since the clock hand last passed */
+    struct vnode *fnext, *fprev;    /* fd_lock: the clock ring of evictable open
+                                       descriptors, pinned or not */
     bool on_lru;
     /* table_lock */
     struct vnode *hnext;
