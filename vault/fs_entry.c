@@ -262,6 +262,11 @@ static int do_setattr(struct vfs *fs, fuse_req_t req, struct vnode *n, struct st
     }
     if (rc < 0)
         return rc;
+    /* libfuse's KILL_SUID bit is the kernel's FATTR_KILL_SUIDGID: a truncation
+     * by a caller without CAP_FSETID (fuseio.h) */
+    if ((valid & FUSE_SET_ATTR_KILL_SUID) && !(valid & FUSE_SET_ATTR_MODE) &&
+        (rc = vn_kill_suidgid(fs->vt, n)) < 0)
+        return rc;
     if ((valid & FUSE_SET_ATTR_SIZE) && (rc = truncate_node(fs, req, who, n, attr->st_size)) < 0)
         return rc;
     if (!(valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)))

@@ -24,6 +24,7 @@
 #include "lib/util.h"
 #include "vault/audit.h"
 #include "vault/fileio.h"
+#include "vault/fuseio.h"
 #include "vault/keys.h"
 
 static __thread struct tv_scratch read_buf;
@@ -97,7 +98,9 @@ static int do_open(struct vfs *fs, fuse_req_t req, struct rq *r, struct vnode *n
         return -EISDIR;
     if ((rc = open_check(fs, req, r, n, fi->flags)) < 0 || (rc = vn_acquire(fs->vt, n)) < 0)
         return rc;
-    if (fi->flags & O_TRUNC) {
+    if ((fi->flags & O_TRUNC) && fuseio_kill_suidgid())
+        rc = vn_kill_suidgid(fs->vt, n);
+    if (rc == 0 && (fi->flags & O_TRUNC)) {
         struct fs_io io;
         fs_io_init(&io, fs, req, n->proj);
         pthread_rwlock_wrlock(&n->rw);
@@ -327,6 +330,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
     (void)ino;
     if ((rc = handle_check(fs, h, true)) < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    /* before the data, as Linux's own file systems do */
+    if (fuseio_kill_suidgid() && (rc = vn_kill_suidgid(fs->vt, n)) < 0) {
         fuse_reply_err(req, -rc);
         return;
     }

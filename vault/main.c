@@ -41,6 +41,7 @@
 #include "vault/audit.h"
 #include "vault/fs.h"
 #include "vault/fsck.h"
+#include "vault/fuseio.h"
 #include "vault/keys.h"
 
 static sem_t hup_sem;
@@ -230,6 +231,14 @@ static int run_mount(struct tv_config *cfg, const char *backing, const char *mnt
     if (fuse_session_mount(se, mnt) != 0) {
         log_error("vault: cannot mount on \"%s\"", mnt);
         goto out_handlers;
+    }
+    /* the vault's own /dev/fuse reads and writes on the descriptor libfuse
+     * mounted, before the INIT request is read (vault/fuseio.h) */
+    static const struct fuse_custom_io io = { .read = fuseio_read, .writev = fuseio_writev };
+    fuseio_want_killpriv_v2(true);
+    if (fuse_session_custom_io(se, &io, fuse_session_fd(se)) != 0) {
+        log_error("vault: cannot take over the FUSE descriptor");
+        goto out_unmount;
     }
     vfs_set_session(the_fs, se);
     if (fuse_daemonize(fg) != 0)

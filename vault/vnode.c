@@ -403,6 +403,7 @@ struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vp
     for (n = vt->table[hash_of(st->st_dev, st->st_ino)]; n; n = n->hnext)
         if (n->dev == st->st_dev && n->bino == st->st_ino) {
             n->nlookup++;
+            atomic_store_explicit(&n->mode, st->st_mode & 07777, memory_order_relaxed);
             pthread_mutex_unlock(&vt->table_lock);
             if (n->fd < 0) {
                 pthread_mutex_lock(&vt->fd_lock);
@@ -435,6 +436,7 @@ struct vnode *vt_get(struct vtable *vt, int fd, const struct stat *st, struct vp
     n->proj = proj;
     n->is_dir = S_ISDIR(st->st_mode);
     n->is_proj_root = proj_root;
+    n->mode = st->st_mode & 07777;
     pthread_mutex_lock(&vt->table_lock);
     size_t h = hash_of(st->st_dev, st->st_ino);
     for (struct vnode *o = vt->table[h]; o; o = o->hnext)
@@ -672,6 +674,7 @@ int vn_stat(struct vtable *vt, struct vnode *n, struct stat *st)
     vn_fd_put(vt, n);
     if (rc < 0)
         return rc;
+    atomic_store_explicit(&n->mode, st->st_mode & 07777, memory_order_relaxed);
     if (S_ISREG(st->st_mode)) {
         off_t sz = 0;
         pthread_rwlock_rdlock(&n->rw);
@@ -689,6 +692,39 @@ int vn_stat(struct vtable *vt, struct vnode *n, struct stat *st)
     if (n->is_proj_root && st->st_nlink > 2)
         st->st_nlink--;
     return 0;
+}
+
+static bool has_suidgid(mode_t m)
+{
+    return (m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+}
+
+int vn_kill_suidgid(struct vtable *vt, struct vnode *n)
+{
+    struct stat st;
+    char pp[64];
+    if (n->is_dir || !has_suidgid(atomic_load_explicit(&n->mode, memory_order_relaxed)))
+        return 0;                   /* the usual case: nothing to clear, no system call */
+    int fd = vn_fd_get(vt, n);
+    if (fd < 0)
+        return fd;
+    int rc = 0;
+    if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+        rc = -errno;
+    } else if (has_suidgid(st.st_mode)) {
+        mode_t m = st.st_mode & 07777 & ~(mode_t)S_ISUID;
+        if (m & S_IXGRP)
+            m &= ~(mode_t)S_ISGID;
+        /* an O_PATH descriptor cannot be fchmod'ed: its /proc link can */
+        snprintf(pp, sizeof pp, "/proc/self/fd/%d", fd);
+        rc = chmod(pp, m) < 0 ? -errno : 0;
+        if (rc == 0)
+            st.st_mode = m;
+    }
+    if (rc == 0)
+        atomic_store_explicit(&n->mode, st.st_mode & 07777, memory_order_relaxed);
+    vn_fd_put(vt, n);
+    return rc;
 }
 
 uid_t vn_owner(struct vtable *vt, struct vnode *n)

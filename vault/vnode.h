@@ -62,6 +62,8 @@ struct vnode {
     struct file_handle *fh;         /* to reopen fd; NULL: fd is never closed early */
     struct vproj *proj;             /* NULL: the mount root */
     bool is_dir, is_proj_root;
+    atomic_uint mode;               /* permission bits as last seen (07777): the
+                                       vault clears setuid/setgid itself */
     /* the descriptor: use vn_fd_get / vn_fd_put.  A user pins it with a
      * compare-and-swap on PINS, no lock while it is open; it changes only
      * under fd_lock, and is closed only at zero pins (PINS becomes
@@ -153,6 +155,11 @@ void vn_release(struct vtable *vt, struct vnode *n);
 
 /* stat of N as the mount shows it: plaintext size of regular files. */
 int vn_stat(struct vtable *vt, struct vnode *n, struct stat *st);
+
+/* Clear N's setuid bit, and its setgid bit if it is group-executable, as a
+ * write or truncation by a caller without CAP_FSETID must (Linux's rule;
+ * the kernel leaves it to the vault, see fuseio.h).  0 or a negative errno. */
+int vn_kill_suidgid(struct vtable *vt, struct vnode *n);
 
 /* The backing owner of N, (uid_t)-1 if it cannot be read. */
 uid_t vn_owner(struct vtable *vt, struct vnode *n);
