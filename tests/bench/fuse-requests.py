@@ -10,10 +10,16 @@ daemon never answers (FORGET) and works for every FUSE file system alike."""
 import collections, os, re, signal, subprocess, sys, tempfile, time
 
 PAYLOAD = b"x" * 2048
-PHASES = ["create", "stat", "read", "append", "unlink"]
+PHASES = ["create", "stat", "read", "append", "unlink", "lines"]
 
 
 def run(names, ph):
+    if ph == "lines":               # N lines appended through one descriptor
+        fd = os.open(names[0] + ".jsonl", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+        for _ in names:
+            os.write(fd, b"y" * 199 + b"\n")
+        os.close(fd)
+        return
     for n in names:
         if ph == "create":
             fd = os.open(n, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
@@ -59,6 +65,7 @@ def main():
                 c = counted(names, ph, data)
                 parts = " ".join("%s %.2f" % (k, v / n) for k, v in c.most_common() if v >= n / 20)
                 print("  %-7s %5.2f  %s" % (ph, sum(c.values()) / n, parts), flush=True)
+            os.unlink(names[0] + ".jsonl")
             os.rmdir(sub)
 
 

@@ -10,6 +10,8 @@ Small-trace workload: 4 worker processes, each on its own FILES files of
   read    open + read all + close
   append  open(O_APPEND) + write 200 bytes + close
   unlink  unlink
+  lines   one O_APPEND descriptor per worker, 10 x FILES JSON lines of 200
+          bytes written to it one write(2) each (how applications log traces)
 Stream: write STREAM_MB MiB in 1 MiB writes + fsync + close, drop the page
 cache, read it back in 1 MiB reads."""
 import json, multiprocessing as mp, os, sys, time
@@ -17,7 +19,7 @@ import json, multiprocessing as mp, os, sys, time
 FILES = int(os.environ.get("BENCH_FILES", "500"))
 STREAM_MB = int(os.environ.get("BENCH_STREAM_MB", "256"))
 WORKERS = 4
-PHASES = ["create", "stat", "read", "append", "unlink"]
+PHASES = ["create", "stat", "read", "append", "unlink", "lines"]
 PAYLOAD = b"{\"event_type\":\"model\",\"inputs\":\"" + b"x" * 2000 + b"\"}\n"
 LINE = b"{\"t\":1}" + b"y" * 192 + b"\n"
 
@@ -48,6 +50,11 @@ def worker(d, w, bar, q):
         elif ph == "unlink":
             for n in names:
                 os.unlink(n)
+        elif ph == "lines":
+            fd = os.open(os.path.join(sub, "log.jsonl"), os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+            for _ in range(10 * FILES):
+                os.write(fd, LINE)
+            os.close(fd)
         q.put((ph, time.perf_counter() - t))
         bar.wait()
 
@@ -61,7 +68,8 @@ def small(d):
         bar.wait()
         t = time.perf_counter()
         bar.wait()
-        res[ph] = round(WORKERS * FILES / (time.perf_counter() - t))
+        ops = WORKERS * FILES * (10 if ph == "lines" else 1)
+        res[ph] = round(ops / (time.perf_counter() - t))
     for p in ps: p.join()
     return res
 

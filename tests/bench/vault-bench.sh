@@ -88,7 +88,7 @@ if not rows:
     sys.exit(0)
 for r in rows:
     r["fs"] = r["dir"][len(sys.argv[2]):].split("/")[0]
-keys = ["create", "stat", "read", "append", "unlink", "stream_write_MBps", "stream_read_MBps"]
+keys = ["create", "stat", "read", "append", "unlink", "lines", "stream_write_MBps", "stream_read_MBps"]
 labels = list(dict.fromkeys(r["fs"] for r in rows))
 peers = [l for l in labels if l in ("gocryptfs", "securefs")]
 ours = [l for l in labels if l not in peers and l != "bindfs"]
