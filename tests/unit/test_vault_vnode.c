@@ -2,14 +2,16 @@
  * test_vault_vnode.c - the vnode table without FUSE: lookup references
  * (one vnode per backing object, freed by the last forget), file IDs,
  * open-state references (adopt, release, the DEK cache and the reaper, its
- * clean stop), purge of a shredded project, stat of plaintext sizes, and
- * hammering from threads (lookups, forgets, opens, closes and purges at once).
+ * clean stop), purge of a shredded project, stat of plaintext sizes,
+ * hammering from threads (lookups, forgets, opens, closes and purges at once),
+ * and lock-free descriptor pins racing the clock that closes descriptors.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,44 @@ static struct fileio *make_file(const char *name, size_t len, int *pfd, struct s
 
 static struct vtable *vt;
 static struct vnode *shared;
+
+/* Descriptors taken and given back from threads while the limit forces
+ * the clock to close others all the time: a pinned descriptor must stay
+ * open and be its own vnode's (a descriptor closed under its user would be
+ * EBADF, or another vnode's once the number is reused by a reopen). */
+enum { PIN_NODES = 64, PIN_ROUNDS = 20000 };
+static struct vnode *pin_nodes[PIN_NODES];
+
+static void *pin_hammer(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    long bad = 0;
+    struct stat st;
+    for (int i = 0; i < PIN_ROUNDS; i++) {
+        struct vnode *a = pin_nodes[rand_r(&seed) % PIN_NODES];
+        struct vnode *b = pin_nodes[rand_r(&seed) % PIN_NODES];
+        int fa = vn_fd_get(vt, a);
+        int fb = vn_fd_get(vt, b);          /* may reopen b, pressing the clock */
+        bad += fa < 0 || fstatat(fa, "", &st, AT_EMPTY_PATH) != 0 || st.st_ino != a->bino;
+        bad += fb < 0 || fstatat(fb, "", &st, AT_EMPTY_PATH) != 0 || st.st_ino != b->bino;
+        if (fb >= 0)
+            vn_fd_put(vt, b);
+        if (fa >= 0)
+            vn_fd_put(vt, a);
+    }
+    return (void *)bad;
+}
+
+static int open_fd_count(void)
+{
+    int n = 0;
+    char p[32];
+    for (int fd = 0; fd < 4096; fd++) {
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        n += access(p, F_OK) == 0;
+    }
+    return n;
+}
 
 static void *hammer(void *arg)
 {
@@ -202,6 +242,39 @@ int main(void)
         vt_forget(vt, many[i], 1);
     is_int(vt_open_fds(vt), 0, "forgetting them closes the rest");
     vt_free(vt);
+
+    /* lock-free pins against the clock, from 4 threads */
+    int fds_before = open_fd_count();
+    vt = vt_new(open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC), NULL, 0, 8);
+    for (int i = 0; i < PIN_NODES; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "c%03d", i);
+        int cfd = openat(dirfd_, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        close(cfd);
+        int gfd = openat(dirfd_, name, O_PATH | O_CLOEXEC);
+        fstat(gfd, &st);
+        pin_nodes[i] = vt_get(vt, gfd, &st, &proj, false);
+    }
+    pthread_t pt[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&pt[i], NULL, pin_hammer, (void *)(uintptr_t)(i + 1));
+    long pin_bad = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(pt[i], &r);
+        pin_bad += (long)r;
+    }
+    is_int(pin_bad, 0, "4 threads x 20,000 pins of 64 vnodes under an 8-descriptor limit: "
+           "every pinned descriptor open and its own vnode's");
+    int pinned = 0;
+    for (int i = 0; i < PIN_NODES; i++)
+        pinned += atomic_load(&pin_nodes[i]->pins) != 0;
+    is_int(pinned, 0, "every pin given back");
+    ok(vt_open_fds(vt) <= 8 + 8, "descriptors near the limit after (%zu)", vt_open_fds(vt));
+    for (int i = 0; i < PIN_NODES; i++)
+        vt_forget(vt, pin_nodes[i], 1);
+    vt_free(vt);
+    is_int(open_fd_count(), fds_before, "no descriptor leaked by reopen races");
 
     /* closed files past the descriptor cap keep their DEK only (parked) and
      * reopen without keyd (this table has none) */
